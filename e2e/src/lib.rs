@@ -1,0 +1,1 @@
+//! End-to-end suite over generated bundles (see issue #7); holds shared test support.

@@ -1,0 +1,259 @@
+//! `authorization { }`, users, nkeys and permissions — shared by the top level,
+//! accounts, `cluster` and `leafnodes`.
+
+use super::decode::{self, Fields};
+use super::error::{Diagnostic, Diagnostics};
+use super::value::{Entry, Node, Pos, Value};
+use std::time::Duration;
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SubjectPermission {
+    pub allow: Vec<String>,
+    pub deny: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResponsePermission {
+    pub max: i64,
+    pub expires: Duration,
+}
+
+impl Default for ResponsePermission {
+    fn default() -> Self {
+        ResponsePermission {
+            max: 1,
+            expires: Duration::from_secs(120),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Permissions {
+    pub publish: Option<SubjectPermission>,
+    pub subscribe: Option<SubjectPermission>,
+    pub allow_responses: Option<ResponsePermission>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct User {
+    pub pos: Option<Pos>,
+    pub user: Option<String>,
+    /// Plain text, or a bcrypt hash (`$2a$...`).
+    pub password: Option<String>,
+    pub nkey: Option<String>,
+    pub permissions: Option<Permissions>,
+    /// Set for users under `accounts { X { users } }` and leafnode users with `account:`.
+    pub account: Option<String>,
+    pub allowed_connection_types: Vec<String>,
+    pub proxy_required: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Authorization {
+    pub pos: Option<Pos>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub token: Option<String>,
+    pub nkey: Option<String>,
+    /// Account of the single user (leafnodes block only).
+    pub account: Option<String>,
+    pub users: Vec<User>,
+    pub timeout: Option<Duration>,
+    pub default_permissions: Option<Permissions>,
+    pub has_auth_callout: bool,
+}
+
+/// Which flavour of authorization block is being read: they accept different keys.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum AuthBlock {
+    TopLevel,
+    Cluster,
+    Leafnodes,
+    Websocket,
+    Mqtt,
+    Gateway,
+}
+
+pub fn parse_authorization(node: &Node, kind: AuthBlock, d: &mut Diagnostics) -> Option<Authorization> {
+    let name = match kind {
+        AuthBlock::TopLevel => "authorization",
+        AuthBlock::Cluster => "cluster authorization",
+        AuthBlock::Leafnodes => "leafnodes authorization",
+        AuthBlock::Websocket => "websocket authorization",
+        AuthBlock::Mqtt => "mqtt authorization",
+        AuthBlock::Gateway => "gateway authorization",
+    };
+    let mut f = Fields::of(name, node, d)?;
+    let mut a = Authorization {
+        pos: Some(node.pos.clone()),
+        ..Default::default()
+    };
+    a.user = f.string(&["user", "username"], d);
+    a.password = f.string(&["pass", "password"], d);
+    a.token = f.string(&["token"], d);
+    a.nkey = f.string(&["nkey"], d);
+    if let Some(e) = f.take(&["timeout"]) {
+        a.timeout = auth_timeout(e, d);
+    }
+    if kind == AuthBlock::Leafnodes {
+        a.account = f.string(&["account"], d);
+        f.bool(&["proxy_required"], d);
+    }
+    if let Some(e) = f.take(&["users"]) {
+        a.users = parse_users(e, kind == AuthBlock::Leafnodes, d);
+    }
+    if matches!(kind, AuthBlock::TopLevel | AuthBlock::Cluster | AuthBlock::Gateway) {
+        if let Some(e) = f.take(&["permissions"]) {
+            if kind == AuthBlock::Cluster {
+                d.push(
+                    Diagnostic::warning(&e.key_pos, "cluster authorization permissions are deprecated")
+                        .with_help("move them to cluster { permissions { import, export } }"),
+                );
+            }
+            a.default_permissions = parse_permissions(&e.value, d);
+        }
+    }
+    if kind == AuthBlock::TopLevel {
+        if let Some(e) = f.take(&["default_permissions"]) {
+            a.default_permissions = parse_permissions(&e.value, d);
+        }
+        a.has_auth_callout = f.take(&["auth_callout", "auth_hook"]).is_some();
+    }
+    if kind == AuthBlock::Websocket || kind == AuthBlock::Mqtt {
+        f.take(&["no_auth_user"]);
+    }
+    f.finish(d, |_| None);
+    if a.token.is_some() && (a.user.is_some() || !a.users.is_empty()) {
+        d.push(Diagnostic::error(&node.pos, "token and user/users cannot both be set in authorization")
+            .with_help("use either a token or users"));
+    }
+    Some(a)
+}
+
+/// The auth timeout is seconds (number or duration string); over a minute is
+/// almost always an unquoted duration typo, which the official server warns about.
+fn auth_timeout(e: &Entry, d: &mut Diagnostics) -> Option<Duration> {
+    let t = decode::seconds(e, d)?;
+    if matches!(e.value.value, Value::Int(_) | Value::Float(_)) && t > Duration::from_secs(60) {
+        d.push(
+            Diagnostic::warning(
+                &e.key_pos,
+                format!("invalid use of field \"timeout\": timeout of {} seconds is high", t.as_secs_f64()),
+            )
+            .with_help("keep it under 60 seconds; write durations quoted, e.g. \"1m\""),
+        );
+    }
+    Some(t)
+}
+
+pub fn parse_users(e: &Entry, leaf: bool, d: &mut Diagnostics) -> Vec<User> {
+    let mut users = Vec::new();
+    let block = if leaf { "leafnodes user" } else { "user" };
+    for mut f in decode::maps(e, block, d) {
+        let mut u = User {
+            pos: Some(f.pos.clone()),
+            ..Default::default()
+        };
+        u.user = f.string(&["user", "username"], d);
+        u.password = f.string(&["pass", "password"], d);
+        u.nkey = f.string(&["nkey"], d);
+        if leaf {
+            u.account = f.string(&["account"], d);
+            u.proxy_required = f.bool(&["proxy_required"], d).unwrap_or(false);
+        } else {
+            if let Some(p) = f.take(&["permissions", "permission"]) {
+                u.permissions = parse_permissions(&p.value, d);
+            }
+            u.allowed_connection_types = f
+                .strings(&["allowed_connection_types", "connection_types", "clients"], d)
+                .unwrap_or_default();
+            u.proxy_required = f.bool(&["proxy_required"], d).unwrap_or(false);
+            f.take(&["account"]);
+        }
+        if u.user.is_none() && u.nkey.is_none() {
+            d.push(Diagnostic::error(&f.pos, "a user entry needs \"user\" or \"nkey\""));
+        }
+        if let Some(nkey) = &u.nkey {
+            if !valid_user_nkey(nkey) {
+                d.push(
+                    Diagnostic::error(&f.pos, format!("not a valid public user nkey: \"{nkey}\""))
+                        .with_help("user nkeys are 56 characters starting with U"),
+                );
+            }
+        }
+        f.finish(d, |_| None);
+        users.push(u);
+    }
+    users
+}
+
+fn valid_user_nkey(k: &str) -> bool {
+    k.len() == 56 && k.starts_with('U') && k.bytes().all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b))
+}
+
+pub fn parse_permissions(node: &Node, d: &mut Diagnostics) -> Option<Permissions> {
+    let mut f = Fields::of("permissions", node, d)?;
+    let mut p = Permissions::default();
+    if let Some(e) = f.take(&["publish", "import", "pub"]) {
+        p.publish = subject_permission(&e.value, &e.key, d);
+    }
+    if let Some(e) = f.take(&["subscribe", "export", "sub"]) {
+        p.subscribe = subject_permission(&e.value, &e.key, d);
+    }
+    if let Some(e) = f.take(&["allow_responses", "allow_response"]) {
+        p.allow_responses = match &e.value.value {
+            Value::Bool(true) => Some(ResponsePermission::default()),
+            Value::Bool(false) => None,
+            Value::Map(_) => {
+                let mut r = Fields::of("allow_responses", &e.value, d)?;
+                let mut rp = ResponsePermission::default();
+                if let Some(max) = r.int(&["max", "max_msgs", "max_messages", "max_responses"], d) {
+                    rp.max = max;
+                }
+                if let Some(exp) = r.duration(&["expires", "expiration", "ttl"], d) {
+                    rp.expires = exp;
+                }
+                r.finish(d, |_| None);
+                Some(rp)
+            }
+            other => {
+                d.push(Diagnostic::error(
+                    &e.value.pos,
+                    format!("expected true, false or {{max, expires}} for allow_responses, found {}", other.kind()),
+                ));
+                None
+            }
+        };
+    }
+    f.finish(d, |k| match k {
+        "allow" | "deny" => Some("allow/deny go inside publish { } or subscribe { }".into()),
+        _ => None,
+    });
+    Some(p)
+}
+
+/// `"subj"`, `["a", "b"]` (allow lists), or `{allow: [...], deny: [...]}`.
+fn subject_permission(node: &Node, key: &str, d: &mut Diagnostics) -> Option<SubjectPermission> {
+    match &node.value {
+        Value::Str(_) | Value::Array(_) => Some(SubjectPermission {
+            allow: decode::node_strings(node, key, d)?,
+            deny: Vec::new(),
+        }),
+        Value::Map(_) => {
+            let mut f = Fields::of("permission", node, d)?;
+            let sp = SubjectPermission {
+                allow: f.strings(&["allow"], d).unwrap_or_default(),
+                deny: f.strings(&["deny"], d).unwrap_or_default(),
+            };
+            f.finish(d, |_| None);
+            Some(sp)
+        }
+        other => {
+            d.push(Diagnostic::error(
+                &node.pos,
+                format!("expected a subject, a list or {{allow, deny}} for \"{key}\", found {}", other.kind()),
+            ));
+            None
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! `leafnodes { }`: the leaf listener (hub side) and the `remotes` a server dials (leaf side).
+
+use super::auth::{self, AuthBlock, Authorization};
+use super::decode::{self, Fields};
+use super::error::{Diagnostic, Diagnostics};
+use super::options::{parse_listen, Compression};
+use super::tls::{self, TlsOptions};
+use super::value::{Node, Pos};
+use std::path::Path;
+use std::time::Duration;
+
+#[derive(Clone, Debug, Default)]
+pub struct LeafNodes {
+    pub pos: Option<Pos>,
+    pub host: Option<String>,
+    pub port: Option<i64>,
+    pub authorization: Option<Authorization>,
+    pub remotes: Vec<Remote>,
+    /// Delay between reconnect attempts, for every remote (default 1 s).
+    pub reconnect_delay: Option<Duration>,
+    pub dial_timeout: Option<Duration>,
+    pub tls: Option<TlsOptions>,
+    pub advertise: Option<String>,
+    pub no_advertise: bool,
+    pub min_version: Option<String>,
+    pub compression: Option<Compression>,
+    pub isolate_leafnode_interest: bool,
+    pub write_deadline: Option<Duration>,
+    pub write_timeout: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Remote {
+    pub pos: Option<Pos>,
+    pub urls: Vec<String>,
+    /// The local account bound to this remote (default `$G`).
+    pub account: Option<String>,
+    pub credentials: Option<String>,
+    pub nkey: Option<String>,
+    pub tls: Option<TlsOptions>,
+    pub hub: bool,
+    pub deny_imports: Vec<String>,
+    pub deny_exports: Vec<String>,
+    pub no_randomize: bool,
+    pub first_info_timeout: Option<Duration>,
+    pub dial_timeout: Option<Duration>,
+    pub compression: Option<Compression>,
+    pub ignore_discovered_servers: bool,
+    pub disabled: bool,
+    pub isolate_leafnode_interest: bool,
+    pub websocket_compression: bool,
+    pub websocket_no_masking: bool,
+}
+
+/// The seed article's invented options, and where the real ones live.
+fn remote_hint(key: &str) -> Option<String> {
+    Some(match key {
+        "reconnect_interval" | "reconnect_delay" => {
+            "reconnect delay is not set per remote: put `reconnect: \"5s\"` in the leafnodes { } block (it applies to every remote)".into()
+        }
+        "reconnect" => "remotes always reconnect; to set the delay, put `reconnect: \"5s\"` in the leafnodes { } block".into(),
+        "connect_timeout" => "there is no connect_timeout: use `dial_timeout` (TCP dial) or `first_info_timeout` (wait for the hub's INFO) in the remote, or `timeout` in its tls { } block".into(),
+        "account_mappings" | "mappings" => "remotes cannot remap subjects: use `mappings { }` in the account (or at top level); they apply to all traffic of that account".into(),
+        "reconnect_buffer_size" => "the server has no reconnect buffer (that is a client-library option): remove it".into(),
+        "user" | "password" | "username" | "pass" => "put credentials in the URL (nats-leaf://user:pass@host:7422) or use `credentials`".into(),
+        "local_account" => "the key is `account` (alias `local`)".into(),
+        "deny_import" | "deny_export" => return None,
+        _ => return None,
+    })
+}
+
+fn leafnodes_hint(key: &str) -> Option<String> {
+    Some(match key {
+        "reconnect_buffer_size" => "the server has no reconnect buffer (that is a client-library option): remove it; messages published while a leaf is disconnected are kept only in JetStream streams".into(),
+        "connect_timeout" => "there is no connect_timeout: use `dial_timeout` here or in a remote".into(),
+        "url" | "urls" => "URLs belong to a remote: remotes: [ { urls: [...] } ]".into(),
+        _ => return None,
+    })
+}
+
+const URL_SCHEMES: &[&str] = &["nats-leaf", "nats", "tls", "ws", "wss"];
+
+pub fn parse_leafnodes(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<LeafNodes> {
+    let mut f = Fields::of("leafnodes", node, d)?;
+    let mut l = LeafNodes {
+        pos: Some(node.pos.clone()),
+        ..Default::default()
+    };
+    if let Some(e) = f.take(&["listen"]) {
+        if let Some((h, p)) = parse_listen(e, d) {
+            l.host = h;
+            l.port = Some(p);
+        }
+    }
+    if let Some(p) = f.int(&["port"], d) {
+        l.port = Some(p);
+    }
+    if let Some(h) = f.string(&["host", "net"], d) {
+        l.host = Some(h);
+    }
+    if let Some(e) = f.take(&["authorization"]) {
+        l.authorization = auth::parse_authorization(&e.value, AuthBlock::Leafnodes, d);
+    }
+    if let Some(e) = f.take(&["remotes"]) {
+        for mut r in decode::maps(e, "leafnodes remote", d) {
+            l.remotes.push(parse_remote(&mut r, base, d));
+            r.finish(d, remote_hint);
+        }
+    }
+    l.reconnect_delay = f.duration(&["reconnect", "reconnect_delay", "reconnect_interval"], d);
+    l.dial_timeout = f.duration(&["dial_timeout"], d);
+    if let Some(e) = f.take(&["tls"]) {
+        l.tls = tls::parse_tls(&e.value, base, d);
+    }
+    l.advertise = f.string(&["leafnode_advertise", "advertise"], d);
+    l.no_advertise = f.bool(&["no_advertise"], d).unwrap_or(false);
+    l.min_version = f.string(&["min_version", "minimum_version"], d);
+    if let Some(e) = f.take(&["compression"]) {
+        l.compression = Compression::parse(e, d);
+    }
+    l.isolate_leafnode_interest = f.bool(&["isolate_leafnode_interest", "isolate"], d).unwrap_or(false);
+    l.write_deadline = f.duration(&["write_deadline"], d);
+    l.write_timeout = f.string(&["write_timeout"], d);
+    f.finish(d, leafnodes_hint);
+    Some(l)
+}
+
+fn parse_remote(f: &mut Fields, base: &Path, d: &mut Diagnostics) -> Remote {
+    let mut r = Remote {
+        pos: Some(f.pos.clone()),
+        ..Default::default()
+    };
+    if let Some(e) = f.take(&["url", "urls"]) {
+        r.urls = decode::strings(e, d).unwrap_or_default();
+        for u in &r.urls {
+            let scheme = u.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+            match scheme {
+                Some(s) if URL_SCHEMES.contains(&s.as_str()) => {}
+                Some(s) => d.push(
+                    Diagnostic::error(&e.value.pos, format!("unsupported URL scheme \"{s}\" in leafnode remote {u}"))
+                        .with_help("use nats-leaf://, nats://, tls://, ws:// or wss://"),
+                ),
+                None => d.push(
+                    Diagnostic::error(&e.value.pos, format!("leafnode remote URL \"{u}\" has no scheme"))
+                        .with_help(format!("write nats-leaf://{u}")),
+                ),
+            }
+        }
+    }
+    r.account = f.string(&["account", "local"], d);
+    r.credentials = f.string(&["credentials", "creds"], d);
+    r.nkey = f.string(&["nkey", "seed"], d);
+    if r.credentials.is_some() && r.nkey.is_some() {
+        d.push(Diagnostic::error(&f.pos, "a remote takes credentials or nkey, not both"));
+    }
+    if let Some(e) = f.take(&["tls"]) {
+        r.tls = tls::parse_tls(&e.value, base, d);
+    }
+    r.hub = f.bool(&["hub"], d).unwrap_or(false);
+    r.deny_imports = f.strings(&["deny_imports", "deny_import"], d).unwrap_or_default();
+    r.deny_exports = f.strings(&["deny_exports", "deny_export"], d).unwrap_or_default();
+    r.no_randomize = f.bool(&["no_randomize", "dont_randomize"], d).unwrap_or(false);
+    r.first_info_timeout = f.duration(&["first_info_timeout"], d);
+    r.dial_timeout = f.duration(&["dial_timeout"], d);
+    if let Some(e) = f.take(&["compression"]) {
+        r.compression = Compression::parse(e, d);
+    }
+    r.ignore_discovered_servers = f.bool(&["ignore_discovered_servers"], d).unwrap_or(false);
+    r.disabled = f.bool(&["disabled"], d).unwrap_or(false);
+    r.isolate_leafnode_interest = f.bool(&["isolate_leafnode_interest", "isolate"], d).unwrap_or(false);
+    r.websocket_compression = f
+        .bool(&["ws_compression", "ws_compress", "websocket_compression", "websocket_compress"], d)
+        .unwrap_or(false);
+    r.websocket_no_masking = f.bool(&["ws_no_masking", "websocket_no_masking"], d).unwrap_or(false);
+    f.take(&["request_isolation"]);
+    f.take(&["jetstream_cluster_migrate", "js_cluster_migrate"]);
+    if let Some(e) = f.take(&["proxy"]) {
+        if let Some(mut p) = Fields::of("remote proxy", &e.value, d) {
+            p.string(&["url"], d);
+            p.string(&["username"], d);
+            p.string(&["password"], d);
+            p.duration(&["timeout"], d);
+            p.finish(d, |_| None);
+        }
+    }
+    if r.urls.is_empty() {
+        d.push(Diagnostic::error(&f.pos, "a leafnodes remote needs url or urls")
+            .with_help("urls: [\"nats-leaf://hub-1:7422\", \"nats-leaf://hub-2:7422\"]"));
+    }
+    r
+}

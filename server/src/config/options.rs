@@ -1,0 +1,446 @@
+//! The typed server options, read from the top-level map with the official server's
+//! key names, aliases and defaults.
+
+use super::accounts::{self, Account, Mapping};
+use super::auth::{self, AuthBlock, Authorization};
+use super::cluster::{self, Cluster};
+use super::decode::{self, Fields};
+use super::error::{Diagnostic, Diagnostics};
+use super::jetstream::{self, JetStream};
+use super::leafnode::{self, LeafNodes};
+use super::tls::{self, TlsOptions};
+use super::unserved::{self, Unserved};
+use super::value::{Entry, Map, Node, Pos, Value};
+use std::path::Path;
+use std::time::Duration;
+
+pub const DEFAULT_PORT: i64 = 4222;
+pub const DEFAULT_HOST: &str = "0.0.0.0";
+pub const DEFAULT_MAX_CONTROL_LINE: i64 = 4096;
+pub const DEFAULT_MAX_PAYLOAD: i64 = 1024 * 1024;
+pub const MAX_PAYLOAD_LIMIT: i64 = 8 * 1024 * 1024;
+pub const DEFAULT_MAX_PENDING: i64 = 64 * 1024 * 1024;
+pub const DEFAULT_MAX_CONNECTIONS: i64 = 64 * 1024;
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(120);
+pub const DEFAULT_PING_MAX: i64 = 2;
+pub const DEFAULT_WRITE_DEADLINE: Duration = Duration::from_secs(10);
+pub const DEFAULT_AUTH_TIMEOUT: Duration = Duration::from_secs(2);
+pub const DEFAULT_LAME_DUCK_DURATION: Duration = Duration::from_secs(120);
+pub const DEFAULT_LAME_DUCK_GRACE: Duration = Duration::from_secs(10);
+pub const MIN_LAME_DUCK_DURATION: Duration = Duration::from_secs(30);
+pub const DEFAULT_MAX_CLOSED_CLIENTS: i64 = 10_000;
+
+/// Compression of route and leaf links. Canopy negotiates "off" with every peer
+/// for now; the configured mode is kept so `/varz` and the startup log can show it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Compression {
+    pub mode: String,
+    pub rtt_thresholds: Vec<Duration>,
+}
+
+pub const COMPRESSION_MODES: &[&str] = &["off", "accept", "s2_fast", "s2_better", "s2_best", "s2_auto", "s2_uncompressed"];
+
+impl Compression {
+    pub fn parse(e: &Entry, d: &mut Diagnostics) -> Option<Compression> {
+        let mode = |m: &str| Compression {
+            mode: m.to_string(),
+            rtt_thresholds: Vec::new(),
+        };
+        match &e.value.value {
+            Value::Bool(true) => Some(mode("s2_auto")),
+            Value::Bool(false) => Some(mode("off")),
+            Value::Str(s) => Some(mode(&s.to_ascii_lowercase())),
+            Value::Map(_) => {
+                let mut f = Fields::of("compression", &e.value, d)?;
+                let m = f.string(&["mode"], d).unwrap_or_else(|| "s2_auto".into());
+                let mut c = mode(&m.to_ascii_lowercase());
+                if let Some(t) = f.take(&["rtt_thresholds", "thresholds", "rtts", "rtt"]) {
+                    for s in decode::strings(t, d).unwrap_or_default() {
+                        match decode::parse_go_duration(&s) {
+                            Ok(dur) => c.rtt_thresholds.push(dur),
+                            Err(why) => d.push(Diagnostic::error(&t.value.pos, format!("invalid rtt threshold \"{s}\": {why}"))),
+                        }
+                    }
+                }
+                f.finish(d, |_| None);
+                Some(c)
+            }
+            other => {
+                d.push(Diagnostic::error(
+                    &e.value.pos,
+                    format!("expected a mode, a boolean or a block for compression, found {}", other.kind()),
+                ));
+                None
+            }
+        }
+    }
+
+    /// The official server accepts any string at config-check time and refuses an
+    /// unknown mode only at startup; so do we.
+    pub fn check(&self, pos: Option<&Pos>) -> Result<(), Diagnostic> {
+        if COMPRESSION_MODES.contains(&self.mode.as_str()) {
+            return Ok(());
+        }
+        let msg = format!("unsupported compression mode \"{}\"", self.mode);
+        let help = "use off, accept, s2_fast, s2_better, s2_best or s2_auto";
+        Err(match pos {
+            Some(p) => Diagnostic::error(p, msg),
+            None => Diagnostic::file(msg),
+        }
+        .with_help(help))
+    }
+}
+
+/// An HTTP monitoring listener: `http: "host:port"`, `http: 8222` or `http_port: 8222`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HttpListen {
+    pub host: Option<String>,
+    pub port: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub config_file: Option<std::path::PathBuf>,
+    pub server_name: Option<String>,
+    pub host: String,
+    pub port: i64,
+    pub client_advertise: Option<String>,
+
+    pub debug: bool,
+    pub trace: bool,
+    pub trace_verbose: bool,
+    pub trace_headers: bool,
+    pub logtime: bool,
+    pub logtime_utc: bool,
+    pub log_file: Option<String>,
+    pub log_size_limit: Option<i64>,
+    pub log_max_num: Option<i64>,
+    pub syslog: bool,
+    pub remote_syslog: Option<String>,
+    pub pid_file: Option<String>,
+    pub ports_file_dir: Option<String>,
+    pub prof_port: Option<i64>,
+
+    pub http: Option<HttpListen>,
+    pub https: Option<HttpListen>,
+    pub http_base_path: Option<String>,
+
+    pub max_control_line: i64,
+    pub max_payload: i64,
+    pub max_pending: i64,
+    pub max_connections: i64,
+    pub max_subscriptions: i64,
+    pub max_sub_tokens: i64,
+    pub max_traced_msg_len: i64,
+    pub max_closed_clients: i64,
+    pub ping_interval: Duration,
+    pub ping_max: i64,
+    pub write_deadline: Duration,
+    pub write_timeout: Option<String>,
+    pub lame_duck_duration: Duration,
+    pub lame_duck_grace_period: Duration,
+    pub no_header_support: bool,
+    pub disable_sublist_cache: bool,
+    pub no_fast_producer_stall: bool,
+    pub connect_error_reports: Option<i64>,
+    pub reconnect_error_reports: Option<i64>,
+
+    pub tls: Option<TlsOptions>,
+    pub allow_non_tls: bool,
+    pub authorization: Option<Authorization>,
+    pub accounts: Vec<Account>,
+    pub system_account: Option<String>,
+    pub no_system_account: bool,
+    pub no_auth_user: Option<String>,
+    pub mappings: Vec<Mapping>,
+
+    pub cluster: Option<Cluster>,
+    pub leafnodes: Option<LeafNodes>,
+    pub jetstream: Option<JetStream>,
+    pub store_dir: Option<String>,
+
+    pub server_tags: Vec<String>,
+    pub server_metadata: Vec<(String, String)>,
+
+    /// Blocks that parse and validate but that Canopy does not serve yet.
+    pub unserved: Vec<Unserved>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            config_file: None,
+            server_name: None,
+            host: DEFAULT_HOST.into(),
+            port: DEFAULT_PORT,
+            client_advertise: None,
+            debug: false,
+            trace: false,
+            trace_verbose: false,
+            trace_headers: false,
+            logtime: true,
+            logtime_utc: false,
+            log_file: None,
+            log_size_limit: None,
+            log_max_num: None,
+            syslog: false,
+            remote_syslog: None,
+            pid_file: None,
+            ports_file_dir: None,
+            prof_port: None,
+            http: None,
+            https: None,
+            http_base_path: None,
+            max_control_line: DEFAULT_MAX_CONTROL_LINE,
+            max_payload: DEFAULT_MAX_PAYLOAD,
+            max_pending: DEFAULT_MAX_PENDING,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_subscriptions: 0,
+            max_sub_tokens: 0,
+            max_traced_msg_len: 0,
+            max_closed_clients: DEFAULT_MAX_CLOSED_CLIENTS,
+            ping_interval: DEFAULT_PING_INTERVAL,
+            ping_max: DEFAULT_PING_MAX,
+            write_deadline: DEFAULT_WRITE_DEADLINE,
+            write_timeout: None,
+            lame_duck_duration: DEFAULT_LAME_DUCK_DURATION,
+            lame_duck_grace_period: DEFAULT_LAME_DUCK_GRACE,
+            no_header_support: false,
+            disable_sublist_cache: false,
+            no_fast_producer_stall: false,
+            connect_error_reports: None,
+            reconnect_error_reports: None,
+            tls: None,
+            allow_non_tls: false,
+            authorization: None,
+            accounts: Vec::new(),
+            system_account: None,
+            no_system_account: false,
+            no_auth_user: None,
+            mappings: Vec::new(),
+            cluster: None,
+            leafnodes: None,
+            jetstream: None,
+            store_dir: None,
+            server_tags: Vec::new(),
+            server_metadata: Vec::new(),
+            unserved: Vec::new(),
+        }
+    }
+}
+
+/// `"host:port"`, `":port"` or a bare port number.
+pub fn parse_listen(e: &Entry, d: &mut Diagnostics) -> Option<(Option<String>, i64)> {
+    match &e.value.value {
+        Value::Int(p) => Some((None, *p)),
+        Value::Str(s) => {
+            let Some((host, port)) = s.rsplit_once(':') else {
+                d.push(Diagnostic::error(&e.value.pos, format!("could not parse address \"{s}\""))
+                    .with_help(format!("write {}: \"host:port\" or a port number", e.key)));
+                return None;
+            };
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            match port.parse::<i64>() {
+                Ok(p) => Some(((!host.is_empty()).then(|| host.to_string()), p)),
+                Err(_) => {
+                    d.push(Diagnostic::error(&e.value.pos, format!("could not parse port \"{port}\""))
+                        .with_help(format!("write {}: \"host:port\" or a port number", e.key)));
+                    None
+                }
+            }
+        }
+        other => {
+            d.push(Diagnostic::error(
+                &e.value.pos,
+                format!("expected \"host:port\" or a port for \"{}\", found {}", e.key, other.kind()),
+            ));
+            None
+        }
+    }
+}
+
+fn top_level_hint(key: &str) -> Option<String> {
+    Some(match key {
+        "remotes" => "remotes go inside leafnodes { remotes: [ ... ] }".into(),
+        "routes" => "routes go inside cluster { routes: [ ... ] }".into(),
+        "users" => "users go inside authorization { users: [ ... ] } or an account".into(),
+        "user" | "password" | "token" => "credentials go inside authorization { }".into(),
+        "leafnode" => "the block is leafnodes { } (or leaf { })".into(),
+        "clusters" => "the block is cluster { }".into(),
+        "account_mappings" => "the key is mappings { } (top level, or inside an account)".into(),
+        "reconnect_buffer_size" => "the server has no reconnect buffer (that is a client-library option): remove it".into(),
+        "monitor" | "monitoring" => "use http_port: 8222 or http: \"host:8222\"".into(),
+        "log" => "the key is logfile (or log_file)".into(),
+        _ => return None,
+    })
+}
+
+impl Options {
+    /// Read typed options from a parsed top-level map. `base` is the directory that
+    /// relative certificate paths are taken from (the official server uses the
+    /// process's working directory).
+    pub fn from_map(map: &Map, pos: &Pos, base: &Path, d: &mut Diagnostics) -> Options {
+        let mut o = Options::default();
+        let mut f = Fields::new("the top level", map, pos);
+
+        if let Some(e) = f.take(&["listen"]) {
+            if let Some((h, p)) = parse_listen(e, d) {
+                if let Some(h) = h {
+                    o.host = h;
+                }
+                o.port = p;
+            }
+        }
+        if let Some(p) = f.int(&["port"], d) {
+            o.port = p;
+        }
+        if let Some(h) = f.string(&["host", "net"], d) {
+            o.host = h;
+        }
+        o.client_advertise = f.string(&["client_advertise"], d);
+        o.server_name = f.string(&["server_name"], d);
+        if let Some(name) = &o.server_name {
+            if name.contains(char::is_whitespace) {
+                d.push(Diagnostic::error(pos, format!("server_name \"{name}\" cannot contain spaces")));
+            }
+        }
+        o.debug = f.bool(&["debug"], d).unwrap_or(o.debug);
+        o.trace = f.bool(&["trace"], d).unwrap_or(o.trace);
+        o.trace_verbose = f.bool(&["trace_verbose"], d).unwrap_or(false);
+        if o.trace_verbose {
+            o.trace = true;
+        }
+        o.trace_headers = f.bool(&["trace_headers"], d).unwrap_or(false);
+        o.logtime = f.bool(&["logtime"], d).unwrap_or(o.logtime);
+        o.logtime_utc = f.bool(&["logtime_utc"], d).unwrap_or(false);
+        o.log_file = f.string(&["logfile", "log_file"], d);
+        o.log_size_limit = f.int(&["logfile_size_limit", "log_size_limit"], d);
+        o.log_max_num = f.int(&["logfile_max_num", "log_max_num"], d);
+        o.syslog = f.bool(&["syslog"], d).unwrap_or(false);
+        o.remote_syslog = f.string(&["remote_syslog"], d);
+        o.pid_file = f.string(&["pidfile", "pid_file"], d);
+        o.ports_file_dir = f.string(&["ports_file_dir"], d);
+        o.prof_port = f.int(&["prof_port"], d);
+        f.take(&["prof_block_rate"]);
+
+        if let Some(e) = f.take(&["http"]) {
+            o.http = parse_listen(e, d).map(|(host, port)| HttpListen { host, port });
+        }
+        if let Some(p) = f.int(&["http_port", "monitor_port"], d) {
+            o.http = Some(HttpListen { host: o.http.and_then(|h| h.host), port: p });
+        }
+        if let Some(e) = f.take(&["https"]) {
+            o.https = parse_listen(e, d).map(|(host, port)| HttpListen { host, port });
+        }
+        if let Some(p) = f.int(&["https_port"], d) {
+            o.https = Some(HttpListen { host: o.https.and_then(|h| h.host), port: p });
+        }
+        o.http_base_path = f.string(&["http_base_path"], d);
+
+        o.max_control_line = f.int(&["max_control_line"], d).unwrap_or(o.max_control_line);
+        o.max_payload = f.int(&["max_payload"], d).unwrap_or(o.max_payload);
+        o.max_pending = f.int(&["max_pending"], d).unwrap_or(o.max_pending);
+        o.max_connections = f.int(&["max_connections", "max_conn"], d).unwrap_or(o.max_connections);
+        o.max_subscriptions = f.int(&["max_subscriptions", "max_subs"], d).unwrap_or(0);
+        o.max_sub_tokens = f.int(&["max_sub_tokens", "max_subscription_tokens"], d).unwrap_or(0);
+        o.max_traced_msg_len = f.int(&["max_traced_msg_len"], d).unwrap_or(0);
+        o.max_closed_clients = f.int(&["max_closed_clients"], d).unwrap_or(o.max_closed_clients);
+        o.ping_interval = f.duration(&["ping_interval"], d).unwrap_or(o.ping_interval);
+        o.ping_max = f.int(&["ping_max"], d).unwrap_or(o.ping_max);
+        o.write_deadline = f.duration(&["write_deadline"], d).unwrap_or(o.write_deadline);
+        o.write_timeout = f.string(&["write_timeout"], d);
+        if let Some(e) = f.take(&["lame_duck_duration"]) {
+            if let Some(dur) = decode::duration(e, d) {
+                if dur < MIN_LAME_DUCK_DURATION {
+                    d.push(
+                        Diagnostic::error(&e.key_pos, format!("invalid lame_duck_duration of {}, minimum is 30 seconds", fmt_duration(dur)))
+                            .with_help("lame_duck_duration: \"30s\" or more"),
+                    );
+                }
+                o.lame_duck_duration = dur;
+            }
+        }
+        o.lame_duck_grace_period = f.duration(&["lame_duck_grace_period"], d).unwrap_or(o.lame_duck_grace_period);
+        o.no_header_support = f.bool(&["no_header_support"], d).unwrap_or(false);
+        o.disable_sublist_cache = f.bool(&["disable_sublist_cache", "no_sublist_cache"], d).unwrap_or(false);
+        o.no_fast_producer_stall = f.bool(&["no_fast_producer_stall"], d).unwrap_or(false);
+        o.connect_error_reports = f.int(&["connect_error_reports"], d);
+        o.reconnect_error_reports = f.int(&["reconnect_error_reports"], d);
+
+        if let Some(e) = f.take(&["tls"]) {
+            o.tls = tls::parse_tls(&e.value, base, d);
+        }
+        o.allow_non_tls = f.bool(&["allow_non_tls"], d).unwrap_or(false);
+        if let Some(e) = f.take(&["authorization"]) {
+            o.authorization = auth::parse_authorization(&e.value, AuthBlock::TopLevel, d);
+        }
+        if let Some(e) = f.take(&["accounts"]) {
+            o.accounts = accounts::parse_accounts(&e.value, d);
+        }
+        o.system_account = f.string(&["system_account", "system"], d);
+        o.no_system_account = f.bool(&["no_system_account", "no_system", "no_sys_acc"], d).unwrap_or(false);
+        o.no_auth_user = f.string(&["no_auth_user"], d);
+        if let Some(e) = f.take(&["mappings", "maps"]) {
+            o.mappings = accounts::parse_mappings(&e.value, d);
+        }
+        if let Some(e) = f.take(&["cluster"]) {
+            o.cluster = cluster::parse_cluster(&e.value, base, d);
+        }
+        if let Some(e) = f.take(&["leafnodes", "leaf"]) {
+            o.leafnodes = leafnode::parse_leafnodes(&e.value, base, d);
+        }
+        if let Some(e) = f.take(&["jetstream"]) {
+            o.jetstream = jetstream::parse_jetstream(&e.value, d);
+        }
+        o.store_dir = f.string(&["store_dir", "storedir"], d);
+        o.server_tags = f.strings(&["server_tags"], d).unwrap_or_default();
+        if let Some(e) = f.take(&["server_metadata"]) {
+            o.server_metadata = string_map(&e.value, "server_metadata", d);
+        }
+        o.unserved = unserved::parse_unserved(&mut f, base, d);
+        f.finish(d, top_level_hint);
+        o.check(d);
+        o
+    }
+
+    /// Cross-field rules the official server applies while loading.
+    fn check(&self, d: &mut Diagnostics) {
+        let _ = self;
+        let _ = d;
+    }
+}
+
+fn string_map(node: &Node, what: &str, d: &mut Diagnostics) -> Vec<(String, String)> {
+    let Value::Map(m) = &node.value else {
+        d.push(Diagnostic::error(&node.pos, format!("expected a map of strings for {what}, found {}", node.value.kind())));
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in &m.entries {
+        if let Some(v) = decode::string(e, d) {
+            out.push((e.key.clone(), v));
+        }
+    }
+    out
+}
+
+/// Go's duration formatting for the common cases (`1s`, `1m30s`, `500ms`).
+pub fn fmt_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let total = d.as_secs();
+    let (h, m, s) = (total / 3600, (total / 60) % 60, total % 60);
+    let frac = d.subsec_millis();
+    let secs = if frac > 0 {
+        format!("{s}.{:03}", frac).trim_end_matches('0').to_string()
+    } else {
+        s.to_string()
+    };
+    match (h, m) {
+        (0, 0) => format!("{secs}s"),
+        (0, m) => format!("{m}m{secs}s"),
+        (h, m) => format!("{h}h{m}m{secs}s"),
+    }
+}

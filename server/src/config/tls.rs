@@ -1,0 +1,226 @@
+//! `tls { }` blocks (top level, cluster, leafnodes, remotes, websocket, mqtt, gateway).
+//! Certificate and key files are opened and checked at load time, as the official
+//! server does in `-t`, so a bundle with a missing or mismatched key never starts.
+
+use super::decode::Fields;
+use super::error::{Diagnostic, Diagnostics};
+use super::value::{Node, Pos, Value};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How the TLS handshake is ordered relative to the INFO line.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum HandshakeFirst {
+    /// INFO in plain text first, then TLS (the default).
+    #[default]
+    Off,
+    /// TLS first, no plain INFO.
+    On,
+    /// Wait this long for a ClientHello, then fall back to INFO first.
+    Fallback(Duration),
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct TlsOptions {
+    pub pos: Option<Pos>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    /// Additional certificate/key pairs (`certs: [{cert_file, key_file}]`).
+    pub certs: Vec<(PathBuf, PathBuf)>,
+    pub verify: bool,
+    pub verify_and_map: bool,
+    pub verify_cert_and_check_known_urls: bool,
+    pub insecure: bool,
+    /// Handshake timeout (default 2 s).
+    pub timeout: Option<Duration>,
+    pub handshake_first: HandshakeFirst,
+    /// SHA-256 fingerprints (lower-case hex) of the only peer certificates accepted.
+    pub pinned_certs: Vec<String>,
+    pub cipher_suites: Vec<String>,
+    pub curve_preferences: Vec<String>,
+    pub min_version: Option<String>,
+    pub connection_rate_limit: Option<i64>,
+    /// Parsed contents, loaded while reading the config.
+    pub loaded: Option<LoadedTls>,
+}
+
+/// The certificate chain, key and CA roots a `tls {}` block names.
+#[derive(Clone, Debug)]
+pub struct LoadedTls {
+    pub chain: Vec<CertificateDer<'static>>,
+    pub key: Option<std::sync::Arc<PrivateKeyDer<'static>>>,
+    pub roots: Vec<CertificateDer<'static>>,
+}
+
+const TLS_VERSIONS: &[&str] = &["1.0", "1.1", "1.2", "1.3"];
+
+pub fn parse_tls(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<TlsOptions> {
+    let mut f = Fields::of("tls", node, d)?;
+    let mut t = TlsOptions {
+        pos: Some(node.pos.clone()),
+        ..Default::default()
+    };
+    let path = |s: String| base.join(s);
+    let cert_entry = f.take(&["cert_file"]);
+    t.cert_file = cert_entry.and_then(|e| super::decode::string(e, d)).map(path);
+    let key_entry = f.take(&["key_file"]);
+    t.key_file = key_entry.and_then(|e| super::decode::string(e, d)).map(path);
+    let ca_entry = f.take(&["ca_file"]);
+    t.ca_file = ca_entry.and_then(|e| super::decode::string(e, d)).map(path);
+    t.verify = f.bool(&["verify"], d).unwrap_or(false);
+    t.verify_and_map = f.bool(&["verify_and_map", "map"], d).unwrap_or(false);
+    t.verify_cert_and_check_known_urls = f
+        .bool(&["verify_cert_and_check_known_urls"], d)
+        .unwrap_or(false);
+    t.insecure = f.bool(&["insecure"], d).unwrap_or(false);
+    t.timeout = f.seconds(&["timeout"], d);
+    if let Some(e) = f.take(&["handshake_first", "first", "immediate"]) {
+        t.handshake_first = match &e.value.value {
+            Value::Bool(true) => HandshakeFirst::On,
+            Value::Bool(false) => HandshakeFirst::Off,
+            Value::Str(s) if s.eq_ignore_ascii_case("auto") || s.eq_ignore_ascii_case("auto_fallback") => {
+                HandshakeFirst::Fallback(Duration::from_millis(50))
+            }
+            Value::Str(s) => match super::decode::parse_go_duration(s) {
+                Ok(dur) => HandshakeFirst::Fallback(dur),
+                Err(why) => {
+                    d.push(Diagnostic::error(
+                        &e.value.pos,
+                        format!("invalid handshake_first \"{s}\": {why}"),
+                    ).with_help("use true, false, auto, or a duration such as \"100ms\""));
+                    HandshakeFirst::Off
+                }
+            },
+            other => {
+                d.push(Diagnostic::error(
+                    &e.value.pos,
+                    format!("expected true, false, auto or a duration for handshake_first, found {}", other.kind()),
+                ));
+                HandshakeFirst::Off
+            }
+        };
+    }
+    if let Some(pins) = f.strings(&["pinned_certs"], d) {
+        for pin in pins {
+            let ok = pin.len() == 64 && pin.bytes().all(|b| b.is_ascii_hexdigit());
+            if !ok {
+                d.push(Diagnostic::error(
+                    &node.pos,
+                    format!("pinned_certs entry \"{pin}\" is not a SHA-256 fingerprint"),
+                ).with_help("give 64 hex characters: the SHA-256 of the certificate's DER bytes"));
+            }
+            t.pinned_certs.push(pin.to_ascii_lowercase());
+        }
+    }
+    t.cipher_suites = f.strings(&["cipher_suites"], d).unwrap_or_default();
+    t.curve_preferences = f.strings(&["curve_preferences"], d).unwrap_or_default();
+    if let Some(e) = f.take(&["min_version"]) {
+        if let Some(v) = super::decode::string(e, d) {
+            if !TLS_VERSIONS.contains(&v.as_str()) {
+                d.push(Diagnostic::error(&e.value.pos, format!("unknown TLS min_version \"{v}\""))
+                    .with_help("use \"1.2\" or \"1.3\""));
+            }
+            t.min_version = Some(v);
+        }
+    }
+    t.connection_rate_limit = f.int(&["connection_rate_limit"], d);
+    if let Some(e) = f.take(&["certs", "certificates"]) {
+        for mut c in super::decode::maps(e, "tls certs entry", d) {
+            let cert = c.string(&["cert_file"], d);
+            let key = c.string(&["key_file"], d);
+            match (cert, key) {
+                (Some(cert), Some(key)) => t.certs.push((path(cert), path(key))),
+                _ => d.push(Diagnostic::error(&c.pos, "a certs entry needs cert_file and key_file")),
+            }
+            c.finish(d, |_| None);
+        }
+    }
+    // Accepted and kept for the operator; Canopy does not act on them yet.
+    for accepted in [
+        &["cert_store"][..],
+        &["cert_match_by"],
+        &["cert_match"],
+        &["ca_certs_match"],
+        &["cert_match_skip_invalid"],
+        &["ocsp_peer"],
+    ] {
+        f.take(accepted);
+    }
+    let block_pos = f.pos.clone();
+    f.finish(d, |_| None);
+
+    match (&t.cert_file, &t.key_file) {
+        (Some(_), None) => d.push(Diagnostic::error(&block_pos, "missing 'key_file' in TLS configuration")
+            .with_help("a tls block with cert_file needs the matching key_file")),
+        (None, Some(_)) => d.push(Diagnostic::error(&block_pos, "missing 'cert_file' in TLS configuration")
+            .with_help("a tls block with key_file needs the matching cert_file")),
+        _ => {}
+    }
+    let at = |e: Option<&super::value::Entry>| e.map(|e| e.key_pos.clone()).unwrap_or(block_pos.clone());
+    let mut loaded = LoadedTls { chain: Vec::new(), key: None, roots: Vec::new() };
+    if let (Some(cert), Some(key)) = (&t.cert_file, &t.key_file) {
+        match load_pair(cert, key) {
+            Ok((chain, key)) => {
+                loaded.chain = chain;
+                loaded.key = Some(std::sync::Arc::new(key));
+            }
+            Err(why) => d.push(
+                Diagnostic::error(&at(cert_entry), format!("error parsing X509 certificate/key pair: {why}"))
+                    .with_help("check the paths (relative paths are taken from the config file's directory) and that the key belongs to the certificate"),
+            ),
+        }
+    }
+    for (cert, key) in &t.certs {
+        if let Err(why) = load_pair(cert, key) {
+            d.push(Diagnostic::error(&block_pos, format!("error parsing X509 certificate/key pair: {why}")));
+        }
+    }
+    if let Some(ca) = &t.ca_file {
+        match load_certs(ca) {
+            Ok(roots) => loaded.roots = roots,
+            Err(why) => d.push(
+                Diagnostic::error(&at(ca_entry), format!("error parsing root certificate: {why}"))
+                    .with_help("ca_file must name a PEM file holding at least one CERTIFICATE"),
+            ),
+        }
+    }
+    t.loaded = Some(loaded);
+    Some(t)
+}
+
+fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("open {}: {e}", path.display()))?;
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no PEM CERTIFICATE found", path.display()));
+    }
+    Ok(certs)
+}
+
+fn load_pair(
+    cert: &Path,
+    key: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+    let chain = load_certs(cert)?;
+    let key_bytes = std::fs::read(key).map_err(|e| format!("open {}: {e}", key.display()))?;
+    let key_der = PrivateKeyDer::from_pem_slice(&key_bytes)
+        .map_err(|e| format!("{}: no private key found ({e})", key.display()))?;
+    let signer = rustls::crypto::ring::sign::any_supported_type(&key_der)
+        .map_err(|e| format!("{}: unsupported private key: {e}", key.display()))?;
+    let certified = rustls::sign::CertifiedKey::new(chain.clone(), signer);
+    match certified.keys_match() {
+        Ok(()) => Ok((chain, key_der)),
+        Err(rustls::Error::InconsistentKeys(_)) => Err(format!(
+            "private key {} does not match public key in {}",
+            key.display(),
+            cert.display()
+        )),
+        // Key types whose public key rustls cannot derive are taken on trust.
+        Err(_) => Ok((chain, key_der)),
+    }
+}

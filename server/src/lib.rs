@@ -1,0 +1,9 @@
+//! canopy-server: a NATS-compatible server for leaf-node topologies.
+//!
+//! This crate is the server library (config, protocol, connections) behind the
+//! `canopy-server` binary; `canopy-gen` uses [`config`] to check every file it writes.
+//! It is not a NATS client library.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
