@@ -7,3 +7,6 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod cli;
+pub mod log;
+pub mod server;

@@ -259,6 +259,64 @@ fn parse_import(x: &mut Fields, d: &mut Diagnostics) -> Option<Import> {
     })
 }
 
+/// Every import names a defined account and a subject that account exports, of the
+/// same kind, to everyone or to the importer by name.
+pub fn check_imports(accounts: &[Account], d: &mut Diagnostics) {
+    for acc in accounts {
+        for imp in &acc.imports {
+            let kind = match imp.kind {
+                ExportKind::Stream => "stream",
+                ExportKind::Service => "service",
+            };
+            let Some(src) = accounts.iter().find(|a| a.name == imp.account) else {
+                d.push(
+                    Diagnostic::error(&imp.pos, format!("\"{}\" account not defined for {kind} import", imp.account))
+                        .with_help(format!("define account {} under accounts {{ }}", imp.account)),
+                );
+                continue;
+            };
+            let allowed = src.exports.iter().any(|x| {
+                x.kind == imp.kind
+                    && subject_is_subset(&imp.subject, &x.subject)
+                    && (x.accounts.is_empty() || x.accounts.iter().any(|a| *a == acc.name))
+            });
+            if !allowed {
+                d.push(
+                    Diagnostic::error(
+                        &imp.pos,
+                        format!("Error adding {kind} import \"{}\": {kind} import not authorized", imp.subject),
+                    )
+                    .with_help(format!(
+                        "account {} must export {{ {kind}: \"{}\" }} (publicly, or with accounts: [{}])",
+                        src.name, imp.subject, acc.name
+                    )),
+                );
+            }
+        }
+    }
+}
+
+/// Whether every subject matched by `sub` is matched by `of` (wildcards in `sub` are
+/// taken as the sets they stand for).
+pub fn subject_is_subset(sub: &str, of: &str) -> bool {
+    let s: Vec<&str> = sub.split('.').collect();
+    let o: Vec<&str> = of.split('.').collect();
+    for (i, ot) in o.iter().enumerate() {
+        if *ot == ">" {
+            return s.len() > i;
+        }
+        let Some(st) = s.get(i) else { return false };
+        match (*ot, *st) {
+            ("*", ">") => return false,
+            ("*", _) => {}
+            (_, "*" | ">") => return false,
+            (a, b) if a != b => return false,
+            _ => {}
+        }
+    }
+    s.len() == o.len()
+}
+
 /// A subject: dot-separated non-empty tokens without whitespace; `*` and `>` only as
 /// whole tokens, and `>` only last.
 pub fn subject_is_valid(s: &str, wildcards: bool) -> bool {
@@ -448,6 +506,17 @@ mod tests {
         assert!(!subject_is_valid("foo.*", false));
         assert!(!subject_is_valid("foo bar", true));
         assert!(!subject_is_valid("", true));
+    }
+
+    #[test]
+    fn import_subjects_must_fall_inside_the_export() {
+        assert!(subject_is_subset("events.a", "events.>"));
+        assert!(subject_is_subset("events.>", "events.>"));
+        assert!(subject_is_subset("events.*", ">"));
+        assert!(subject_is_subset("a.b", "a.*"));
+        assert!(!subject_is_subset("a.>", "a.*"));
+        assert!(!subject_is_subset("events", "events.>"));
+        assert!(!subject_is_subset("api.secret", "api.public"));
     }
 
     #[test]

@@ -62,6 +62,9 @@ pub fn parse_cluster(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<Cl
     if let Some(e) = f.take(&["routes"]) {
         if let Some(routes) = decode::strings(e, d) {
             for (i, r) in routes.iter().enumerate() {
+                if let Err(why) = super::options::check_url(r) {
+                    d.push(Diagnostic::error(&e.value.pos, format!("error parsing route url \"{r}\": {why}")));
+                }
                 if routes[..i].contains(r) {
                     d.push(Diagnostic::error(&e.value.pos, format!("Duplicate route entry detected: {r}"))
                         .with_help("list each route URL once"));

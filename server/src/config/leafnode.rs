@@ -135,7 +135,11 @@ fn parse_remote(f: &mut Fields, base: &Path, d: &mut Diagnostics) -> Remote {
         for u in &r.urls {
             let scheme = u.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
             match scheme {
-                Some(s) if URL_SCHEMES.contains(&s.as_str()) => {}
+                Some(s) if URL_SCHEMES.contains(&s.as_str()) => {
+                    if let Err(why) = super::options::check_url(u) {
+                        d.push(Diagnostic::error(&e.value.pos, format!("error parsing leafnode url \"{u}\": {why}")));
+                    }
+                }
                 Some(s) => d.push(
                     Diagnostic::error(&e.value.pos, format!("unsupported URL scheme \"{s}\" in leafnode remote {u}"))
                         .with_help("use nats-leaf://, nats://, tls://, ws:// or wss://"),
@@ -182,10 +186,6 @@ fn parse_remote(f: &mut Fields, base: &Path, d: &mut Diagnostics) -> Remote {
             p.duration(&["timeout"], d);
             p.finish(d, |_| None);
         }
-    }
-    if r.urls.is_empty() {
-        d.push(Diagnostic::error(&f.pos, "a leafnodes remote needs url or urls")
-            .with_help("urls: [\"nats-leaf://hub-1:7422\", \"nats-leaf://hub-2:7422\"]"));
     }
     r
 }

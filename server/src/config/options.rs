@@ -259,6 +259,27 @@ pub fn parse_listen(e: &Entry, d: &mut Diagnostics) -> Option<(Option<String>, i
     }
 }
 
+/// `scheme://[user[:pass]@]host[:port][/path]` with a numeric port when one is given.
+pub fn check_url(url: &str) -> Result<(), String> {
+    let Some((_, rest)) = url.split_once("://") else {
+        return Err("missing scheme (e.g. nats://)".into());
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    let hostport = authority.rsplit_once('@').map(|(_, h)| h).unwrap_or(authority);
+    let port = if let Some(v6) = hostport.strip_prefix('[') {
+        v6.split_once(']').map(|(_, p)| p.trim_start_matches(':')).unwrap_or("")
+    } else {
+        hostport.rsplit_once(':').map(|(_, p)| p).unwrap_or("")
+    };
+    if !port.is_empty() && port.parse::<u16>().is_err() {
+        return Err(format!("invalid port \"{port}\""));
+    }
+    if hostport.is_empty() {
+        return Err("missing host".into());
+    }
+    Ok(())
+}
+
 fn top_level_hint(key: &str) -> Option<String> {
     Some(match key {
         "remotes" => "remotes go inside leafnodes { remotes: [ ... ] }".into(),
@@ -399,14 +420,80 @@ impl Options {
         }
         o.unserved = unserved::parse_unserved(&mut f, base, d);
         f.finish(d, top_level_hint);
-        o.check(d);
+        o.check(pos, d);
         o
     }
 
-    /// Cross-field rules the official server applies while loading.
-    fn check(&self, d: &mut Diagnostics) {
-        let _ = self;
-        let _ = d;
+    /// Cross-field rules the official server applies while loading (and so in `-t`).
+    fn check(&self, pos: &Pos, d: &mut Diagnostics) {
+        self.check_users(d);
+        accounts::check_imports(&self.accounts, d);
+        // The official server keeps max_payload in an int32.
+        if self.max_payload > i32::MAX as i64 {
+            d.push(Diagnostic::error(pos, format!("max_payload value is too big: {}", self.max_payload))
+                .with_help("max_payload must stay under 2GB; 8MB is the recommended ceiling"));
+        }
+    }
+
+    /// A user name (or nkey) may be defined once across `authorization` and all accounts.
+    fn check_users(&self, d: &mut Diagnostics) {
+        let all = self
+            .authorization
+            .iter()
+            .flat_map(|a| a.users.iter())
+            .chain(self.accounts.iter().flat_map(|a| a.users.iter()));
+        let mut seen: Vec<(&str, Option<&str>)> = Vec::new();
+        for u in all {
+            let Some(name) = u.user.as_deref().or(u.nkey.as_deref()) else { continue };
+            if let Some((_, first_acc)) = seen.iter().find(|(n, _)| *n == name) {
+                let pos = u.pos.clone().unwrap_or_else(|| Pos { file: "".into(), line: 0, col: 0 });
+                let where_first = first_acc.map(|a| format!(" (first defined in account {a})")).unwrap_or_default();
+                d.push(Diagnostic::error(&pos, format!("Duplicate user \"{name}\" detected{where_first}"))
+                    .with_help("each user name may appear once in the whole configuration"));
+            } else {
+                seen.push((name, u.account.as_deref()));
+            }
+        }
+    }
+
+    /// Rules the official server applies only when it starts (they pass `-t`):
+    /// references between blocks, and limits that contradict each other.
+    pub fn check_startup(&self) -> Result<(), Diagnostics> {
+        let mut d = Diagnostics::default();
+        if self.max_payload > self.max_pending {
+            d.push(Diagnostic::file(format!(
+                "max_payload ({}) cannot be higher than max_pending ({})",
+                self.max_payload, self.max_pending
+            )).with_help("raise max_pending or lower max_payload"));
+        }
+        let account_exists = |name: &str| name == "$G" || self.accounts.iter().any(|a| a.name == name);
+        if let Some(sys) = &self.system_account {
+            if !account_exists(sys) && sys != "$SYS" {
+                d.push(Diagnostic::file(format!("error resolving system account: account \"{sys}\" missing"))
+                    .with_help("define it under accounts { } or remove system_account"));
+            }
+        }
+        if let Some(user) = &self.no_auth_user {
+            let known = self.authorization.iter().flat_map(|a| a.users.iter()).chain(self.accounts.iter().flat_map(|a| a.users.iter()))
+                .any(|u| u.user.as_deref() == Some(user.as_str()) || u.nkey.as_deref() == Some(user.as_str()));
+            if !known {
+                d.push(Diagnostic::file(format!("no_auth_user: \"{user}\" present, but users/nkeys are not defined"))
+                    .with_help("name a user defined in authorization { users } or in an account"));
+            }
+        }
+        if self.https.is_some() && self.tls.is_none() {
+            d.push(Diagnostic::file("Can't start monitoring: TLS cert and key required for HTTPS")
+                .with_help("add a top-level tls { cert_file, key_file } block, or use http_port"));
+        }
+        let compressions = self.cluster.iter().filter_map(|c| c.compression.as_ref().map(|x| (x, c.pos.as_ref())))
+            .chain(self.leafnodes.iter().filter_map(|l| l.compression.as_ref().map(|x| (x, l.pos.as_ref()))))
+            .chain(self.leafnodes.iter().flat_map(|l| l.remotes.iter()).filter_map(|r| r.compression.as_ref().map(|x| (x, r.pos.as_ref()))));
+        for (c, pos) in compressions {
+            if let Err(e) = c.check(pos) {
+                d.push(e);
+            }
+        }
+        if d.has_errors() { Err(d) } else { Ok(()) }
     }
 }
 

@@ -298,10 +298,15 @@ impl Parser<'_> {
             return Err(Diagnostic::error(pos, "`$` must be followed by a variable name"));
         }
         for scope in self.scopes.iter_mut().rev() {
-            if let Some(entry) = scope.iter_mut().rev().find(|e| e.key == name) {
+            let mut found = None;
+            // A redefined variable is one variable: every definition counts as used.
+            for entry in scope.iter_mut().filter(|e| e.key == name) {
                 entry.used_as_variable = true;
+                found = Some(entry.value.value.clone());
+            }
+            if let Some(value) = found {
                 return Ok(Node {
-                    value: entry.value.value.clone(),
+                    value,
                     pos: pos.clone(),
                 });
             }

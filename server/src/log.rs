@@ -1,0 +1,116 @@
+//! Logs in nats-server's exact shape, because operators' tools parse them:
+//! `[PID] YYYY/MM/DD HH:MM:SS.uuuuuu [INF] message`, with `[DBG]` under `-D` and
+//! `[TRC]` under `-V`; to stderr or to the `-l` file.
+
+use std::fmt;
+use std::io::Write;
+use std::sync::Mutex;
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
+use tracing_subscriber::fmt::FmtContext;
+use tracing_subscriber::registry::LookupSpan;
+
+pub struct NatsFormat {
+    pid: u32,
+    logtime: bool,
+    utc: bool,
+}
+
+/// The `[XXX]` tag for a level. `[FTL]` is written by [`fatal`], which exits.
+fn tag(level: &Level) -> &'static str {
+    match *level {
+        Level::ERROR => "[ERR]",
+        Level::WARN => "[WRN]",
+        Level::INFO => "[INF]",
+        Level::DEBUG => "[DBG]",
+        Level::TRACE => "[TRC]",
+    }
+}
+
+fn prefix(pid: u32, logtime: bool, utc: bool) -> String {
+    if !logtime {
+        return format!("[{pid}] ");
+    }
+    let ts = if utc {
+        chrono::Utc::now().format("%Y/%m/%d %H:%M:%S%.6f").to_string()
+    } else {
+        chrono::Local::now().format("%Y/%m/%d %H:%M:%S%.6f").to_string()
+    };
+    format!("[{pid}] {ts} ")
+}
+
+impl<S, N> FormatEvent<S, N> for NatsFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut w: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+        write!(w, "{}{} ", prefix(self.pid, self.logtime, self.utc), tag(event.metadata().level()))?;
+        ctx.field_format().format_fields(w.by_ref(), event)?;
+        writeln!(w)
+    }
+}
+
+/// Where log lines go and which levels are on.
+pub struct LogConfig {
+    pub debug: bool,
+    pub trace: bool,
+    pub logtime: bool,
+    pub utc: bool,
+    pub file: Option<String>,
+}
+
+static SETTINGS: Mutex<Option<(bool, bool, Option<String>)>> = Mutex::new(None);
+
+pub fn init(cfg: &LogConfig) -> anyhow::Result<()> {
+    let level = if cfg.trace {
+        Level::TRACE
+    } else if cfg.debug {
+        Level::DEBUG
+    } else {
+        Level::INFO
+    };
+    let format = NatsFormat {
+        pid: std::process::id(),
+        logtime: cfg.logtime,
+        utc: cfg.utc,
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(level)
+        .event_format(format);
+    match &cfg.file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| anyhow::anyhow!("cannot open log file {path}: {e}"))?;
+            builder.with_writer(Mutex::new(file)).try_init()
+        }
+        None => builder.with_writer(std::io::stderr).try_init(),
+    }
+    .map_err(|e| anyhow::anyhow!("cannot start logging: {e}"))?;
+    if let Ok(mut s) = SETTINGS.lock() {
+        *s = Some((cfg.logtime, cfg.utc, cfg.file.clone()));
+    }
+    Ok(())
+}
+
+/// Write a `[FTL]` line where logs go and exit 1, as nats-server does on a fatal error.
+pub fn fatal(msg: impl fmt::Display) -> ! {
+    let (logtime, utc, file) = SETTINGS
+        .lock()
+        .ok()
+        .and_then(|s| s.clone())
+        .unwrap_or((true, false, None));
+    let line = format!("{}[FTL] {msg}\n", prefix(std::process::id(), logtime, utc));
+    let written = file
+        .and_then(|p| std::fs::OpenOptions::new().append(true).open(p).ok())
+        .map(|mut f| f.write_all(line.as_bytes()).is_ok())
+        .unwrap_or(false);
+    if !written {
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    }
+    std::process::exit(1);
+}
