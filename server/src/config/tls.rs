@@ -169,7 +169,7 @@ pub fn parse_tls(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<TlsOpt
             }
             Err(why) => d.push(
                 Diagnostic::error(&at(cert_entry), format!("error parsing X509 certificate/key pair: {why}"))
-                    .with_help("check the paths (relative paths are taken from the config file's directory) and that the key belongs to the certificate"),
+                    .with_help("check the paths (relative paths are taken from the working directory, as nats-server does) and that the key belongs to the certificate"),
             ),
         }
     }
