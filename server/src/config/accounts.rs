@@ -83,6 +83,17 @@ pub struct Account {
 pub fn parse_accounts(node: &Node, d: &mut Diagnostics) -> Vec<Account> {
     let map = match &node.value {
         Value::Map(m) => m,
+        // `accounts: [A, B]` declares empty accounts.
+        Value::Array(items) => {
+            let mut out = Vec::new();
+            for item in items {
+                match &item.value {
+                    Value::Str(name) => out.push(Account::empty(name, &item.pos)),
+                    other => d.push(Diagnostic::error(&item.pos, format!("expected an account name, found {}", other.kind()))),
+                }
+            }
+            return out;
+        }
         other => {
             d.push(Diagnostic::error(&node.pos, format!("expected a map of accounts, found {}", other.kind())));
             return Vec::new();
@@ -101,19 +112,25 @@ pub fn parse_accounts(node: &Node, d: &mut Diagnostics) -> Vec<Account> {
     out
 }
 
+impl Account {
+    pub fn empty(name: &str, pos: &Pos) -> Account {
+        Account {
+            pos: pos.clone(),
+            name: name.to_string(),
+            users: Vec::new(),
+            nkey: None,
+            exports: Vec::new(),
+            imports: Vec::new(),
+            mappings: Vec::new(),
+            jetstream: None,
+            default_permissions: None,
+            limits: AccountLimits::default(),
+        }
+    }
+}
+
 fn parse_account(name: &str, pos: &Pos, node: &Node, d: &mut Diagnostics) -> Option<Account> {
-    let mut acc = Account {
-        pos: pos.clone(),
-        name: name.to_string(),
-        users: Vec::new(),
-        nkey: None,
-        exports: Vec::new(),
-        imports: Vec::new(),
-        mappings: Vec::new(),
-        jetstream: None,
-        default_permissions: None,
-        limits: AccountLimits::default(),
-    };
+    let mut acc = Account::empty(name, pos);
     let mut f = Fields::of("account", node, d)?;
     if let Some(e) = f.take(&["users"]) {
         acc.users = auth::parse_users(e, false, d);
@@ -156,12 +173,15 @@ fn parse_account(name: &str, pos: &Pos, node: &Node, d: &mut Diagnostics) -> Opt
             l.finish(d, |_| None);
         }
     }
-    acc.limits.max_connections = f.int(&["max_connections", "max_conn"], d).or(acc.limits.max_connections);
-    acc.limits.max_subscriptions = f.int(&["max_subscriptions", "max_subs"], d).or(acc.limits.max_subscriptions);
-    acc.limits.max_payload = f.int(&["max_payload", "max_pay"], d).or(acc.limits.max_payload);
-    acc.limits.max_leafnodes = f.int(&["max_leafnodes", "max_leafs"], d).or(acc.limits.max_leafnodes);
-    f.take(&["msg_trace", "trace_dest"]);
+    if let Some(e) = f.take(&["msg_trace", "trace_dest"]) {
+        if matches!(e.value.value, Value::Map(_)) {
+            decode::known_keys("account msg_trace", &e.value, &[&["dest"], &["sampling"]], d);
+        }
+    }
     f.finish(d, |k| match k {
+        "max_connections" | "max_conn" | "max_subscriptions" | "max_subs" | "max_payload" | "max_pay" | "max_leafnodes" | "max_leafs" => {
+            Some(format!("account limits go in a limits {{ {k}: ... }} block inside the account"))
+        }
         "user" | "password" => Some("account users go in a users: [ {user: ..., password: ...} ] list".into()),
         _ => None,
     });
@@ -203,8 +223,8 @@ fn parse_export(x: &mut Fields, d: &mut Diagnostics) -> Option<Export> {
             }
         }
     }
-    let response_threshold = x.duration(&["response_threshold", "threshold"], d);
-    for accepted in [&["latency"][..], &["allow_trace"], &["account_token_position"], &["advertise"]] {
+    let response_threshold = x.duration(&["response_threshold", "threshold", "response_max_time"], d);
+    for accepted in [&["latency"][..], &["allow_trace"], &["account_token_position"]] {
         x.take(accepted);
     }
     Some(Export {

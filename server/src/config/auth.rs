@@ -90,20 +90,37 @@ pub fn parse_authorization(node: &Node, kind: AuthBlock, d: &mut Diagnostics) ->
     };
     a.user = f.string(&["user", "username"], d);
     a.password = f.string(&["pass", "password"], d);
-    a.token = f.string(&["token"], d);
-    a.nkey = f.string(&["nkey"], d);
+    let simple = matches!(kind, AuthBlock::Websocket | AuthBlock::Mqtt);
+    let link = matches!(kind, AuthBlock::Cluster | AuthBlock::Gateway);
+    let link_name = if kind == AuthBlock::Cluster { "Cluster" } else { "Gateway" };
+    if kind != AuthBlock::Leafnodes {
+        if let Some(e) = f.take(&["token"]) {
+            a.token = super::decode::string(e, d);
+            if link {
+                d.push(Diagnostic::error(&e.key_pos, format!("{link_name} authorization does not support tokens"))
+                    .with_help("use user and password"));
+            }
+        }
+    }
     if let Some(e) = f.take(&["timeout"]) {
         a.timeout = auth_timeout(e, d);
     }
     if kind == AuthBlock::Leafnodes {
+        a.nkey = f.string(&["nkey"], d);
         a.account = f.string(&["account"], d);
-        f.bool(&["proxy_required"], d);
     }
-    if let Some(e) = f.take(&["users"]) {
-        a.users = parse_users(e, kind == AuthBlock::Leafnodes, d);
+    if !simple {
+        f.bool(&["proxy_required"], d);
+        if let Some(e) = f.take(&["users"]) {
+            if link {
+                d.push(Diagnostic::error(&e.key_pos, format!("{link_name} authorization does not allow multiple users"))
+                    .with_help("give a single user and password"));
+            }
+            a.users = parse_users(e, kind == AuthBlock::Leafnodes, d);
+        }
     }
     if matches!(kind, AuthBlock::TopLevel | AuthBlock::Cluster | AuthBlock::Gateway) {
-        if let Some(e) = f.take(&["permissions"]) {
+        if let Some(e) = f.take(&["permissions", "default_permission", "default_permissions"]) {
             if kind == AuthBlock::Cluster {
                 d.push(
                     Diagnostic::warning(&e.key_pos, "cluster authorization permissions are deprecated")
@@ -112,15 +129,19 @@ pub fn parse_authorization(node: &Node, kind: AuthBlock, d: &mut Diagnostics) ->
             }
             a.default_permissions = parse_permissions(&e.value, d);
         }
-    }
-    if kind == AuthBlock::TopLevel {
-        if let Some(e) = f.take(&["default_permissions"]) {
-            a.default_permissions = parse_permissions(&e.value, d);
+        if let Some(e) = f.take(&["auth_callout", "auth_hook"]) {
+            if link {
+                d.push(Diagnostic::error(&e.key_pos, format!("{link_name} authorization does not support callouts")));
+            } else {
+                a.has_auth_callout = true;
+                super::decode::known_keys(
+                    "authorization callout",
+                    &e.value,
+                    &[&["issuer"], &["account", "acc"], &["auth_users", "users"], &["xkey", "key"], &["allowed_accounts"]],
+                    d,
+                );
+            }
         }
-        a.has_auth_callout = f.take(&["auth_callout", "auth_hook"]).is_some();
-    }
-    if kind == AuthBlock::Websocket || kind == AuthBlock::Mqtt {
-        f.take(&["no_auth_user"]);
     }
     f.finish(d, |_| None);
     if a.token.is_some() && (a.user.is_some() || !a.users.is_empty()) {
@@ -156,19 +177,22 @@ pub fn parse_users(e: &Entry, leaf: bool, d: &mut Diagnostics) -> Vec<User> {
         };
         u.user = f.string(&["user", "username"], d);
         u.password = f.string(&["pass", "password"], d);
-        u.nkey = f.string(&["nkey"], d);
         if leaf {
             u.account = f.string(&["account"], d);
             u.proxy_required = f.bool(&["proxy_required"], d).unwrap_or(false);
         } else {
-            if let Some(p) = f.take(&["permissions", "permission"]) {
+            u.nkey = f.string(&["nkey"], d);
+            if let Some(p) = f.take(&["permissions", "permission", "authorization"]) {
                 u.permissions = parse_permissions(&p.value, d);
             }
             u.allowed_connection_types = f
                 .strings(&["allowed_connection_types", "connection_types", "clients"], d)
                 .unwrap_or_default();
             u.proxy_required = f.bool(&["proxy_required"], d).unwrap_or(false);
-            f.take(&["account"]);
+        }
+        if u.nkey.is_some() && (u.user.is_some() || u.password.is_some()) {
+            d.push(Diagnostic::error(&f.pos, "Nkey users do not take usernames or passwords")
+                .with_help("give either nkey, or user and password"));
         }
         if u.user.is_none() && u.nkey.is_none() {
             d.push(Diagnostic::error(&f.pos, "a user entry needs \"user\" or \"nkey\""));
@@ -200,7 +224,7 @@ pub fn parse_permissions(node: &Node, d: &mut Diagnostics) -> Option<Permissions
     if let Some(e) = f.take(&["subscribe", "export", "sub"]) {
         p.subscribe = subject_permission(&e.value, &e.key, d);
     }
-    if let Some(e) = f.take(&["allow_responses", "allow_response"]) {
+    if let Some(e) = f.take(&["allow_responses", "publish_allow_responses"]) {
         p.allow_responses = match &e.value.value {
             Value::Bool(true) => Some(ResponsePermission::default()),
             Value::Bool(false) => None,

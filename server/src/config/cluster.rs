@@ -74,7 +74,7 @@ pub fn parse_cluster(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<Cl
         }
     }
     if let Some(e) = f.take(&["tls"]) {
-        c.tls = tls::parse_tls(&e.value, base, d);
+        c.tls = tls::parse_tls(&e.value, base, tls::TlsContext::Link, d);
     }
     c.advertise = f.string(&["cluster_advertise", "advertise"], d);
     c.no_advertise = f.bool(&["no_advertise"], d).unwrap_or(false);
@@ -82,6 +82,10 @@ pub fn parse_cluster(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<Cl
     c.connect_backoff = f.bool(&["connect_backoff"], d).unwrap_or(false);
     if let Some(e) = f.take(&["permissions"]) {
         c.permissions = auth::parse_permissions(&e.value, d);
+        if c.permissions.as_ref().is_some_and(|p| p.allow_responses.is_some()) {
+            d.push(Diagnostic::error(&e.key_pos, "Cluster permissions do not support dynamic responses")
+                .with_help("remove allow_responses from cluster permissions"));
+        }
     }
     c.pool_size = f.int(&["pool_size"], d);
     c.accounts = f.strings(&["accounts"], d).unwrap_or_default();
@@ -92,7 +96,6 @@ pub fn parse_cluster(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<Cl
     c.ping_max = f.int(&["ping_max"], d);
     c.write_deadline = f.duration(&["write_deadline"], d);
     c.write_timeout = f.string(&["write_timeout"], d);
-    f.take(&["gossip_mode"]);
     f.finish(d, |k| match k {
         "user" | "password" => Some("route credentials go in cluster { authorization { user, password } }".into()),
         "route" => Some("the key is routes: [ ... ]".into()),

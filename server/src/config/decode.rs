@@ -90,6 +90,9 @@ impl<'a> Fields<'a> {
     pub fn int(&mut self, names: &[&str], d: &mut Diagnostics) -> Option<i64> {
         self.take(names).and_then(|e| int(e, d))
     }
+    pub fn size(&mut self, names: &[&str], d: &mut Diagnostics) -> Option<i64> {
+        self.take(names).and_then(|e| size(e, d))
+    }
     pub fn string(&mut self, names: &[&str], d: &mut Diagnostics) -> Option<String> {
         self.take(names).and_then(|e| string(e, d))
     }
@@ -307,6 +310,27 @@ pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
         return Ok(Duration::ZERO);
     }
     Ok(Duration::from_nanos(total as u64))
+}
+
+/// A block whose keys Canopy checks but does not use (OCSP, auth callout, JetStream
+/// tuning...): every key must be one of `known`; values are not interpreted.
+pub fn known_keys(block: &'static str, node: &Node, known: &[&[&str]], d: &mut Diagnostics) {
+    if let Some(mut f) = Fields::of(block, node, d) {
+        for keys in known {
+            f.take(keys);
+        }
+        f.finish(d, |_| None);
+    }
+}
+
+/// A size: an integer with an optional suffix, or the same written as a string (`"1G"`).
+pub fn size(e: &Entry, d: &mut Diagnostics) -> Option<i64> {
+    if let Value::Str(s) = &e.value.value {
+        if let Ok(Value::Int(n)) = super::lex::number_or_string(s, &e.value.pos) {
+            return Some(n);
+        }
+    }
+    int(e, d)
 }
 
 /// Array entries that must each be a map (users, remotes, exports...).

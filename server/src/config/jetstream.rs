@@ -68,8 +68,8 @@ pub fn parse_jetstream(node: &Node, d: &mut Diagnostics) -> Option<JetStream> {
         js.enabled = super::decode::boolean(e, d).unwrap_or(true);
     }
     js.store_dir = f.string(&["store_dir", "storedir", "store"], d);
-    js.max_memory_store = f.int(&["max_memory_store", "max_mem_store", "max_mem"], d);
-    js.max_file_store = f.int(&["max_file_store", "max_file"], d);
+    js.max_memory_store = f.size(&["max_memory_store", "max_mem_store", "max_mem"], d);
+    js.max_file_store = f.size(&["max_file_store", "max_file"], d);
     js.domain = f.string(&["domain"], d);
     if let Some(e) = f.take(&["sync_interval", "sync"]) {
         js.sync_interval = match &e.value.value {
@@ -79,22 +79,46 @@ pub fn parse_jetstream(node: &Node, d: &mut Diagnostics) -> Option<JetStream> {
     }
     js.unique_tag = f.string(&["unique_tag"], d);
     js.extension_hint = f.string(&["extension_hint"], d);
-    js.max_buffered_msgs = f.int(&["max_buffered_msgs", "max_buffered_messages"], d);
-    js.max_buffered_size = f.int(&["max_buffered_size"], d);
+    js.max_buffered_msgs = f.int(&["max_buffered_msgs"], d);
+    js.max_buffered_size = f.size(&["max_buffered_size"], d);
     js.request_queue_limit = f.int(&["request_queue_limit"], d);
     for accepted in [
         &["key", "ek", "encryption_key"][..],
         &["prev_key", "prev_ek", "prev_encryption_key"],
         &["cipher"],
         &["max_outstanding_catchup"],
-        &["limits"],
-        &["tpm"],
         &["strict"],
-        &["max_ha_assets"],
-        &["max_catchup"],
-        &["compress_ok"],
+        &["info_queue_limit"],
+        &["max_concurrent_io"],
+        &["meta_compact"],
+        &["meta_compact_size"],
+        &["meta_compact_sync"],
     ] {
         f.take(accepted);
+    }
+    if let Some(e) = f.take(&["limits"]) {
+        if let Some(mut l) = Fields::of("jetstream limits", &e.value, d) {
+            for k in ["max_ack_pending", "max_ha_assets", "max_request_batch", "default_max_consumers", "duplicate_window"] {
+                l.take(&[k]);
+            }
+            if let Some(b) = l.take(&["batch"]) {
+                super::decode::known_keys(
+                    "jetstream limits batch",
+                    &b.value,
+                    &[&["max_inflight_per_stream"], &["max_inflight_total"], &["max_msgs"], &["timeout"]],
+                    d,
+                );
+            }
+            l.finish(d, |_| None);
+        }
+    }
+    if let Some(e) = f.take(&["tpm"]) {
+        super::decode::known_keys(
+            "jetstream tpm",
+            &e.value,
+            &[&["keys_file"], &["encryption_password"], &["srk_password"], &["pcr"], &["cipher"]],
+            d,
+        );
     }
     f.finish(d, |k| match k {
         "max_memory" => Some("the top-level key is max_memory_store (max_mem); max_memory is the per-account limit".into()),
@@ -129,7 +153,7 @@ pub fn parse_account_jetstream(node: &Node, d: &mut Diagnostics) -> Option<Accou
     }
     let mut f = Fields::of("account jetstream", node, d)?;
     js.max_memory = f.int(&["max_memory", "max_mem", "mem", "memory"], d);
-    js.max_file = f.int(&["max_file", "max_store", "file", "store"], d);
+    js.max_file = f.int(&["max_file", "max_store", "max_disk", "store", "disk"], d);
     js.max_streams = f.int(&["max_streams", "streams"], d);
     js.max_consumers = f.int(&["max_consumers", "consumers"], d);
     for accepted in [
@@ -138,7 +162,6 @@ pub fn parse_account_jetstream(node: &Node, d: &mut Diagnostics) -> Option<Accou
         &["disk_max_stream_bytes", "store_max_stream_bytes"],
         &["max_ack_pending"],
         &["cluster_traffic"],
-        &["tiered_limits"],
     ] {
         f.take(accepted);
     }

@@ -110,7 +110,7 @@ pub fn parse_leafnodes(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<
     l.reconnect_delay = f.duration(&["reconnect", "reconnect_delay", "reconnect_interval"], d);
     l.dial_timeout = f.duration(&["dial_timeout"], d);
     if let Some(e) = f.take(&["tls"]) {
-        l.tls = tls::parse_tls(&e.value, base, d);
+        l.tls = tls::parse_tls(&e.value, base, tls::TlsContext::Endpoint, d);
     }
     l.advertise = f.string(&["leafnode_advertise", "advertise"], d);
     l.no_advertise = f.bool(&["no_advertise"], d).unwrap_or(false);
@@ -158,7 +158,7 @@ fn parse_remote(f: &mut Fields, base: &Path, d: &mut Diagnostics) -> Remote {
         d.push(Diagnostic::error(&f.pos, "a remote takes credentials or nkey, not both"));
     }
     if let Some(e) = f.take(&["tls"]) {
-        r.tls = tls::parse_tls(&e.value, base, d);
+        r.tls = tls::parse_tls(&e.value, base, tls::TlsContext::Endpoint, d);
     }
     r.hub = f.bool(&["hub"], d).unwrap_or(false);
     r.deny_imports = f.strings(&["deny_imports", "deny_import"], d).unwrap_or_default();
@@ -180,10 +180,19 @@ fn parse_remote(f: &mut Fields, base: &Path, d: &mut Diagnostics) -> Remote {
     f.take(&["jetstream_cluster_migrate", "js_cluster_migrate"]);
     if let Some(e) = f.take(&["proxy"]) {
         if let Some(mut p) = Fields::of("remote proxy", &e.value, d) {
-            p.string(&["url"], d);
-            p.string(&["username"], d);
-            p.string(&["password"], d);
+            let url = p.string(&["url"], d);
+            let user = p.string(&["username"], d);
+            let pass = p.string(&["password"], d);
             p.duration(&["timeout"], d);
+            if let Some(t) = p.take(&["tls"]) {
+                if !url.as_deref().is_some_and(|u| u.starts_with("https://")) {
+                    d.push(Diagnostic::error(&t.key_pos, "proxy TLS configuration requires an https proxy URL"));
+                }
+                tls::parse_tls(&t.value, base, tls::TlsContext::Proxy, d);
+            }
+            if user.is_some() != pass.is_some() {
+                d.push(Diagnostic::error(&p.pos, "proxy username and password must both be specified or both be empty"));
+            }
             p.finish(d, |_| None);
         }
     }

@@ -389,7 +389,7 @@ impl Options {
         o.reconnect_error_reports = f.int(&["reconnect_error_reports"], d);
 
         if let Some(e) = f.take(&["tls"]) {
-            o.tls = tls::parse_tls(&e.value, base, d);
+            o.tls = tls::parse_tls(&e.value, base, tls::TlsContext::Endpoint, d);
         }
         o.allow_non_tls = f.bool(&["allow_non_tls"], d).unwrap_or(false);
         if let Some(e) = f.take(&["authorization"]) {

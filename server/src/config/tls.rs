@@ -57,7 +57,18 @@ pub struct LoadedTls {
 
 const TLS_VERSIONS: &[&str] = &["1.0", "1.1", "1.2", "1.3"];
 
-pub fn parse_tls(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<TlsOptions> {
+/// Where a `tls {}` block sits; some keys make sense in only some places.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum TlsContext {
+    /// Top level, leafnodes, remotes, websocket, mqtt.
+    Endpoint,
+    /// Routes and gateways, where peers' URLs are known.
+    Link,
+    /// A remote's HTTP proxy.
+    Proxy,
+}
+
+pub fn parse_tls(node: &Node, base: &Path, ctx: TlsContext, d: &mut Diagnostics) -> Option<TlsOptions> {
     let mut f = Fields::of("tls", node, d)?;
     let mut t = TlsOptions {
         pos: Some(node.pos.clone()),
@@ -71,10 +82,22 @@ pub fn parse_tls(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<TlsOpt
     let ca_entry = f.take(&["ca_file"]);
     t.ca_file = ca_entry.and_then(|e| super::decode::string(e, d)).map(path);
     t.verify = f.bool(&["verify"], d).unwrap_or(false);
-    t.verify_and_map = f.bool(&["verify_and_map", "map"], d).unwrap_or(false);
-    t.verify_cert_and_check_known_urls = f
-        .bool(&["verify_cert_and_check_known_urls"], d)
-        .unwrap_or(false);
+    t.verify_and_map = f.bool(&["verify_and_map"], d).unwrap_or(false);
+    if let Some(e) = f.take(&["verify_cert_and_check_known_urls"]) {
+        t.verify_cert_and_check_known_urls = super::decode::boolean(e, d).unwrap_or(false);
+        if ctx != TlsContext::Link {
+            d.push(Diagnostic::error(&e.key_pos, "verify_cert_and_check_known_urls not supported in this context")
+                .with_help("it applies to cluster and gateway tls blocks only"));
+        }
+    }
+    if ctx == TlsContext::Proxy {
+        for key in ["verify", "verify_and_map", "pinned_certs", "handshake_first", "first", "immediate", "ocsp_peer", "connection_rate_limit"] {
+            if let Some(e) = f.take(&[key]) {
+                d.push(Diagnostic::error(&e.key_pos, format!("\"{key}\" is not supported for proxy TLS")));
+            }
+        }
+    }
+    f.bool(&["allow_insecure_cipher_suites"], d);
     t.insecure = f.bool(&["insecure"], d).unwrap_or(false);
     t.timeout = f.seconds(&["timeout"], d);
     if let Some(e) = f.take(&["handshake_first", "first", "immediate"]) {
@@ -138,16 +161,31 @@ pub fn parse_tls(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<TlsOpt
             c.finish(d, |_| None);
         }
     }
-    // Accepted and kept for the operator; Canopy does not act on them yet.
-    for accepted in [
-        &["cert_store"][..],
-        &["cert_match_by"],
-        &["cert_match"],
-        &["ca_certs_match"],
-        &["cert_match_skip_invalid"],
-        &["ocsp_peer"],
-    ] {
+    if let Some(e) = f.take(&["cert_store"]) {
+        d.push(Diagnostic::error(&e.key_pos, "cert_store not compatible with current operating system")
+            .with_help("cert_store reads the Windows certificate store; use cert_file and key_file"));
+    }
+    // Windows certificate-store matching and OCSP: accepted, not acted on yet.
+    for accepted in [&["cert_match_by"][..], &["cert_match"], &["ca_certs_match"], &["cert_match_skip_invalid"]] {
         f.take(accepted);
+    }
+    if let Some(e) = f.take(&["ocsp_peer"]) {
+        if matches!(e.value.value, Value::Map(_)) {
+            super::decode::known_keys(
+                "tls ocsp_peer",
+                &e.value,
+                &[
+                    &["verify"],
+                    &["warn_only"],
+                    &["unknown_is_good"],
+                    &["allow_when_ca_unreachable"],
+                    &["ca_timeout"],
+                    &["allowed_clockskew"],
+                    &["cache_ttl_when_next_update_unset"],
+                ],
+                d,
+            );
+        }
     }
     let block_pos = f.pos.clone();
     f.finish(d, |_| None);

@@ -4,9 +4,9 @@
 
 use super::auth::{self, AuthBlock};
 use super::decode::{self, Fields};
-use super::error::Diagnostics;
+use super::error::{Diagnostic, Diagnostics};
 use super::tls;
-use super::value::{Node, Pos};
+use super::value::{Node, Pos, Value};
 use std::path::Path;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,9 +26,9 @@ const WEBSOCKET: BlockSpec = BlockSpec {
     keys: &[
         &["advertise"],
         &["no_auth_user"],
-        &["compression"],
+        &["compression", "compress"],
         &["same_origin"],
-        &["allowed_origins", "allowed_origin", "allowed_origins"],
+        &["allowed_origins", "allowed_origin", "allow_origins", "allow_origin", "origins", "origin"],
         &["handshake_timeout"],
         &["no_tls"],
         &["jwt_cookie"],
@@ -48,7 +48,6 @@ const MQTT: BlockSpec = BlockSpec {
         &["max_ack_pending", "max_pending", "max_inflight"],
         &["js_domain"],
         &["stream_replicas"],
-        &["consumer_replicas"],
         &["consumer_memory_storage"],
         &["consumer_inactive_threshold", "consumer_auto_cleanup"],
         &["reject_qos2_publish"],
@@ -62,7 +61,7 @@ const GATEWAY: BlockSpec = BlockSpec {
     keys: &[
         &["name"],
         &["gateways"],
-        &["advertise", "gateway_advertise"],
+        &["advertise"],
         &["connect_retries"],
         &["connect_backoff"],
         &["reject_unknown", "reject_unknown_cluster"],
@@ -82,10 +81,18 @@ fn listener_block(name: &'static str, spec: &BlockSpec, node: &Node, base: &Path
     f.int(&["port"], d);
     f.string(&["host", "net"], d);
     if let Some(e) = f.take(&["tls"]) {
-        tls::parse_tls(&e.value, base, d);
+        let ctx = if spec.auth == AuthBlock::Gateway { tls::TlsContext::Link } else { tls::TlsContext::Endpoint };
+        tls::parse_tls(&e.value, base, ctx, d);
     }
-    if let Some(e) = f.take(&["authorization", "authentication"]) {
+    let auth_keys: &[&str] = if spec.auth == AuthBlock::Gateway { &["authorization"] } else { &["authorization", "authentication"] };
+    if let Some(e) = f.take(auth_keys) {
         auth::parse_authorization(&e.value, spec.auth, d);
+    }
+    if spec.auth == AuthBlock::Mqtt {
+        if let Some(e) = f.take(&["consumer_replicas"]) {
+            d.push(Diagnostic::warning(&e.key_pos, "invalid use of field \"consumer_replicas\": consumer replicas setting ignored in this server version")
+                .with_help("remove consumer_replicas"));
+        }
     }
     let gateways = if spec.auth == AuthBlock::Gateway {
         f.take(&["gateways"])
@@ -103,7 +110,7 @@ fn listener_block(name: &'static str, spec: &BlockSpec, node: &Node, base: &Path
                 decode::strings(u, d);
             }
             if let Some(t) = g.take(&["tls"]) {
-                tls::parse_tls(&t.value, base, d);
+                tls::parse_tls(&t.value, base, tls::TlsContext::Link, d);
             }
             g.finish(d, |_| None);
         }
@@ -139,9 +146,6 @@ pub fn parse_unserved(f: &mut Fields, base: &Path, d: &mut Diagnostics) -> Vec<U
         &["resolver_preload"],
         &["resolver_pinned_accounts"],
         &["trusted", "trusted_keys"],
-        &["ocsp"],
-        &["ocsp_cache"],
-        &["proxies"],
         &["proxy_protocol"],
         &["default_sentinel"],
         &["feature_flags"],
@@ -149,10 +153,34 @@ pub fn parse_unserved(f: &mut Fields, base: &Path, d: &mut Diagnostics) -> Vec<U
     ] {
         if let Some(e) = f.take(keys) {
             if keys[0] == "resolver_tls" {
-                tls::parse_tls(&e.value, base, d);
+                tls::parse_tls(&e.value, base, tls::TlsContext::Endpoint, d);
             }
             note(e);
         }
+    }
+    if let Some(e) = f.take(&["ocsp"]) {
+        if matches!(e.value.value, Value::Map(_)) {
+            decode::known_keys("ocsp", &e.value, &[&["mode"], &["url"], &["urls"]], d);
+        }
+        note(e);
+    }
+    if let Some(e) = f.take(&["ocsp_cache"]) {
+        if matches!(e.value.value, Value::Map(_)) {
+            decode::known_keys("ocsp_cache", &e.value, &[&["type"], &["local_store"], &["preserve_revoked"], &["save_interval"]], d);
+        }
+        note(e);
+    }
+    if let Some(e) = f.take(&["proxies"]) {
+        if let Some(mut p) = Fields::of("proxies", &e.value, d) {
+            if let Some(t) = p.take(&["trusted"]) {
+                for mut entry in decode::maps(t, "proxies trusted entry", d) {
+                    entry.string(&["key", "public_key"], d);
+                    entry.finish(d, |_| None);
+                }
+            }
+            p.finish(d, |_| None);
+        }
+        note(e);
     }
     out
 }

@@ -1,1 +1,0 @@
-//! End-to-end suite over generated bundles (see issue #7); holds shared test support.
