@@ -45,7 +45,10 @@ mod tests {
         std::fs::write(&path, "leafnodes {\n  remotes: [ { url: \"nats-leaf://hub:7422\", reconnect_interval: \"5s\" } ]\n}\n").unwrap();
         let err = check_conf(&path).unwrap_err().to_string();
         assert!(err.contains("leaf.conf:2:"), "{err}");
-        assert!(err.contains("unknown field \"reconnect_interval\""), "{err}");
+        assert!(
+            err.contains("unknown field \"reconnect_interval\""),
+            "{err}"
+        );
         assert!(err.contains("leafnodes { } block"), "{err}");
         std::fs::remove_dir_all(&dir).ok();
     }

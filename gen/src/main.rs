@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "canopy", about = "NATS leaf-node topologies: configs, PKI, compose and Terraform from one file")]
+#[command(
+    name = "canopy",
+    about = "NATS leaf-node topologies: configs, PKI, compose and Terraform from one file"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -36,7 +36,9 @@ fn parse_1mib(c: &mut Criterion) {
     let mut g = c.benchmark_group("config");
     g.throughput(Throughput::Bytes(text.len() as u64));
     g.sample_size(20);
-    g.bench_function("load_1mib", |b| b.iter(|| load_str(black_box(&text), "bench.conf", &NoEnv).unwrap()));
+    g.bench_function("load_1mib", |b| {
+        b.iter(|| load_str(black_box(&text), "bench.conf", &NoEnv).unwrap())
+    });
     g.finish();
 }
 

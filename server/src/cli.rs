@@ -132,7 +132,10 @@ impl Cli {
             o.server_name = Some(n.clone());
         }
         if let Some(m) = self.http_port {
-            o.http = Some(crate::config::options::HttpListen { host: None, port: m });
+            o.http = Some(crate::config::options::HttpListen {
+                host: None,
+                port: m,
+            });
         }
         if let Some(l) = &self.log {
             o.log_file = Some(l.clone());
@@ -158,17 +161,23 @@ impl Cli {
             }
         }
         if self.jetstream || self.store_dir.is_some() {
-            let js = o.jetstream.get_or_insert_with(|| crate::config::jetstream::JetStream {
-                enabled: true,
-                ..Default::default()
-            });
+            let js = o
+                .jetstream
+                .get_or_insert_with(|| crate::config::jetstream::JetStream {
+                    enabled: true,
+                    ..Default::default()
+                });
             js.enabled = true;
             if let Some(sd) = &self.store_dir {
                 js.store_dir = Some(sd.clone());
             }
         }
         let cluster_url = self.cluster.as_ref().or(self.cluster_listen.as_ref());
-        if cluster_url.is_some() || self.cluster_name.is_some() || self.routes.is_some() || self.no_advertise {
+        if cluster_url.is_some()
+            || self.cluster_name.is_some()
+            || self.routes.is_some()
+            || self.no_advertise
+        {
             let c = o.cluster.get_or_insert_with(Default::default);
             if let Some(url) = cluster_url {
                 let hostport = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
@@ -181,7 +190,11 @@ impl Cli {
                 c.name = Some(n.clone());
             }
             if let Some(r) = &self.routes {
-                c.routes = r.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+                c.routes = r
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
             }
             c.no_advertise |= self.no_advertise;
         }
@@ -193,7 +206,9 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Cli {
-        let argv = std::iter::once("canopy-server").chain(args.iter().copied()).map(OsString::from);
+        let argv = std::iter::once("canopy-server")
+            .chain(args.iter().copied())
+            .map(OsString::from);
         Cli::try_parse_from(normalize_args(argv)).unwrap()
     }
 
@@ -215,11 +230,23 @@ mod tests {
     #[test]
     fn command_line_overrides_config() {
         let mut o = Options::default();
-        o.port = 4222;
-        parse(&["-p", "5222", "--user", "u", "--pass", "p", "--routes", "nats://a:1,nats://b:2"]).apply(&mut o);
+        parse(&[
+            "-p",
+            "5222",
+            "--user",
+            "u",
+            "--pass",
+            "p",
+            "--routes",
+            "nats://a:1,nats://b:2",
+        ])
+        .apply(&mut o);
         assert_eq!(o.port, 5222);
         let a = o.authorization.unwrap();
-        assert_eq!((a.user.as_deref(), a.password.as_deref()), (Some("u"), Some("p")));
+        assert_eq!(
+            (a.user.as_deref(), a.password.as_deref()),
+            (Some("u"), Some("p"))
+        );
         assert_eq!(o.cluster.unwrap().routes, vec!["nats://a:1", "nats://b:2"]);
     }
 }

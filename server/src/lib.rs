@@ -6,7 +6,7 @@
 
 #![forbid(unsafe_code)]
 
-pub mod config;
 pub mod cli;
+pub mod config;
 pub mod log;
 pub mod server;

@@ -32,9 +32,13 @@ fn prefix(pid: u32, logtime: bool, utc: bool) -> String {
         return format!("[{pid}] ");
     }
     let ts = if utc {
-        chrono::Utc::now().format("%Y/%m/%d %H:%M:%S%.6f").to_string()
+        chrono::Utc::now()
+            .format("%Y/%m/%d %H:%M:%S%.6f")
+            .to_string()
     } else {
-        chrono::Local::now().format("%Y/%m/%d %H:%M:%S%.6f").to_string()
+        chrono::Local::now()
+            .format("%Y/%m/%d %H:%M:%S%.6f")
+            .to_string()
     };
     format!("[{pid}] {ts} ")
 }
@@ -44,8 +48,18 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut w: Writer<'_>, event: &Event<'_>) -> fmt::Result {
-        write!(w, "{}{} ", prefix(self.pid, self.logtime, self.utc), tag(event.metadata().level()))?;
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        write!(
+            w,
+            "{}{} ",
+            prefix(self.pid, self.logtime, self.utc),
+            tag(event.metadata().level())
+        )?;
         ctx.field_format().format_fields(w.by_ref(), event)?;
         writeln!(w)
     }

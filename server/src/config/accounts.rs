@@ -89,20 +89,29 @@ pub fn parse_accounts(node: &Node, d: &mut Diagnostics) -> Vec<Account> {
             for item in items {
                 match &item.value {
                     Value::Str(name) => out.push(Account::empty(name, &item.pos)),
-                    other => d.push(Diagnostic::error(&item.pos, format!("expected an account name, found {}", other.kind()))),
+                    other => d.push(Diagnostic::error(
+                        &item.pos,
+                        format!("expected an account name, found {}", other.kind()),
+                    )),
                 }
             }
             return out;
         }
         other => {
-            d.push(Diagnostic::error(&node.pos, format!("expected a map of accounts, found {}", other.kind())));
+            d.push(Diagnostic::error(
+                &node.pos,
+                format!("expected a map of accounts, found {}", other.kind()),
+            ));
             return Vec::new();
         }
     };
     let mut out: Vec<Account> = Vec::new();
     for entry in map.entries.iter().filter(|e| !e.used_as_variable) {
         if out.iter().any(|a| a.name == entry.key) {
-            d.push(Diagnostic::error(&entry.key_pos, format!("duplicate account \"{}\"", entry.key)));
+            d.push(Diagnostic::error(
+                &entry.key_pos,
+                format!("duplicate account \"{}\"", entry.key),
+            ));
             continue;
         }
         if let Some(acc) = parse_account(&entry.key, &entry.key_pos, &entry.value, d) {
@@ -175,14 +184,22 @@ fn parse_account(name: &str, pos: &Pos, node: &Node, d: &mut Diagnostics) -> Opt
     }
     if let Some(e) = f.take(&["msg_trace", "trace_dest"]) {
         if matches!(e.value.value, Value::Map(_)) {
-            decode::known_keys("account msg_trace", &e.value, &[&["dest"], &["sampling"]], d);
+            decode::known_keys(
+                "account msg_trace",
+                &e.value,
+                &[&["dest"], &["sampling"]],
+                d,
+            );
         }
     }
     f.finish(d, |k| match k {
-        "max_connections" | "max_conn" | "max_subscriptions" | "max_subs" | "max_payload" | "max_pay" | "max_leafnodes" | "max_leafs" => {
-            Some(format!("account limits go in a limits {{ {k}: ... }} block inside the account"))
+        "max_connections" | "max_conn" | "max_subscriptions" | "max_subs" | "max_payload"
+        | "max_pay" | "max_leafnodes" | "max_leafs" => Some(format!(
+            "account limits go in a limits {{ {k}: ... }} block inside the account"
+        )),
+        "user" | "password" => {
+            Some("account users go in a users: [ {user: ..., password: ...} ] list".into())
         }
-        "user" | "password" => Some("account users go in a users: [ {user: ..., password: ...} ] list".into()),
         _ => None,
     });
     Some(acc)
@@ -195,11 +212,17 @@ fn parse_export(x: &mut Fields, d: &mut Diagnostics) -> Option<Export> {
         (Some(s), None) => (ExportKind::Stream, s),
         (None, Some(s)) => (ExportKind::Service, s),
         (Some(_), Some(_)) => {
-            d.push(Diagnostic::error(&x.pos, "an export is either a stream or a service, not both"));
+            d.push(Diagnostic::error(
+                &x.pos,
+                "an export is either a stream or a service, not both",
+            ));
             return None;
         }
         (None, None) => {
-            d.push(Diagnostic::error(&x.pos, "an export needs \"stream\" or \"service\""));
+            d.push(Diagnostic::error(
+                &x.pos,
+                "an export needs \"stream\" or \"service\"",
+            ));
             return None;
         }
     };
@@ -213,18 +236,28 @@ fn parse_export(x: &mut Fields, d: &mut Diagnostics) -> Option<Export> {
                 "stream" => ResponseType::Stream,
                 "chunk" | "chunked" => ResponseType::Chunked,
                 _ => {
-                    d.push(Diagnostic::error(&e.value.pos, format!("unknown response type \"{s}\""))
-                        .with_help("use singleton, stream or chunked"));
+                    d.push(
+                        Diagnostic::error(&e.value.pos, format!("unknown response type \"{s}\""))
+                            .with_help("use singleton, stream or chunked"),
+                    );
                     ResponseType::Singleton
                 }
             };
             if kind == ExportKind::Stream {
-                d.push(Diagnostic::error(&e.key_pos, "response types are for service exports only"));
+                d.push(Diagnostic::error(
+                    &e.key_pos,
+                    "response types are for service exports only",
+                ));
             }
         }
     }
-    let response_threshold = x.duration(&["response_threshold", "threshold", "response_max_time"], d);
-    for accepted in [&["latency"][..], &["allow_trace"], &["account_token_position"]] {
+    let response_threshold =
+        x.duration(&["response_threshold", "threshold", "response_max_time"], d);
+    for accepted in [
+        &["latency"][..],
+        &["allow_trace"],
+        &["account_token_position"],
+    ] {
         x.take(accepted);
     }
     Some(Export {
@@ -244,11 +277,17 @@ fn parse_import(x: &mut Fields, d: &mut Diagnostics) -> Option<Import> {
         (Some(s), None) => (ExportKind::Stream, s),
         (None, Some(s)) => (ExportKind::Service, s),
         (Some(_), Some(_)) => {
-            d.push(Diagnostic::error(&x.pos, "an import is either a stream or a service, not both"));
+            d.push(Diagnostic::error(
+                &x.pos,
+                "an import is either a stream or a service, not both",
+            ));
             return None;
         }
         (None, None) => {
-            d.push(Diagnostic::error(&x.pos, "an import needs \"stream\" or \"service\""));
+            d.push(Diagnostic::error(
+                &x.pos,
+                "an import needs \"stream\" or \"service\"",
+            ));
             return None;
         }
     };
@@ -261,11 +300,17 @@ fn parse_import(x: &mut Fields, d: &mut Diagnostics) -> Option<Import> {
     let share = x.bool(&["share"], d).unwrap_or(false);
     x.take(&["allow_trace"]);
     let (Some(account), Some(subject)) = (account, subject) else {
-        d.push(Diagnostic::error(&src.value.pos, "an import source needs both \"account\" and \"subject\""));
+        d.push(Diagnostic::error(
+            &src.value.pos,
+            "an import source needs both \"account\" and \"subject\"",
+        ));
         return None;
     };
     if kind == ExportKind::Service && prefix.is_some() {
-        d.push(Diagnostic::error(&x.pos, "service imports take \"to\", not \"prefix\""));
+        d.push(Diagnostic::error(
+            &x.pos,
+            "service imports take \"to\", not \"prefix\"",
+        ));
     }
     check_subject(&subject, &src.value.pos, true, d);
     Some(Import {
@@ -290,15 +335,21 @@ pub fn check_imports(accounts: &[Account], d: &mut Diagnostics) {
             };
             let Some(src) = accounts.iter().find(|a| a.name == imp.account) else {
                 d.push(
-                    Diagnostic::error(&imp.pos, format!("\"{}\" account not defined for {kind} import", imp.account))
-                        .with_help(format!("define account {} under accounts {{ }}", imp.account)),
+                    Diagnostic::error(
+                        &imp.pos,
+                        format!("\"{}\" account not defined for {kind} import", imp.account),
+                    )
+                    .with_help(format!(
+                        "define account {} under accounts {{ }}",
+                        imp.account
+                    )),
                 );
                 continue;
             };
             let allowed = src.exports.iter().any(|x| {
                 x.kind == imp.kind
                     && subject_is_subset(&imp.subject, &x.subject)
-                    && (x.accounts.is_empty() || x.accounts.iter().any(|a| *a == acc.name))
+                    && (x.accounts.is_empty() || x.accounts.contains(&acc.name))
             });
             if !allowed {
                 d.push(
@@ -360,8 +411,11 @@ pub fn subject_is_valid(s: &str, wildcards: bool) -> bool {
 
 fn check_subject(s: &str, pos: &Pos, wildcards: bool, d: &mut Diagnostics) {
     if !subject_is_valid(s, wildcards) {
-        d.push(Diagnostic::error(pos, format!("invalid subject \"{s}\""))
-            .with_help("subjects are dot-separated tokens; `*` and `>` stand alone, `>` only last"));
+        d.push(
+            Diagnostic::error(pos, format!("invalid subject \"{s}\"")).with_help(
+                "subjects are dot-separated tokens; `*` and `>` stand alone, `>` only last",
+            ),
+        );
     }
 }
 
@@ -369,7 +423,10 @@ pub fn parse_mappings(node: &Node, d: &mut Diagnostics) -> Vec<Mapping> {
     let map: &Map = match &node.value {
         Value::Map(m) => m,
         other => {
-            d.push(Diagnostic::error(&node.pos, format!("expected a map of subject mappings, found {}", other.kind())));
+            d.push(Diagnostic::error(
+                &node.pos,
+                format!("expected a map of subject mappings, found {}", other.kind()),
+            ));
             return Vec::new();
         }
     };
@@ -407,18 +464,30 @@ pub fn parse_mappings(node: &Node, d: &mut Diagnostics) -> Vec<Mapping> {
             }
             other => d.push(Diagnostic::error(
                 &e.value.pos,
-                format!("expected a subject or weighted destinations for mapping \"{}\", found {}", e.key, other.kind()),
+                format!(
+                    "expected a subject or weighted destinations for mapping \"{}\", found {}",
+                    e.key,
+                    other.kind()
+                ),
             )),
         }
         let total: f64 = m.destinations.iter().map(|x| x.weight).sum();
         let weighted = m.destinations.len() > 1 || matches!(e.value.value, Value::Array(_));
         if weighted && total > 100.0 {
-            d.push(Diagnostic::error(&e.key_pos, format!("mapping \"{}\": weights add up to {total}%, more than 100%", e.key)));
+            d.push(Diagnostic::error(
+                &e.key_pos,
+                format!(
+                    "mapping \"{}\": weights add up to {total}%, more than 100%",
+                    e.key
+                ),
+            ));
         }
         for dest in &m.destinations {
             if let Err(why) = check_transform(&m.source, &dest.subject) {
-                d.push(Diagnostic::error(&e.key_pos, format!("invalid mapping destination: {why}"))
-                    .with_help("{{wildcard(N)}} counts the source's `*` tokens from 1"));
+                d.push(
+                    Diagnostic::error(&e.key_pos, format!("invalid mapping destination: {why}"))
+                        .with_help("{{wildcard(N)}} counts the source's `*` tokens from 1"),
+                );
             }
         }
         out.push(m);
@@ -438,15 +507,25 @@ fn parse_destination(f: &mut Fields, d: &mut Diagnostics) -> Option<MappingDest>
         };
         match parsed {
             Some(w) if (0.0..=100.0).contains(&w) => weight = w,
-            _ => d.push(Diagnostic::error(&e.value.pos, "mapping weight must be between 0 and 100 (e.g. 50%)")),
+            _ => d.push(Diagnostic::error(
+                &e.value.pos,
+                "mapping weight must be between 0 and 100 (e.g. 50%)",
+            )),
         }
     }
     let cluster = f.string(&["cluster"], d);
     let Some(subject) = subject else {
-        d.push(Diagnostic::error(&f.pos, "a weighted mapping entry needs \"destination\""));
+        d.push(Diagnostic::error(
+            &f.pos,
+            "a weighted mapping entry needs \"destination\"",
+        ));
         return None;
     };
-    Some(MappingDest { subject, weight, cluster })
+    Some(MappingDest {
+        subject,
+        weight,
+        cluster,
+    })
 }
 
 /// Check a destination's `{{function(args)}}` and legacy `$N` references against
@@ -470,10 +549,14 @@ fn check_transform(source: &str, dest: &str) -> Result<(), String> {
     let mut rest = dest;
     while let Some(start) = rest.find("{{") {
         let after = &rest[start + 2..];
-        let end = after.find("}}").ok_or_else(|| format!("unterminated \"{{{{\" in {dest}"))?;
+        let end = after
+            .find("}}")
+            .ok_or_else(|| format!("unterminated \"{{{{\" in {dest}"))?;
         let call = after[..end].trim();
         let raw = format!("{{{{{call}}}}}");
-        let open = call.find('(').ok_or_else(|| format!("expected a function call in {raw}"))?;
+        let open = call
+            .find('(')
+            .ok_or_else(|| format!("expected a function call in {raw}"))?;
         if !call.ends_with(')') {
             return Err(format!("expected a function call in {raw}"));
         }

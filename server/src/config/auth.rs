@@ -74,7 +74,11 @@ pub enum AuthBlock {
     Gateway,
 }
 
-pub fn parse_authorization(node: &Node, kind: AuthBlock, d: &mut Diagnostics) -> Option<Authorization> {
+pub fn parse_authorization(
+    node: &Node,
+    kind: AuthBlock,
+    d: &mut Diagnostics,
+) -> Option<Authorization> {
     let name = match kind {
         AuthBlock::TopLevel => "authorization",
         AuthBlock::Cluster => "cluster authorization",
@@ -92,13 +96,22 @@ pub fn parse_authorization(node: &Node, kind: AuthBlock, d: &mut Diagnostics) ->
     a.password = f.string(&["pass", "password"], d);
     let simple = matches!(kind, AuthBlock::Websocket | AuthBlock::Mqtt);
     let link = matches!(kind, AuthBlock::Cluster | AuthBlock::Gateway);
-    let link_name = if kind == AuthBlock::Cluster { "Cluster" } else { "Gateway" };
+    let link_name = if kind == AuthBlock::Cluster {
+        "Cluster"
+    } else {
+        "Gateway"
+    };
     if kind != AuthBlock::Leafnodes {
         if let Some(e) = f.take(&["token"]) {
             a.token = super::decode::string(e, d);
             if link {
-                d.push(Diagnostic::error(&e.key_pos, format!("{link_name} authorization does not support tokens"))
-                    .with_help("use user and password"));
+                d.push(
+                    Diagnostic::error(
+                        &e.key_pos,
+                        format!("{link_name} authorization does not support tokens"),
+                    )
+                    .with_help("use user and password"),
+                );
             }
         }
     }
@@ -113,31 +126,51 @@ pub fn parse_authorization(node: &Node, kind: AuthBlock, d: &mut Diagnostics) ->
         f.bool(&["proxy_required"], d);
         if let Some(e) = f.take(&["users"]) {
             if link {
-                d.push(Diagnostic::error(&e.key_pos, format!("{link_name} authorization does not allow multiple users"))
-                    .with_help("give a single user and password"));
+                d.push(
+                    Diagnostic::error(
+                        &e.key_pos,
+                        format!("{link_name} authorization does not allow multiple users"),
+                    )
+                    .with_help("give a single user and password"),
+                );
             }
             a.users = parse_users(e, kind == AuthBlock::Leafnodes, d);
         }
     }
-    if matches!(kind, AuthBlock::TopLevel | AuthBlock::Cluster | AuthBlock::Gateway) {
+    if matches!(
+        kind,
+        AuthBlock::TopLevel | AuthBlock::Cluster | AuthBlock::Gateway
+    ) {
         if let Some(e) = f.take(&["permissions", "default_permission", "default_permissions"]) {
             if kind == AuthBlock::Cluster {
                 d.push(
-                    Diagnostic::warning(&e.key_pos, "cluster authorization permissions are deprecated")
-                        .with_help("move them to cluster { permissions { import, export } }"),
+                    Diagnostic::warning(
+                        &e.key_pos,
+                        "cluster authorization permissions are deprecated",
+                    )
+                    .with_help("move them to cluster { permissions { import, export } }"),
                 );
             }
             a.default_permissions = parse_permissions(&e.value, d);
         }
         if let Some(e) = f.take(&["auth_callout", "auth_hook"]) {
             if link {
-                d.push(Diagnostic::error(&e.key_pos, format!("{link_name} authorization does not support callouts")));
+                d.push(Diagnostic::error(
+                    &e.key_pos,
+                    format!("{link_name} authorization does not support callouts"),
+                ));
             } else {
                 a.has_auth_callout = true;
                 super::decode::known_keys(
                     "authorization callout",
                     &e.value,
-                    &[&["issuer"], &["account", "acc"], &["auth_users", "users"], &["xkey", "key"], &["allowed_accounts"]],
+                    &[
+                        &["issuer"],
+                        &["account", "acc"],
+                        &["auth_users", "users"],
+                        &["xkey", "key"],
+                        &["allowed_accounts"],
+                    ],
                     d,
                 );
             }
@@ -145,8 +178,13 @@ pub fn parse_authorization(node: &Node, kind: AuthBlock, d: &mut Diagnostics) ->
     }
     f.finish(d, |_| None);
     if a.token.is_some() && (a.user.is_some() || !a.users.is_empty()) {
-        d.push(Diagnostic::error(&node.pos, "token and user/users cannot both be set in authorization")
-            .with_help("use either a token or users"));
+        d.push(
+            Diagnostic::error(
+                &node.pos,
+                "token and user/users cannot both be set in authorization",
+            )
+            .with_help("use either a token or users"),
+        );
     }
     Some(a)
 }
@@ -159,7 +197,10 @@ fn auth_timeout(e: &Entry, d: &mut Diagnostics) -> Option<Duration> {
         d.push(
             Diagnostic::warning(
                 &e.key_pos,
-                format!("invalid use of field \"timeout\": timeout of {} seconds is high", t.as_secs_f64()),
+                format!(
+                    "invalid use of field \"timeout\": timeout of {} seconds is high",
+                    t.as_secs_f64()
+                ),
             )
             .with_help("keep it under 60 seconds; write durations quoted, e.g. \"1m\""),
         );
@@ -186,16 +227,24 @@ pub fn parse_users(e: &Entry, leaf: bool, d: &mut Diagnostics) -> Vec<User> {
                 u.permissions = parse_permissions(&p.value, d);
             }
             u.allowed_connection_types = f
-                .strings(&["allowed_connection_types", "connection_types", "clients"], d)
+                .strings(
+                    &["allowed_connection_types", "connection_types", "clients"],
+                    d,
+                )
                 .unwrap_or_default();
             u.proxy_required = f.bool(&["proxy_required"], d).unwrap_or(false);
         }
         if u.nkey.is_some() && (u.user.is_some() || u.password.is_some()) {
-            d.push(Diagnostic::error(&f.pos, "Nkey users do not take usernames or passwords")
-                .with_help("give either nkey, or user and password"));
+            d.push(
+                Diagnostic::error(&f.pos, "Nkey users do not take usernames or passwords")
+                    .with_help("give either nkey, or user and password"),
+            );
         }
         if u.user.is_none() && u.nkey.is_none() {
-            d.push(Diagnostic::error(&f.pos, "a user entry needs \"user\" or \"nkey\""));
+            d.push(Diagnostic::error(
+                &f.pos,
+                "a user entry needs \"user\" or \"nkey\"",
+            ));
         }
         if let Some(nkey) = &u.nkey {
             if !valid_user_nkey(nkey) {
@@ -212,7 +261,10 @@ pub fn parse_users(e: &Entry, leaf: bool, d: &mut Diagnostics) -> Vec<User> {
 }
 
 fn valid_user_nkey(k: &str) -> bool {
-    k.len() == 56 && k.starts_with('U') && k.bytes().all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b))
+    k.len() == 56
+        && k.starts_with('U')
+        && k.bytes()
+            .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b))
 }
 
 pub fn parse_permissions(node: &Node, d: &mut Diagnostics) -> Option<Permissions> {
@@ -243,7 +295,10 @@ pub fn parse_permissions(node: &Node, d: &mut Diagnostics) -> Option<Permissions
             other => {
                 d.push(Diagnostic::error(
                     &e.value.pos,
-                    format!("expected true, false or {{max, expires}} for allow_responses, found {}", other.kind()),
+                    format!(
+                        "expected true, false or {{max, expires}} for allow_responses, found {}",
+                        other.kind()
+                    ),
                 ));
                 None
             }
@@ -275,7 +330,10 @@ fn subject_permission(node: &Node, key: &str, d: &mut Diagnostics) -> Option<Sub
         other => {
             d.push(Diagnostic::error(
                 &node.pos,
-                format!("expected a subject, a list or {{allow, deny}} for \"{key}\", found {}", other.kind()),
+                format!(
+                    "expected a subject, a list or {{allow, deny}} for \"{key}\", found {}",
+                    other.kind()
+                ),
             ));
             None
         }

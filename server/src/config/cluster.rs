@@ -41,7 +41,10 @@ pub fn parse_cluster(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<Cl
     c.name = f.string(&["name"], d);
     if let Some(name) = &c.name {
         if name.contains(char::is_whitespace) {
-            d.push(Diagnostic::error(&node.pos, format!("cluster name \"{name}\" cannot contain spaces")));
+            d.push(Diagnostic::error(
+                &node.pos,
+                format!("cluster name \"{name}\" cannot contain spaces"),
+            ));
         }
     }
     if let Some(e) = f.take(&["listen"]) {
@@ -63,11 +66,19 @@ pub fn parse_cluster(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<Cl
         if let Some(routes) = decode::strings(e, d) {
             for (i, r) in routes.iter().enumerate() {
                 if let Err(why) = super::options::check_url(r) {
-                    d.push(Diagnostic::error(&e.value.pos, format!("error parsing route url \"{r}\": {why}")));
+                    d.push(Diagnostic::error(
+                        &e.value.pos,
+                        format!("error parsing route url \"{r}\": {why}"),
+                    ));
                 }
                 if routes[..i].contains(r) {
-                    d.push(Diagnostic::error(&e.value.pos, format!("Duplicate route entry detected: {r}"))
-                        .with_help("list each route URL once"));
+                    d.push(
+                        Diagnostic::error(
+                            &e.value.pos,
+                            format!("Duplicate route entry detected: {r}"),
+                        )
+                        .with_help("list each route URL once"),
+                    );
                 }
             }
             c.routes = routes;
@@ -82,9 +93,17 @@ pub fn parse_cluster(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<Cl
     c.connect_backoff = f.bool(&["connect_backoff"], d).unwrap_or(false);
     if let Some(e) = f.take(&["permissions"]) {
         c.permissions = auth::parse_permissions(&e.value, d);
-        if c.permissions.as_ref().is_some_and(|p| p.allow_responses.is_some()) {
-            d.push(Diagnostic::error(&e.key_pos, "Cluster permissions do not support dynamic responses")
-                .with_help("remove allow_responses from cluster permissions"));
+        if c.permissions
+            .as_ref()
+            .is_some_and(|p| p.allow_responses.is_some())
+        {
+            d.push(
+                Diagnostic::error(
+                    &e.key_pos,
+                    "Cluster permissions do not support dynamic responses",
+                )
+                .with_help("remove allow_responses from cluster permissions"),
+            );
         }
     }
     c.pool_size = f.int(&["pool_size"], d);
@@ -97,7 +116,9 @@ pub fn parse_cluster(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<Cl
     c.write_deadline = f.duration(&["write_deadline"], d);
     c.write_timeout = f.string(&["write_timeout"], d);
     f.finish(d, |k| match k {
-        "user" | "password" => Some("route credentials go in cluster { authorization { user, password } }".into()),
+        "user" | "password" => {
+            Some("route credentials go in cluster { authorization { user, password } }".into())
+        }
         "route" => Some("the key is routes: [ ... ]".into()),
         _ => None,
     });

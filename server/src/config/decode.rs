@@ -62,7 +62,9 @@ impl<'a> Fields<'a> {
     }
 
     pub fn has(&self, names: &[&str]) -> bool {
-        self.entries.iter().any(|(_, k, _)| names.contains(&k.as_str()))
+        self.entries
+            .iter()
+            .any(|(_, k, _)| names.contains(&k.as_str()))
     }
 
     /// Report the keys nobody took. `hint` maps a known mistake to its fix.
@@ -182,7 +184,10 @@ pub fn node_strings(node: &Node, key: &str, d: &mut Diagnostics) -> Option<Vec<S
         other => {
             d.push(Diagnostic::error(
                 &node.pos,
-                format!("expected a string or an array of strings for \"{key}\", found {}", other.kind()),
+                format!(
+                    "expected a string or an array of strings for \"{key}\", found {}",
+                    other.kind()
+                ),
             ));
             None
         }
@@ -197,8 +202,11 @@ pub fn duration(e: &Entry, d: &mut Diagnostics) -> Option<Duration> {
             Ok(dur) => Some(dur),
             Err(why) => {
                 d.push(
-                    Diagnostic::error(&e.value.pos, format!("invalid duration \"{s}\" for \"{}\": {why}", e.key))
-                        .with_help("durations look like \"500ms\", \"10s\", \"1m30s\" or \"2h\""),
+                    Diagnostic::error(
+                        &e.value.pos,
+                        format!("invalid duration \"{s}\" for \"{}\": {why}", e.key),
+                    )
+                    .with_help("durations look like \"500ms\", \"10s\", \"1m30s\" or \"2h\""),
                 );
                 None
             }
@@ -207,7 +215,10 @@ pub fn duration(e: &Entry, d: &mut Diagnostics) -> Option<Duration> {
             d.push(
                 Diagnostic::warning(
                     &e.key_pos,
-                    format!("invalid use of field \"{}\": {} should be converted to a duration", e.key, e.key),
+                    format!(
+                        "invalid use of field \"{}\": {} should be converted to a duration",
+                        e.key, e.key
+                    ),
                 )
                 .with_help(format!("write {}: \"{n}s\"", e.key)),
             );
@@ -217,7 +228,10 @@ pub fn duration(e: &Entry, d: &mut Diagnostics) -> Option<Duration> {
             d.push(
                 Diagnostic::warning(
                     &e.key_pos,
-                    format!("invalid use of field \"{}\": {} should be converted to a duration", e.key, e.key),
+                    format!(
+                        "invalid use of field \"{}\": {} should be converted to a duration",
+                        e.key, e.key
+                    ),
                 )
                 .with_help(format!("write {}: \"<n>s\" as a quoted duration", e.key)),
             );
@@ -252,7 +266,10 @@ pub fn seconds(e: &Entry, d: &mut Diagnostics) -> Option<Duration> {
         }
     };
     if !secs.is_finite() || secs < 0.0 {
-        d.push(Diagnostic::error(&e.value.pos, format!("\"{}\" must be a positive number of seconds", e.key)));
+        d.push(Diagnostic::error(
+            &e.value.pos,
+            format!("\"{}\" must be a positive number of seconds", e.key),
+        ));
         return None;
     }
     Some(Duration::from_secs_f64(secs.min(1e12)))
@@ -341,7 +358,11 @@ pub fn maps<'a>(e: &'a Entry, what: &'static str, d: &mut Diagnostics) -> Vec<Fi
         other => {
             d.push(Diagnostic::error(
                 &e.value.pos,
-                format!("expected an array of maps for \"{}\", found {}", e.key, other.kind()),
+                format!(
+                    "expected an array of maps for \"{}\", found {}",
+                    e.key,
+                    other.kind()
+                ),
             ));
             return Vec::new();
         }
@@ -360,8 +381,14 @@ mod tests {
     fn go_durations_parse_like_go() {
         assert_eq!(parse_go_duration("10s").unwrap(), Duration::from_secs(10));
         assert_eq!(parse_go_duration("1m30s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_go_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_go_duration("1h2m3.5s").unwrap(), Duration::from_millis(3_723_500));
+        assert_eq!(
+            parse_go_duration("500ms").unwrap(),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            parse_go_duration("1h2m3.5s").unwrap(),
+            Duration::from_millis(3_723_500)
+        );
         assert_eq!(parse_go_duration("1µs").unwrap(), Duration::from_micros(1));
         assert_eq!(parse_go_duration("0").unwrap(), Duration::ZERO);
         assert!(parse_go_duration("1d").is_err());

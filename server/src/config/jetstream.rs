@@ -57,7 +57,10 @@ pub fn parse_jetstream(node: &Node, d: &mut Diagnostics) -> Option<JetStream> {
                 return Some(js);
             }
             None => {
-                d.push(Diagnostic::error(&node.pos, format!("expected enabled, disabled or a block for jetstream, found \"{s}\"")));
+                d.push(Diagnostic::error(
+                    &node.pos,
+                    format!("expected enabled, disabled or a block for jetstream, found \"{s}\""),
+                ));
                 return None;
             }
         },
@@ -98,14 +101,25 @@ pub fn parse_jetstream(node: &Node, d: &mut Diagnostics) -> Option<JetStream> {
     }
     if let Some(e) = f.take(&["limits"]) {
         if let Some(mut l) = Fields::of("jetstream limits", &e.value, d) {
-            for k in ["max_ack_pending", "max_ha_assets", "max_request_batch", "default_max_consumers", "duplicate_window"] {
+            for k in [
+                "max_ack_pending",
+                "max_ha_assets",
+                "max_request_batch",
+                "default_max_consumers",
+                "duplicate_window",
+            ] {
                 l.take(&[k]);
             }
             if let Some(b) = l.take(&["batch"]) {
                 super::decode::known_keys(
                     "jetstream limits batch",
                     &b.value,
-                    &[&["max_inflight_per_stream"], &["max_inflight_total"], &["max_msgs"], &["timeout"]],
+                    &[
+                        &["max_inflight_per_stream"],
+                        &["max_inflight_total"],
+                        &["max_msgs"],
+                        &["timeout"],
+                    ],
                     d,
                 );
             }
@@ -116,12 +130,21 @@ pub fn parse_jetstream(node: &Node, d: &mut Diagnostics) -> Option<JetStream> {
         super::decode::known_keys(
             "jetstream tpm",
             &e.value,
-            &[&["keys_file"], &["encryption_password"], &["srk_password"], &["pcr"], &["cipher"]],
+            &[
+                &["keys_file"],
+                &["encryption_password"],
+                &["srk_password"],
+                &["pcr"],
+                &["cipher"],
+            ],
             d,
         );
     }
     f.finish(d, |k| match k {
-        "max_memory" => Some("the top-level key is max_memory_store (max_mem); max_memory is the per-account limit".into()),
+        "max_memory" => Some(
+            "the top-level key is max_memory_store (max_mem); max_memory is the per-account limit"
+                .into(),
+        ),
         _ => None,
     });
     Some(js)
@@ -144,7 +167,12 @@ pub fn parse_account_jetstream(node: &Node, d: &mut Diagnostics) -> Option<Accou
                     Some(js)
                 }
                 None => {
-                    d.push(Diagnostic::error(&node.pos, format!("expected enabled, disabled or a block for jetstream, found \"{s}\"")));
+                    d.push(Diagnostic::error(
+                        &node.pos,
+                        format!(
+                            "expected enabled, disabled or a block for jetstream, found \"{s}\""
+                        ),
+                    ));
                     None
                 }
             }

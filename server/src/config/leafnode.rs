@@ -118,7 +118,9 @@ pub fn parse_leafnodes(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<
     if let Some(e) = f.take(&["compression"]) {
         l.compression = Compression::parse(e, d);
     }
-    l.isolate_leafnode_interest = f.bool(&["isolate_leafnode_interest", "isolate"], d).unwrap_or(false);
+    l.isolate_leafnode_interest = f
+        .bool(&["isolate_leafnode_interest", "isolate"], d)
+        .unwrap_or(false);
     l.write_deadline = f.duration(&["write_deadline"], d);
     l.write_timeout = f.string(&["write_timeout"], d);
     f.finish(d, leafnodes_hint);
@@ -137,16 +139,25 @@ fn parse_remote(f: &mut Fields, base: &Path, d: &mut Diagnostics) -> Remote {
             match scheme {
                 Some(s) if URL_SCHEMES.contains(&s.as_str()) => {
                     if let Err(why) = super::options::check_url(u) {
-                        d.push(Diagnostic::error(&e.value.pos, format!("error parsing leafnode url \"{u}\": {why}")));
+                        d.push(Diagnostic::error(
+                            &e.value.pos,
+                            format!("error parsing leafnode url \"{u}\": {why}"),
+                        ));
                     }
                 }
                 Some(s) => d.push(
-                    Diagnostic::error(&e.value.pos, format!("unsupported URL scheme \"{s}\" in leafnode remote {u}"))
-                        .with_help("use nats-leaf://, nats://, tls://, ws:// or wss://"),
+                    Diagnostic::error(
+                        &e.value.pos,
+                        format!("unsupported URL scheme \"{s}\" in leafnode remote {u}"),
+                    )
+                    .with_help("use nats-leaf://, nats://, tls://, ws:// or wss://"),
                 ),
                 None => d.push(
-                    Diagnostic::error(&e.value.pos, format!("leafnode remote URL \"{u}\" has no scheme"))
-                        .with_help(format!("write nats-leaf://{u}")),
+                    Diagnostic::error(
+                        &e.value.pos,
+                        format!("leafnode remote URL \"{u}\" has no scheme"),
+                    )
+                    .with_help(format!("write nats-leaf://{u}")),
                 ),
             }
         }
@@ -155,15 +166,24 @@ fn parse_remote(f: &mut Fields, base: &Path, d: &mut Diagnostics) -> Remote {
     r.credentials = f.string(&["credentials", "creds"], d);
     r.nkey = f.string(&["nkey", "seed"], d);
     if r.credentials.is_some() && r.nkey.is_some() {
-        d.push(Diagnostic::error(&f.pos, "a remote takes credentials or nkey, not both"));
+        d.push(Diagnostic::error(
+            &f.pos,
+            "a remote takes credentials or nkey, not both",
+        ));
     }
     if let Some(e) = f.take(&["tls"]) {
         r.tls = tls::parse_tls(&e.value, base, tls::TlsContext::Endpoint, d);
     }
     r.hub = f.bool(&["hub"], d).unwrap_or(false);
-    r.deny_imports = f.strings(&["deny_imports", "deny_import"], d).unwrap_or_default();
-    r.deny_exports = f.strings(&["deny_exports", "deny_export"], d).unwrap_or_default();
-    r.no_randomize = f.bool(&["no_randomize", "dont_randomize"], d).unwrap_or(false);
+    r.deny_imports = f
+        .strings(&["deny_imports", "deny_import"], d)
+        .unwrap_or_default();
+    r.deny_exports = f
+        .strings(&["deny_exports", "deny_export"], d)
+        .unwrap_or_default();
+    r.no_randomize = f
+        .bool(&["no_randomize", "dont_randomize"], d)
+        .unwrap_or(false);
     r.first_info_timeout = f.duration(&["first_info_timeout"], d);
     r.dial_timeout = f.duration(&["dial_timeout"], d);
     if let Some(e) = f.take(&["compression"]) {
@@ -171,11 +191,23 @@ fn parse_remote(f: &mut Fields, base: &Path, d: &mut Diagnostics) -> Remote {
     }
     r.ignore_discovered_servers = f.bool(&["ignore_discovered_servers"], d).unwrap_or(false);
     r.disabled = f.bool(&["disabled"], d).unwrap_or(false);
-    r.isolate_leafnode_interest = f.bool(&["isolate_leafnode_interest", "isolate"], d).unwrap_or(false);
-    r.websocket_compression = f
-        .bool(&["ws_compression", "ws_compress", "websocket_compression", "websocket_compress"], d)
+    r.isolate_leafnode_interest = f
+        .bool(&["isolate_leafnode_interest", "isolate"], d)
         .unwrap_or(false);
-    r.websocket_no_masking = f.bool(&["ws_no_masking", "websocket_no_masking"], d).unwrap_or(false);
+    r.websocket_compression = f
+        .bool(
+            &[
+                "ws_compression",
+                "ws_compress",
+                "websocket_compression",
+                "websocket_compress",
+            ],
+            d,
+        )
+        .unwrap_or(false);
+    r.websocket_no_masking = f
+        .bool(&["ws_no_masking", "websocket_no_masking"], d)
+        .unwrap_or(false);
     f.take(&["request_isolation"]);
     f.take(&["jetstream_cluster_migrate", "js_cluster_migrate"]);
     if let Some(e) = f.take(&["proxy"]) {
@@ -186,12 +218,18 @@ fn parse_remote(f: &mut Fields, base: &Path, d: &mut Diagnostics) -> Remote {
             p.duration(&["timeout"], d);
             if let Some(t) = p.take(&["tls"]) {
                 if !url.as_deref().is_some_and(|u| u.starts_with("https://")) {
-                    d.push(Diagnostic::error(&t.key_pos, "proxy TLS configuration requires an https proxy URL"));
+                    d.push(Diagnostic::error(
+                        &t.key_pos,
+                        "proxy TLS configuration requires an https proxy URL",
+                    ));
                 }
                 tls::parse_tls(&t.value, base, tls::TlsContext::Proxy, d);
             }
             if user.is_some() != pass.is_some() {
-                d.push(Diagnostic::error(&p.pos, "proxy username and password must both be specified or both be empty"));
+                d.push(Diagnostic::error(
+                    &p.pos,
+                    "proxy username and password must both be specified or both be empty",
+                ));
             }
             p.finish(d, |_| None);
         }

@@ -253,7 +253,10 @@ pub fn number_or_string(text: &str, pos: &Pos) -> Result<Value, Diagnostic> {
     let digits = text.strip_prefix('-').unwrap_or(text);
     if !digits.starts_with(|c: char| c.is_ascii_digit()) {
         let got = digits.chars().next().map(String::from).unwrap_or_default();
-        return Err(Diagnostic::error(pos, format!("expected a digit after '-', found '{got}'")));
+        return Err(Diagnostic::error(
+            pos,
+            format!("expected a digit after '-', found '{got}'"),
+        ));
     }
     let n_digits = digits.bytes().take_while(u8::is_ascii_digit).count();
     let (num, rest) = text.split_at(text.len() - digits.len() + n_digits);
@@ -262,7 +265,10 @@ pub fn number_or_string(text: &str, pos: &Pos) -> Result<Value, Diagnostic> {
             .with_help("integers must fit in 64 bits")
     };
     if rest.is_empty() {
-        return num.parse::<i64>().map(Value::Int).map_err(|_| out_of_range());
+        return num
+            .parse::<i64>()
+            .map(Value::Int)
+            .map_err(|_| out_of_range());
     }
     if let Some(mult) = size_multiplier(rest) {
         let n: i64 = num.parse().map_err(|_| out_of_range())?;
@@ -295,7 +301,11 @@ mod tests {
     use super::*;
 
     fn num(s: &str) -> Value {
-        let pos = Pos { file: "t".into(), line: 1, col: 1 };
+        let pos = Pos {
+            file: "t".into(),
+            line: 1,
+            col: 1,
+        };
         number_or_string(s, &pos).unwrap()
     }
 
@@ -328,7 +338,11 @@ mod tests {
 
     #[test]
     fn overflow_is_an_error_not_a_wrap() {
-        let pos = Pos { file: "t".into(), line: 1, col: 1 };
+        let pos = Pos {
+            file: "t".into(),
+            line: 1,
+            col: 1,
+        };
         assert!(number_or_string("99999999999999999999", &pos).is_err());
         assert!(number_or_string("9999999999999eb", &pos).is_err());
     }

@@ -38,7 +38,15 @@ pub struct Compression {
     pub rtt_thresholds: Vec<Duration>,
 }
 
-pub const COMPRESSION_MODES: &[&str] = &["off", "accept", "s2_fast", "s2_better", "s2_best", "s2_auto", "s2_uncompressed"];
+pub const COMPRESSION_MODES: &[&str] = &[
+    "off",
+    "accept",
+    "s2_fast",
+    "s2_better",
+    "s2_best",
+    "s2_auto",
+    "s2_uncompressed",
+];
 
 impl Compression {
     pub fn parse(e: &Entry, d: &mut Diagnostics) -> Option<Compression> {
@@ -58,7 +66,10 @@ impl Compression {
                     for s in decode::strings(t, d).unwrap_or_default() {
                         match decode::parse_go_duration(&s) {
                             Ok(dur) => c.rtt_thresholds.push(dur),
-                            Err(why) => d.push(Diagnostic::error(&t.value.pos, format!("invalid rtt threshold \"{s}\": {why}"))),
+                            Err(why) => d.push(Diagnostic::error(
+                                &t.value.pos,
+                                format!("invalid rtt threshold \"{s}\": {why}"),
+                            )),
                         }
                     }
                 }
@@ -68,7 +79,10 @@ impl Compression {
             other => {
                 d.push(Diagnostic::error(
                     &e.value.pos,
-                    format!("expected a mode, a boolean or a block for compression, found {}", other.kind()),
+                    format!(
+                        "expected a mode, a boolean or a block for compression, found {}",
+                        other.kind()
+                    ),
                 ));
                 None
             }
@@ -235,16 +249,20 @@ pub fn parse_listen(e: &Entry, d: &mut Diagnostics) -> Option<(Option<String>, i
         Value::Int(p) => Some((None, *p)),
         Value::Str(s) => {
             let Some((host, port)) = s.rsplit_once(':') else {
-                d.push(Diagnostic::error(&e.value.pos, format!("could not parse address \"{s}\""))
-                    .with_help(format!("write {}: \"host:port\" or a port number", e.key)));
+                d.push(
+                    Diagnostic::error(&e.value.pos, format!("could not parse address \"{s}\""))
+                        .with_help(format!("write {}: \"host:port\" or a port number", e.key)),
+                );
                 return None;
             };
             let host = host.trim_start_matches('[').trim_end_matches(']');
             match port.parse::<i64>() {
                 Ok(p) => Some(((!host.is_empty()).then(|| host.to_string()), p)),
                 Err(_) => {
-                    d.push(Diagnostic::error(&e.value.pos, format!("could not parse port \"{port}\""))
-                        .with_help(format!("write {}: \"host:port\" or a port number", e.key)));
+                    d.push(
+                        Diagnostic::error(&e.value.pos, format!("could not parse port \"{port}\""))
+                            .with_help(format!("write {}: \"host:port\" or a port number", e.key)),
+                    );
                     None
                 }
             }
@@ -252,7 +270,11 @@ pub fn parse_listen(e: &Entry, d: &mut Diagnostics) -> Option<(Option<String>, i
         other => {
             d.push(Diagnostic::error(
                 &e.value.pos,
-                format!("expected \"host:port\" or a port for \"{}\", found {}", e.key, other.kind()),
+                format!(
+                    "expected \"host:port\" or a port for \"{}\", found {}",
+                    e.key,
+                    other.kind()
+                ),
             ));
             None
         }
@@ -265,9 +287,14 @@ pub fn check_url(url: &str) -> Result<(), String> {
         return Err("missing scheme (e.g. nats://)".into());
     };
     let authority = rest.split('/').next().unwrap_or("");
-    let hostport = authority.rsplit_once('@').map(|(_, h)| h).unwrap_or(authority);
+    let hostport = authority
+        .rsplit_once('@')
+        .map(|(_, h)| h)
+        .unwrap_or(authority);
     let port = if let Some(v6) = hostport.strip_prefix('[') {
-        v6.split_once(']').map(|(_, p)| p.trim_start_matches(':')).unwrap_or("")
+        v6.split_once(']')
+            .map(|(_, p)| p.trim_start_matches(':'))
+            .unwrap_or("")
     } else {
         hostport.rsplit_once(':').map(|(_, p)| p).unwrap_or("")
     };
@@ -289,7 +316,9 @@ fn top_level_hint(key: &str) -> Option<String> {
         "leafnode" => "the block is leafnodes { } (or leaf { })".into(),
         "clusters" => "the block is cluster { }".into(),
         "account_mappings" => "the key is mappings { } (top level, or inside an account)".into(),
-        "reconnect_buffer_size" => "the server has no reconnect buffer (that is a client-library option): remove it".into(),
+        "reconnect_buffer_size" => {
+            "the server has no reconnect buffer (that is a client-library option): remove it".into()
+        }
         "monitor" | "monitoring" => "use http_port: 8222 or http: \"host:8222\"".into(),
         "log" => "the key is logfile (or log_file)".into(),
         _ => return None,
@@ -322,7 +351,10 @@ impl Options {
         o.server_name = f.string(&["server_name"], d);
         if let Some(name) = &o.server_name {
             if name.contains(char::is_whitespace) {
-                d.push(Diagnostic::error(pos, format!("server_name \"{name}\" cannot contain spaces")));
+                d.push(Diagnostic::error(
+                    pos,
+                    format!("server_name \"{name}\" cannot contain spaces"),
+                ));
             }
         }
         o.debug = f.bool(&["debug"], d).unwrap_or(o.debug);
@@ -348,42 +380,68 @@ impl Options {
             o.http = parse_listen(e, d).map(|(host, port)| HttpListen { host, port });
         }
         if let Some(p) = f.int(&["http_port", "monitor_port"], d) {
-            o.http = Some(HttpListen { host: o.http.and_then(|h| h.host), port: p });
+            o.http = Some(HttpListen {
+                host: o.http.and_then(|h| h.host),
+                port: p,
+            });
         }
         if let Some(e) = f.take(&["https"]) {
             o.https = parse_listen(e, d).map(|(host, port)| HttpListen { host, port });
         }
         if let Some(p) = f.int(&["https_port"], d) {
-            o.https = Some(HttpListen { host: o.https.and_then(|h| h.host), port: p });
+            o.https = Some(HttpListen {
+                host: o.https.and_then(|h| h.host),
+                port: p,
+            });
         }
         o.http_base_path = f.string(&["http_base_path"], d);
 
-        o.max_control_line = f.int(&["max_control_line"], d).unwrap_or(o.max_control_line);
+        o.max_control_line = f
+            .int(&["max_control_line"], d)
+            .unwrap_or(o.max_control_line);
         o.max_payload = f.int(&["max_payload"], d).unwrap_or(o.max_payload);
         o.max_pending = f.int(&["max_pending"], d).unwrap_or(o.max_pending);
-        o.max_connections = f.int(&["max_connections", "max_conn"], d).unwrap_or(o.max_connections);
+        o.max_connections = f
+            .int(&["max_connections", "max_conn"], d)
+            .unwrap_or(o.max_connections);
         o.max_subscriptions = f.int(&["max_subscriptions", "max_subs"], d).unwrap_or(0);
-        o.max_sub_tokens = f.int(&["max_sub_tokens", "max_subscription_tokens"], d).unwrap_or(0);
+        o.max_sub_tokens = f
+            .int(&["max_sub_tokens", "max_subscription_tokens"], d)
+            .unwrap_or(0);
         o.max_traced_msg_len = f.int(&["max_traced_msg_len"], d).unwrap_or(0);
-        o.max_closed_clients = f.int(&["max_closed_clients"], d).unwrap_or(o.max_closed_clients);
+        o.max_closed_clients = f
+            .int(&["max_closed_clients"], d)
+            .unwrap_or(o.max_closed_clients);
         o.ping_interval = f.duration(&["ping_interval"], d).unwrap_or(o.ping_interval);
         o.ping_max = f.int(&["ping_max"], d).unwrap_or(o.ping_max);
-        o.write_deadline = f.duration(&["write_deadline"], d).unwrap_or(o.write_deadline);
+        o.write_deadline = f
+            .duration(&["write_deadline"], d)
+            .unwrap_or(o.write_deadline);
         o.write_timeout = f.string(&["write_timeout"], d);
         if let Some(e) = f.take(&["lame_duck_duration"]) {
             if let Some(dur) = decode::duration(e, d) {
                 if dur < MIN_LAME_DUCK_DURATION {
                     d.push(
-                        Diagnostic::error(&e.key_pos, format!("invalid lame_duck_duration of {}, minimum is 30 seconds", fmt_duration(dur)))
-                            .with_help("lame_duck_duration: \"30s\" or more"),
+                        Diagnostic::error(
+                            &e.key_pos,
+                            format!(
+                                "invalid lame_duck_duration of {}, minimum is 30 seconds",
+                                fmt_duration(dur)
+                            ),
+                        )
+                        .with_help("lame_duck_duration: \"30s\" or more"),
                     );
                 }
                 o.lame_duck_duration = dur;
             }
         }
-        o.lame_duck_grace_period = f.duration(&["lame_duck_grace_period"], d).unwrap_or(o.lame_duck_grace_period);
+        o.lame_duck_grace_period = f
+            .duration(&["lame_duck_grace_period"], d)
+            .unwrap_or(o.lame_duck_grace_period);
         o.no_header_support = f.bool(&["no_header_support"], d).unwrap_or(false);
-        o.disable_sublist_cache = f.bool(&["disable_sublist_cache", "no_sublist_cache"], d).unwrap_or(false);
+        o.disable_sublist_cache = f
+            .bool(&["disable_sublist_cache", "no_sublist_cache"], d)
+            .unwrap_or(false);
         o.no_fast_producer_stall = f.bool(&["no_fast_producer_stall"], d).unwrap_or(false);
         o.connect_error_reports = f.int(&["connect_error_reports"], d);
         o.reconnect_error_reports = f.int(&["reconnect_error_reports"], d);
@@ -399,7 +457,9 @@ impl Options {
             o.accounts = accounts::parse_accounts(&e.value, d);
         }
         o.system_account = f.string(&["system_account", "system"], d);
-        o.no_system_account = f.bool(&["no_system_account", "no_system", "no_sys_acc"], d).unwrap_or(false);
+        o.no_system_account = f
+            .bool(&["no_system_account", "no_system", "no_sys_acc"], d)
+            .unwrap_or(false);
         o.no_auth_user = f.string(&["no_auth_user"], d);
         if let Some(e) = f.take(&["mappings", "maps"]) {
             o.mappings = accounts::parse_mappings(&e.value, d);
@@ -430,8 +490,13 @@ impl Options {
         accounts::check_imports(&self.accounts, d);
         // The official server keeps max_payload in an int32.
         if self.max_payload > i32::MAX as i64 {
-            d.push(Diagnostic::error(pos, format!("max_payload value is too big: {}", self.max_payload))
-                .with_help("max_payload must stay under 2GB; 8MB is the recommended ceiling"));
+            d.push(
+                Diagnostic::error(
+                    pos,
+                    format!("max_payload value is too big: {}", self.max_payload),
+                )
+                .with_help("max_payload must stay under 2GB; 8MB is the recommended ceiling"),
+            );
         }
     }
 
@@ -444,12 +509,25 @@ impl Options {
             .chain(self.accounts.iter().flat_map(|a| a.users.iter()));
         let mut seen: Vec<(&str, Option<&str>)> = Vec::new();
         for u in all {
-            let Some(name) = u.user.as_deref().or(u.nkey.as_deref()) else { continue };
+            let Some(name) = u.user.as_deref().or(u.nkey.as_deref()) else {
+                continue;
+            };
             if let Some((_, first_acc)) = seen.iter().find(|(n, _)| *n == name) {
-                let pos = u.pos.clone().unwrap_or_else(|| Pos { file: "".into(), line: 0, col: 0 });
-                let where_first = first_acc.map(|a| format!(" (first defined in account {a})")).unwrap_or_default();
-                d.push(Diagnostic::error(&pos, format!("Duplicate user \"{name}\" detected{where_first}"))
-                    .with_help("each user name may appear once in the whole configuration"));
+                let pos = u.pos.clone().unwrap_or_else(|| Pos {
+                    file: "".into(),
+                    line: 0,
+                    col: 0,
+                });
+                let where_first = first_acc
+                    .map(|a| format!(" (first defined in account {a})"))
+                    .unwrap_or_default();
+                d.push(
+                    Diagnostic::error(
+                        &pos,
+                        format!("Duplicate user \"{name}\" detected{where_first}"),
+                    )
+                    .with_help("each user name may appear once in the whole configuration"),
+                );
             } else {
                 seen.push((name, u.account.as_deref()));
             }
@@ -461,45 +539,90 @@ impl Options {
     pub fn check_startup(&self) -> Result<(), Diagnostics> {
         let mut d = Diagnostics::default();
         if self.max_payload > self.max_pending {
-            d.push(Diagnostic::file(format!(
-                "max_payload ({}) cannot be higher than max_pending ({})",
-                self.max_payload, self.max_pending
-            )).with_help("raise max_pending or lower max_payload"));
+            d.push(
+                Diagnostic::file(format!(
+                    "max_payload ({}) cannot be higher than max_pending ({})",
+                    self.max_payload, self.max_pending
+                ))
+                .with_help("raise max_pending or lower max_payload"),
+            );
         }
-        let account_exists = |name: &str| name == "$G" || self.accounts.iter().any(|a| a.name == name);
+        let account_exists =
+            |name: &str| name == "$G" || self.accounts.iter().any(|a| a.name == name);
         if let Some(sys) = &self.system_account {
             if !account_exists(sys) && sys != "$SYS" {
-                d.push(Diagnostic::file(format!("error resolving system account: account \"{sys}\" missing"))
-                    .with_help("define it under accounts { } or remove system_account"));
+                d.push(
+                    Diagnostic::file(format!(
+                        "error resolving system account: account \"{sys}\" missing"
+                    ))
+                    .with_help("define it under accounts { } or remove system_account"),
+                );
             }
         }
         if let Some(user) = &self.no_auth_user {
-            let known = self.authorization.iter().flat_map(|a| a.users.iter()).chain(self.accounts.iter().flat_map(|a| a.users.iter()))
-                .any(|u| u.user.as_deref() == Some(user.as_str()) || u.nkey.as_deref() == Some(user.as_str()));
+            let known = self
+                .authorization
+                .iter()
+                .flat_map(|a| a.users.iter())
+                .chain(self.accounts.iter().flat_map(|a| a.users.iter()))
+                .any(|u| {
+                    u.user.as_deref() == Some(user.as_str())
+                        || u.nkey.as_deref() == Some(user.as_str())
+                });
             if !known {
-                d.push(Diagnostic::file(format!("no_auth_user: \"{user}\" present, but users/nkeys are not defined"))
-                    .with_help("name a user defined in authorization { users } or in an account"));
+                d.push(
+                    Diagnostic::file(format!(
+                        "no_auth_user: \"{user}\" present, but users/nkeys are not defined"
+                    ))
+                    .with_help("name a user defined in authorization { users } or in an account"),
+                );
             }
         }
         if self.https.is_some() && self.tls.is_none() {
-            d.push(Diagnostic::file("Can't start monitoring: TLS cert and key required for HTTPS")
-                .with_help("add a top-level tls { cert_file, key_file } block, or use http_port"));
+            d.push(
+                Diagnostic::file("Can't start monitoring: TLS cert and key required for HTTPS")
+                    .with_help(
+                        "add a top-level tls { cert_file, key_file } block, or use http_port",
+                    ),
+            );
         }
-        let compressions = self.cluster.iter().filter_map(|c| c.compression.as_ref().map(|x| (x, c.pos.as_ref())))
-            .chain(self.leafnodes.iter().filter_map(|l| l.compression.as_ref().map(|x| (x, l.pos.as_ref()))))
-            .chain(self.leafnodes.iter().flat_map(|l| l.remotes.iter()).filter_map(|r| r.compression.as_ref().map(|x| (x, r.pos.as_ref()))));
+        let compressions = self
+            .cluster
+            .iter()
+            .filter_map(|c| c.compression.as_ref().map(|x| (x, c.pos.as_ref())))
+            .chain(
+                self.leafnodes
+                    .iter()
+                    .filter_map(|l| l.compression.as_ref().map(|x| (x, l.pos.as_ref()))),
+            )
+            .chain(
+                self.leafnodes
+                    .iter()
+                    .flat_map(|l| l.remotes.iter())
+                    .filter_map(|r| r.compression.as_ref().map(|x| (x, r.pos.as_ref()))),
+            );
         for (c, pos) in compressions {
             if let Err(e) = c.check(pos) {
                 d.push(e);
             }
         }
-        if d.has_errors() { Err(d) } else { Ok(()) }
+        if d.has_errors() {
+            Err(d)
+        } else {
+            Ok(())
+        }
     }
 }
 
 fn string_map(node: &Node, what: &str, d: &mut Diagnostics) -> Vec<(String, String)> {
     let Value::Map(m) = &node.value else {
-        d.push(Diagnostic::error(&node.pos, format!("expected a map of strings for {what}, found {}", node.value.kind())));
+        d.push(Diagnostic::error(
+            &node.pos,
+            format!(
+                "expected a map of strings for {what}, found {}",
+                node.value.kind()
+            ),
+        ));
         return Vec::new();
     };
     let mut out = Vec::new();

@@ -40,7 +40,9 @@ pub fn parse_file(path: &Path, env: &dyn Env) -> Result<Map, Diagnostic> {
     let mut cur = Cursor::new(&text, name.clone());
     let map = p.document(&mut cur, path)?;
     if map.is_empty() {
-        return Err(Diagnostic::file(format!("{name}: config has no values or is empty")));
+        return Err(Diagnostic::file(format!(
+            "{name}: config has no values or is empty"
+        )));
     }
     Ok(map)
 }
@@ -67,8 +69,8 @@ fn read(path: &Path, at: Option<&Pos>) -> Result<String, Diagnostic> {
         Some(pos) => Diagnostic::error(pos, why),
         None => Diagnostic::file(why),
     };
-    let bytes = std::fs::read(path)
-        .map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
     String::from_utf8(bytes).map_err(|e| {
         fail(format!(
             "{} is not UTF-8 text (invalid byte at offset {})",
@@ -144,16 +146,14 @@ impl Parser<'_> {
                 Some(b'}') if nested => {}
                 None => {}
                 _ if cur.at_comment() => {}
-                Some(b) => {
-                    return Err(Diagnostic::error(
-                        &cur.pos(),
-                        format!(
-                            "expected a new line, `,`, `;` or a comment after the value, found '{}'",
-                            char::from(b)
-                        ),
-                    )
-                    .with_help("put each key on its own line, or quote a value that holds spaces"))
-                }
+                Some(b) => return Err(Diagnostic::error(
+                    &cur.pos(),
+                    format!(
+                        "expected a new line, `,`, `;` or a comment after the value, found '{}'",
+                        char::from(b)
+                    ),
+                )
+                .with_help("put each key on its own line, or quote a value that holds spaces")),
             }
         }
     }
@@ -167,7 +167,10 @@ impl Parser<'_> {
         };
         if key.is_empty() {
             let found = cur.peek().map(char::from).unwrap_or(' ');
-            return Err(Diagnostic::error(&key_pos, format!("expected a key, found '{found}'")));
+            return Err(Diagnostic::error(
+                &key_pos,
+                format!("expected a key, found '{found}'"),
+            ));
         }
         if matches!(cur.peek(), Some(b'{' | b'[')) {
             return Err(Diagnostic::error(
@@ -186,8 +189,10 @@ impl Parser<'_> {
             cur.skip_blanks();
         }
         if cur.at_eof() || cur.peek() == Some(b'\n') || cur.at_comment() {
-            return Err(Diagnostic::error(&cur.pos(), format!("key \"{key}\" has no value"))
-                .with_help(format!("write `{key}: <value>`")));
+            return Err(
+                Diagnostic::error(&cur.pos(), format!("key \"{key}\" has no value"))
+                    .with_help(format!("write `{key}: <value>`")),
+            );
         }
         let value = self.value(cur, path)?;
         if let Some(scope) = self.scopes.last_mut() {
@@ -229,14 +234,22 @@ impl Parser<'_> {
                 let text = cur.unquoted();
                 if text.is_empty() {
                     let found = cur.peek().map(char::from).unwrap_or(' ');
-                    return Err(Diagnostic::error(&pos, format!("expected a value, found '{found}'")));
+                    return Err(Diagnostic::error(
+                        &pos,
+                        format!("expected a value, found '{found}'"),
+                    ));
                 }
                 match lex::boolean(text) {
                     Some(b) => Value::Bool(b),
                     None => Value::Str(text.to_string()),
                 }
             }
-            None => return Err(Diagnostic::error(&pos, "expected a value, found end of file")),
+            None => {
+                return Err(Diagnostic::error(
+                    &pos,
+                    "expected a value, found end of file",
+                ))
+            }
         };
         Ok(Node { value, pos })
     }
@@ -275,7 +288,10 @@ impl Parser<'_> {
                 Some(b) => {
                     return Err(Diagnostic::error(
                         &cur.pos(),
-                        format!("expected `,`, a new line or `]` after an array element, found '{}'", char::from(b)),
+                        format!(
+                            "expected `,`, a new line or `]` after an array element, found '{}'",
+                            char::from(b)
+                        ),
                     )
                     .with_help("separate elements on one line with commas"))
                 }
@@ -295,7 +311,10 @@ impl Parser<'_> {
             });
         }
         if name.is_empty() {
-            return Err(Diagnostic::error(pos, "`$` must be followed by a variable name"));
+            return Err(Diagnostic::error(
+                pos,
+                "`$` must be followed by a variable name",
+            ));
         }
         for scope in self.scopes.iter_mut().rev() {
             let mut found = None;
@@ -345,8 +364,10 @@ impl Parser<'_> {
                 .chain(std::iter::once(&canon))
                 .map(|p| p.display().to_string())
                 .collect();
-            return Err(Diagnostic::error(at, format!("include cycle: {}", chain.join(" -> ")))
-                .with_help("remove one of the includes in the cycle"));
+            return Err(
+                Diagnostic::error(at, format!("include cycle: {}", chain.join(" -> ")))
+                    .with_help("remove one of the includes in the cycle"),
+            );
         }
         let text = read(&full, Some(at))?;
         let name: Arc<str> = full.display().to_string().into();

@@ -68,7 +68,12 @@ pub enum TlsContext {
     Proxy,
 }
 
-pub fn parse_tls(node: &Node, base: &Path, ctx: TlsContext, d: &mut Diagnostics) -> Option<TlsOptions> {
+pub fn parse_tls(
+    node: &Node,
+    base: &Path,
+    ctx: TlsContext,
+    d: &mut Diagnostics,
+) -> Option<TlsOptions> {
     let mut f = Fields::of("tls", node, d)?;
     let mut t = TlsOptions {
         pos: Some(node.pos.clone()),
@@ -76,9 +81,13 @@ pub fn parse_tls(node: &Node, base: &Path, ctx: TlsContext, d: &mut Diagnostics)
     };
     let path = |s: String| base.join(s);
     let cert_entry = f.take(&["cert_file"]);
-    t.cert_file = cert_entry.and_then(|e| super::decode::string(e, d)).map(path);
+    t.cert_file = cert_entry
+        .and_then(|e| super::decode::string(e, d))
+        .map(path);
     let key_entry = f.take(&["key_file"]);
-    t.key_file = key_entry.and_then(|e| super::decode::string(e, d)).map(path);
+    t.key_file = key_entry
+        .and_then(|e| super::decode::string(e, d))
+        .map(path);
     let ca_entry = f.take(&["ca_file"]);
     t.ca_file = ca_entry.and_then(|e| super::decode::string(e, d)).map(path);
     t.verify = f.bool(&["verify"], d).unwrap_or(false);
@@ -86,14 +95,31 @@ pub fn parse_tls(node: &Node, base: &Path, ctx: TlsContext, d: &mut Diagnostics)
     if let Some(e) = f.take(&["verify_cert_and_check_known_urls"]) {
         t.verify_cert_and_check_known_urls = super::decode::boolean(e, d).unwrap_or(false);
         if ctx != TlsContext::Link {
-            d.push(Diagnostic::error(&e.key_pos, "verify_cert_and_check_known_urls not supported in this context")
-                .with_help("it applies to cluster and gateway tls blocks only"));
+            d.push(
+                Diagnostic::error(
+                    &e.key_pos,
+                    "verify_cert_and_check_known_urls not supported in this context",
+                )
+                .with_help("it applies to cluster and gateway tls blocks only"),
+            );
         }
     }
     if ctx == TlsContext::Proxy {
-        for key in ["verify", "verify_and_map", "pinned_certs", "handshake_first", "first", "immediate", "ocsp_peer", "connection_rate_limit"] {
+        for key in [
+            "verify",
+            "verify_and_map",
+            "pinned_certs",
+            "handshake_first",
+            "first",
+            "immediate",
+            "ocsp_peer",
+            "connection_rate_limit",
+        ] {
             if let Some(e) = f.take(&[key]) {
-                d.push(Diagnostic::error(&e.key_pos, format!("\"{key}\" is not supported for proxy TLS")));
+                d.push(Diagnostic::error(
+                    &e.key_pos,
+                    format!("\"{key}\" is not supported for proxy TLS"),
+                ));
             }
         }
     }
@@ -104,23 +130,31 @@ pub fn parse_tls(node: &Node, base: &Path, ctx: TlsContext, d: &mut Diagnostics)
         t.handshake_first = match &e.value.value {
             Value::Bool(true) => HandshakeFirst::On,
             Value::Bool(false) => HandshakeFirst::Off,
-            Value::Str(s) if s.eq_ignore_ascii_case("auto") || s.eq_ignore_ascii_case("auto_fallback") => {
+            Value::Str(s)
+                if s.eq_ignore_ascii_case("auto") || s.eq_ignore_ascii_case("auto_fallback") =>
+            {
                 HandshakeFirst::Fallback(Duration::from_millis(50))
             }
             Value::Str(s) => match super::decode::parse_go_duration(s) {
                 Ok(dur) => HandshakeFirst::Fallback(dur),
                 Err(why) => {
-                    d.push(Diagnostic::error(
-                        &e.value.pos,
-                        format!("invalid handshake_first \"{s}\": {why}"),
-                    ).with_help("use true, false, auto, or a duration such as \"100ms\""));
+                    d.push(
+                        Diagnostic::error(
+                            &e.value.pos,
+                            format!("invalid handshake_first \"{s}\": {why}"),
+                        )
+                        .with_help("use true, false, auto, or a duration such as \"100ms\""),
+                    );
                     HandshakeFirst::Off
                 }
             },
             other => {
                 d.push(Diagnostic::error(
                     &e.value.pos,
-                    format!("expected true, false, auto or a duration for handshake_first, found {}", other.kind()),
+                    format!(
+                        "expected true, false, auto or a duration for handshake_first, found {}",
+                        other.kind()
+                    ),
                 ));
                 HandshakeFirst::Off
             }
@@ -130,10 +164,15 @@ pub fn parse_tls(node: &Node, base: &Path, ctx: TlsContext, d: &mut Diagnostics)
         for pin in pins {
             let ok = pin.len() == 64 && pin.bytes().all(|b| b.is_ascii_hexdigit());
             if !ok {
-                d.push(Diagnostic::error(
-                    &node.pos,
-                    format!("pinned_certs entry \"{pin}\" is not a SHA-256 fingerprint"),
-                ).with_help("give 64 hex characters: the SHA-256 of the certificate's DER bytes"));
+                d.push(
+                    Diagnostic::error(
+                        &node.pos,
+                        format!("pinned_certs entry \"{pin}\" is not a SHA-256 fingerprint"),
+                    )
+                    .with_help(
+                        "give 64 hex characters: the SHA-256 of the certificate's DER bytes",
+                    ),
+                );
             }
             t.pinned_certs.push(pin.to_ascii_lowercase());
         }
@@ -143,8 +182,10 @@ pub fn parse_tls(node: &Node, base: &Path, ctx: TlsContext, d: &mut Diagnostics)
     if let Some(e) = f.take(&["min_version"]) {
         if let Some(v) = super::decode::string(e, d) {
             if !TLS_VERSIONS.contains(&v.as_str()) {
-                d.push(Diagnostic::error(&e.value.pos, format!("unknown TLS min_version \"{v}\""))
-                    .with_help("use \"1.2\" or \"1.3\""));
+                d.push(
+                    Diagnostic::error(&e.value.pos, format!("unknown TLS min_version \"{v}\""))
+                        .with_help("use \"1.2\" or \"1.3\""),
+                );
             }
             t.min_version = Some(v);
         }
@@ -156,17 +197,32 @@ pub fn parse_tls(node: &Node, base: &Path, ctx: TlsContext, d: &mut Diagnostics)
             let key = c.string(&["key_file"], d);
             match (cert, key) {
                 (Some(cert), Some(key)) => t.certs.push((path(cert), path(key))),
-                _ => d.push(Diagnostic::error(&c.pos, "a certs entry needs cert_file and key_file")),
+                _ => d.push(Diagnostic::error(
+                    &c.pos,
+                    "a certs entry needs cert_file and key_file",
+                )),
             }
             c.finish(d, |_| None);
         }
     }
     if let Some(e) = f.take(&["cert_store"]) {
-        d.push(Diagnostic::error(&e.key_pos, "cert_store not compatible with current operating system")
-            .with_help("cert_store reads the Windows certificate store; use cert_file and key_file"));
+        d.push(
+            Diagnostic::error(
+                &e.key_pos,
+                "cert_store not compatible with current operating system",
+            )
+            .with_help(
+                "cert_store reads the Windows certificate store; use cert_file and key_file",
+            ),
+        );
     }
     // Windows certificate-store matching and OCSP: accepted, not acted on yet.
-    for accepted in [&["cert_match_by"][..], &["cert_match"], &["ca_certs_match"], &["cert_match_skip_invalid"]] {
+    for accepted in [
+        &["cert_match_by"][..],
+        &["cert_match"],
+        &["ca_certs_match"],
+        &["cert_match_skip_invalid"],
+    ] {
         f.take(accepted);
     }
     if let Some(e) = f.take(&["ocsp_peer"]) {
@@ -191,14 +247,23 @@ pub fn parse_tls(node: &Node, base: &Path, ctx: TlsContext, d: &mut Diagnostics)
     f.finish(d, |_| None);
 
     match (&t.cert_file, &t.key_file) {
-        (Some(_), None) => d.push(Diagnostic::error(&block_pos, "missing 'key_file' in TLS configuration")
-            .with_help("a tls block with cert_file needs the matching key_file")),
-        (None, Some(_)) => d.push(Diagnostic::error(&block_pos, "missing 'cert_file' in TLS configuration")
-            .with_help("a tls block with key_file needs the matching cert_file")),
+        (Some(_), None) => d.push(
+            Diagnostic::error(&block_pos, "missing 'key_file' in TLS configuration")
+                .with_help("a tls block with cert_file needs the matching key_file"),
+        ),
+        (None, Some(_)) => d.push(
+            Diagnostic::error(&block_pos, "missing 'cert_file' in TLS configuration")
+                .with_help("a tls block with key_file needs the matching cert_file"),
+        ),
         _ => {}
     }
-    let at = |e: Option<&super::value::Entry>| e.map(|e| e.key_pos.clone()).unwrap_or(block_pos.clone());
-    let mut loaded = LoadedTls { chain: Vec::new(), key: None, roots: Vec::new() };
+    let at =
+        |e: Option<&super::value::Entry>| e.map(|e| e.key_pos.clone()).unwrap_or(block_pos.clone());
+    let mut loaded = LoadedTls {
+        chain: Vec::new(),
+        key: None,
+        roots: Vec::new(),
+    };
     if let (Some(cert), Some(key)) = (&t.cert_file, &t.key_file) {
         match load_pair(cert, key) {
             Ok((chain, key)) => {
@@ -213,15 +278,21 @@ pub fn parse_tls(node: &Node, base: &Path, ctx: TlsContext, d: &mut Diagnostics)
     }
     for (cert, key) in &t.certs {
         if let Err(why) = load_pair(cert, key) {
-            d.push(Diagnostic::error(&block_pos, format!("error parsing X509 certificate/key pair: {why}")));
+            d.push(Diagnostic::error(
+                &block_pos,
+                format!("error parsing X509 certificate/key pair: {why}"),
+            ));
         }
     }
     if let Some(ca) = &t.ca_file {
         match load_certs(ca) {
             Ok(roots) => loaded.roots = roots,
             Err(why) => d.push(
-                Diagnostic::error(&at(ca_entry), format!("error parsing root certificate: {why}"))
-                    .with_help("ca_file must name a PEM file holding at least one CERTIFICATE"),
+                Diagnostic::error(
+                    &at(ca_entry),
+                    format!("error parsing root certificate: {why}"),
+                )
+                .with_help("ca_file must name a PEM file holding at least one CERTIFICATE"),
             ),
         }
     }

@@ -28,7 +28,14 @@ const WEBSOCKET: BlockSpec = BlockSpec {
         &["no_auth_user"],
         &["compression", "compress"],
         &["same_origin"],
-        &["allowed_origins", "allowed_origin", "allow_origins", "allow_origin", "origins", "origin"],
+        &[
+            "allowed_origins",
+            "allowed_origin",
+            "allow_origins",
+            "allow_origin",
+            "origins",
+            "origin",
+        ],
         &["handshake_timeout"],
         &["no_tls"],
         &["jwt_cookie"],
@@ -71,7 +78,13 @@ const GATEWAY: BlockSpec = BlockSpec {
     auth: AuthBlock::Gateway,
 };
 
-fn listener_block(name: &'static str, spec: &BlockSpec, node: &Node, base: &Path, d: &mut Diagnostics) {
+fn listener_block(
+    name: &'static str,
+    spec: &BlockSpec,
+    node: &Node,
+    base: &Path,
+    d: &mut Diagnostics,
+) {
     let Some(mut f) = Fields::of(name, node, d) else {
         return;
     };
@@ -81,10 +94,18 @@ fn listener_block(name: &'static str, spec: &BlockSpec, node: &Node, base: &Path
     f.int(&["port"], d);
     f.string(&["host", "net"], d);
     if let Some(e) = f.take(&["tls"]) {
-        let ctx = if spec.auth == AuthBlock::Gateway { tls::TlsContext::Link } else { tls::TlsContext::Endpoint };
+        let ctx = if spec.auth == AuthBlock::Gateway {
+            tls::TlsContext::Link
+        } else {
+            tls::TlsContext::Endpoint
+        };
         tls::parse_tls(&e.value, base, ctx, d);
     }
-    let auth_keys: &[&str] = if spec.auth == AuthBlock::Gateway { &["authorization"] } else { &["authorization", "authentication"] };
+    let auth_keys: &[&str] = if spec.auth == AuthBlock::Gateway {
+        &["authorization"]
+    } else {
+        &["authorization", "authentication"]
+    };
     if let Some(e) = f.take(auth_keys) {
         auth::parse_authorization(&e.value, spec.auth, d);
     }
@@ -140,7 +161,14 @@ pub fn parse_unserved(f: &mut Fields, base: &Path, d: &mut Diagnostics) -> Vec<U
         note(e);
     }
     for keys in [
-        &["operator", "operators", "root", "roots", "root_operators", "root_operator"][..],
+        &[
+            "operator",
+            "operators",
+            "root",
+            "roots",
+            "root_operators",
+            "root_operator",
+        ][..],
         &["resolver", "account_resolver", "accounts_resolver"],
         &["resolver_tls"],
         &["resolver_preload"],
@@ -166,7 +194,17 @@ pub fn parse_unserved(f: &mut Fields, base: &Path, d: &mut Diagnostics) -> Vec<U
     }
     if let Some(e) = f.take(&["ocsp_cache"]) {
         if matches!(e.value.value, Value::Map(_)) {
-            decode::known_keys("ocsp_cache", &e.value, &[&["type"], &["local_store"], &["preserve_revoked"], &["save_interval"]], d);
+            decode::known_keys(
+                "ocsp_cache",
+                &e.value,
+                &[
+                    &["type"],
+                    &["local_store"],
+                    &["preserve_revoked"],
+                    &["save_interval"],
+                ],
+                d,
+            );
         }
         note(e);
     }
