@@ -367,26 +367,7 @@ pub fn check_imports(accounts: &[Account], d: &mut Diagnostics) {
     }
 }
 
-/// Whether every subject matched by `sub` is matched by `of` (wildcards in `sub` are
-/// taken as the sets they stand for).
-pub fn subject_is_subset(sub: &str, of: &str) -> bool {
-    let s: Vec<&str> = sub.split('.').collect();
-    let o: Vec<&str> = of.split('.').collect();
-    for (i, ot) in o.iter().enumerate() {
-        if *ot == ">" {
-            return s.len() > i;
-        }
-        let Some(st) = s.get(i) else { return false };
-        match (*ot, *st) {
-            ("*", ">") => return false,
-            ("*", _) => {}
-            (_, "*" | ">") => return false,
-            (a, b) if a != b => return false,
-            _ => {}
-        }
-    }
-    s.len() == o.len()
-}
+pub use crate::subject::is_subset as subject_is_subset;
 
 /// A subject: dot-separated non-empty tokens without whitespace; `*` and `>` only as
 /// whole tokens, and `>` only last.

@@ -1,0 +1,122 @@
+//! Who may connect and what they may do: users with plain or bcrypt passwords,
+//! tokens, `no_auth_user`, each bound to an account, with publish/subscribe permissions.
+
+pub mod permissions;
+
+use crate::account::{Account, GLOBAL};
+use crate::config::Options;
+use crate::protocol::info::Connect;
+pub use permissions::Permissions;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+struct User {
+    password: Option<String>,
+    account: Arc<Account>,
+    permissions: Option<Arc<Permissions>>,
+}
+
+/// What a successful CONNECT binds the connection to.
+#[derive(Clone)]
+pub struct Binding {
+    pub account: Arc<Account>,
+    pub permissions: Option<Arc<Permissions>>,
+    pub user: Option<String>,
+}
+
+pub struct Auth {
+    users: HashMap<String, User>,
+    token: Option<String>,
+    no_auth_user: Option<String>,
+    pub required: bool,
+    pub timeout: Duration,
+    global: Arc<Account>,
+}
+
+/// Compare secrets without leaking where they differ through timing.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub fn is_bcrypt(p: &str) -> bool {
+    p.starts_with("$2a$") || p.starts_with("$2b$") || p.starts_with("$2y$")
+}
+
+impl Auth {
+    pub fn new(o: &Options, accounts: &HashMap<String, Arc<Account>>) -> Auth {
+        let global = accounts.get(GLOBAL).cloned().unwrap_or_else(|| Arc::new(Account::new(GLOBAL)));
+        let mut users = HashMap::new();
+        let default_perms = o.authorization.as_ref().and_then(|a| a.default_permissions.as_ref());
+        let mut add = |u: &crate::config::auth::User, acc: Arc<Account>| {
+            let Some(name) = u.user.clone() else { return };
+            let perms = u.permissions.as_ref().or(default_perms).map(|p| Arc::new(Permissions::compile(p)));
+            users.insert(name, User { password: u.password.clone(), account: acc, permissions: perms });
+        };
+        if let Some(a) = &o.authorization {
+            for u in &a.users {
+                add(u, global.clone());
+            }
+        }
+        for acc in &o.accounts {
+            let Some(account) = accounts.get(&acc.name) else { continue };
+            for u in &acc.users {
+                add(u, account.clone());
+            }
+        }
+        let single = o.authorization.as_ref().and_then(|a| a.user.clone().map(|u| (u, a.password.clone())));
+        if let Some((name, password)) = single {
+            users.insert(name, User { password, account: global.clone(), permissions: None });
+        }
+        let token = o.authorization.as_ref().and_then(|a| a.token.clone());
+        let required = !users.is_empty() || token.is_some();
+        let tls_timeout = o.tls.as_ref().map(|t| t.timeout.unwrap_or(Duration::from_secs(2)) + Duration::from_secs(1));
+        let timeout = o
+            .authorization
+            .as_ref()
+            .and_then(|a| a.timeout)
+            .or(tls_timeout)
+            .unwrap_or(crate::config::options::DEFAULT_AUTH_TIMEOUT);
+        Auth { users, token, no_auth_user: o.no_auth_user.clone(), required, timeout, global }
+    }
+
+    /// The binding for a client that sent no credentials at all, where that is allowed.
+    pub fn anonymous(&self) -> Option<Binding> {
+        if !self.required {
+            return Some(Binding { account: self.global.clone(), permissions: None, user: None });
+        }
+        let name = self.no_auth_user.as_ref()?;
+        let u = self.users.get(name)?;
+        Some(Binding { account: u.account.clone(), permissions: u.permissions.clone(), user: Some(name.clone()) })
+    }
+
+    /// Check a CONNECT's credentials. bcrypt comparisons are slow by design, so the
+    /// caller runs this off the async threads.
+    pub fn authenticate(&self, c: &Connect) -> Option<Binding> {
+        if !self.required {
+            return self.anonymous();
+        }
+        if let Some(token) = &self.token {
+            let given = c.auth_token.as_deref()?;
+            return same_secret(given.as_bytes(), token.as_bytes()).then(|| Binding {
+                account: self.global.clone(),
+                permissions: None,
+                user: None,
+            });
+        }
+        let Some(name) = c.user.as_deref() else {
+            if c.pass.is_none() && c.auth_token.is_none() && c.nkey.is_none() {
+                return self.anonymous();
+            }
+            return None;
+        };
+        let u = self.users.get(name)?;
+        let ok = match (&u.password, c.pass.as_deref()) {
+            (None, _) => true,
+            (Some(want), Some(given)) if is_bcrypt(want) => bcrypt::verify(given, want).unwrap_or(false),
+            (Some(want), Some(given)) => same_secret(want.as_bytes(), given.as_bytes()),
+            (Some(_), None) => false,
+        };
+        ok.then(|| Binding { account: u.account.clone(), permissions: u.permissions.clone(), user: Some(name.to_string()) })
+    }
+}

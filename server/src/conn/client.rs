@@ -1,0 +1,466 @@
+//! What is particular to client connections: CONNECT and auth, PUB/HPUB/SUB/UNSUB,
+//! verbose/pedantic/echo/no_responders, permissions, and the publish path itself.
+
+use super::{Conn, Delivered, Subscription};
+use crate::auth::Binding;
+use crate::protocol::client::{parse, Op};
+use crate::protocol::info::Connect;
+use crate::server::Shared;
+use crate::subject;
+use crate::sublist::Match;
+use bytes::{Buf, BytesMut};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+/// How many subjects a connection remembers the matches of.
+const MATCH_CACHE_SIZE: usize = 1024;
+const START_READ_BUFFER: usize = 512;
+
+pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
+    let cid = shared.next_cid.fetch_add(1, Ordering::Relaxed) + 1;
+    shared.stats.total_connections.fetch_add(1, Ordering::Relaxed);
+    let _ = stream.set_nodelay(true);
+    let (rd, wr) = stream.into_split();
+    let conn = Arc::new(Conn::new(cid, addr, shared.options.max_pending as usize, shared.stats.clone()));
+    let mut info = shared.info.clone();
+    info.client_id = cid;
+    info.client_ip = addr.ip().to_string();
+    conn.send(&info.to_line());
+    let writer = tokio::spawn(super::writer(conn.clone(), wr, shared.liveness));
+    let admitted = {
+        let mut conns = shared.conns.lock();
+        if conns.len() as i64 >= shared.options.max_connections {
+            false
+        } else {
+            conns.insert(cid, conn.clone());
+            true
+        }
+    };
+    if !admitted {
+        tracing::error!("{addr} - cid:{cid} - maximum connections exceeded");
+        conn.send(b"-ERR 'maximum connections exceeded'\r\n");
+        conn.close("Maximum Connections Exceeded");
+        let _ = writer.await;
+        return;
+    }
+    tracing::debug!("{addr} - cid:{cid} - Client connection created");
+    let mut client = Client {
+        shared: shared.clone(),
+        conn: conn.clone(),
+        binding: None,
+        connect: Connect::default(),
+        connected: false,
+        sent_pong: false,
+        cache: HashMap::new(),
+        cache_generation: 0,
+        touched: Vec::new(),
+        expired: Vec::new(),
+        next_member: 0,
+    };
+    client.read_loop(rd).await;
+    client.cleanup();
+    let _ = writer.await;
+    tracing::debug!(
+        "{addr} - cid:{cid} - Client connection closed: {}",
+        conn.close_reason().unwrap_or("Client Closed")
+    );
+}
+
+struct Client {
+    shared: Arc<Shared>,
+    conn: Arc<Conn>,
+    binding: Option<Binding>,
+    connect: Connect,
+    connected: bool,
+    sent_pong: bool,
+    /// Match results by subject, valid while the account's sublist generation holds.
+    cache: HashMap<Box<[u8]>, Arc<Match<Subscription>>>,
+    cache_generation: u64,
+    /// Connections written to during this read batch: flushed once at its end.
+    touched: Vec<Arc<Conn>>,
+    /// Subscriptions that reached their UNSUB max during this batch.
+    expired: Vec<Arc<Subscription>>,
+    next_member: usize,
+}
+
+/// Stop reading: the connection is closing.
+struct Closed;
+
+impl Client {
+    async fn read_loop(&mut self, mut rd: tokio::net::tcp::OwnedReadHalf) {
+        let mut buf = BytesMut::with_capacity(START_READ_BUFFER);
+        let auth_required = self.shared.auth.required;
+        let auth_deadline = tokio::time::sleep(self.shared.auth.timeout);
+        tokio::pin!(auth_deadline);
+        let limits = self.shared.limits;
+        loop {
+            tokio::select! {
+                r = rd.read_buf(&mut buf) => match r {
+                    Ok(0) => { self.conn.close("Client Closed"); return; }
+                    Ok(_) => {}
+                    Err(_) => { self.conn.close("Read Error"); return; }
+                },
+                _ = self.conn.closing.cancelled() => return,
+                _ = &mut auth_deadline, if auth_required && !self.connected => {
+                    tracing::error!("{} - cid:{} - Authentication Timeout", self.conn.addr, self.conn.cid);
+                    self.conn.send(b"-ERR 'Authentication Timeout'\r\n");
+                    self.conn.close("Authentication Timeout");
+                    return;
+                }
+            }
+            let mut pos = 0;
+            let mut stop = false;
+            loop {
+                match parse(&buf[pos..], &limits) {
+                    Ok(Some((op, n))) => {
+                        let r = self.process(op).await;
+                        pos += n;
+                        if r.is_err() {
+                            stop = true;
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::error!("{} - cid:{} - {}", self.conn.addr, self.conn.cid, e.reason());
+                        if let Some(line) = e.err_line() {
+                            self.conn.send(line);
+                        }
+                        self.conn.close(match e {
+                            crate::protocol::client::ParseError::MaxPayload => "Maximum Payload Exceeded",
+                            _ => "Protocol Violation",
+                        });
+                        stop = true;
+                        break;
+                    }
+                }
+            }
+            buf.advance(pos);
+            self.end_batch();
+            if stop {
+                return;
+            }
+            if buf.is_empty() && buf.capacity() > 64 * 1024 {
+                buf = BytesMut::with_capacity(START_READ_BUFFER);
+            }
+        }
+    }
+
+    /// Flush every connection written to in this batch, once; retire expired subs.
+    fn end_batch(&mut self) {
+        for c in self.touched.drain(..) {
+            c.flush();
+        }
+        for sub in self.expired.drain(..) {
+            remove_sub(&sub);
+        }
+    }
+
+    fn err(&self, text: &str) {
+        let mut line = Vec::with_capacity(text.len() + 10);
+        line.extend_from_slice(b"-ERR '");
+        line.extend_from_slice(text.as_bytes());
+        line.extend_from_slice(b"'\r\n");
+        self.conn.send(&line);
+    }
+
+    fn ok(&self) {
+        if self.connect.verbose {
+            self.conn.send(b"+OK\r\n");
+        }
+    }
+
+    fn fatal(&self, text: &str, reason: &'static str) -> Result<(), Closed> {
+        self.err(text);
+        self.conn.close(reason);
+        Err(Closed)
+    }
+
+    async fn process(&mut self, op: Op<'_>) -> Result<(), Closed> {
+        if !self.connected && !matches!(op, Op::Connect(_) | Op::Ping | Op::Pong) {
+            // Without auth, a client may skip CONNECT; with auth it may not.
+            match self.shared.auth.anonymous().filter(|_| !self.shared.auth.required) {
+                Some(b) => {
+                    self.conn.bind_account(b.account.clone());
+                    self.binding = Some(b);
+                    self.connected = true;
+                }
+                None => return self.fatal("Authorization Violation", "Authorization Violation"),
+            }
+        }
+        match op {
+            Op::Connect(json) => self.on_connect(json).await,
+            Op::Ping => {
+                self.conn.send(b"PONG\r\n");
+                if !self.sent_pong && self.connected && self.connect.protocol >= 1 {
+                    self.sent_pong = true;
+                    self.send_connect_info();
+                }
+                Ok(())
+            }
+            Op::Pong => {
+                self.conn.pong_received();
+                Ok(())
+            }
+            Op::Ignored => Ok(()),
+            Op::Pub { subject, reply, payload } => self.on_pub(subject, reply, 0, payload),
+            Op::HPub { subject, reply, header_len, message } => {
+                if !self.connect.headers {
+                    tracing::error!("{} - cid:{} - message headers not supported", self.conn.addr, self.conn.cid);
+                    self.conn.close("Protocol Violation");
+                    return Err(Closed);
+                }
+                self.on_pub(subject, reply, header_len, message)
+            }
+            Op::Sub { subject, queue, sid } => self.on_sub(subject, queue, sid),
+            Op::Unsub { sid, max } => self.on_unsub(sid, max),
+        }
+    }
+
+    /// The async INFO protocol-1 clients get after their first PONG.
+    fn send_connect_info(&self) {
+        let mut info = self.shared.info.clone();
+        info.client_id = self.conn.cid;
+        info.client_ip = self.conn.addr.ip().to_string();
+        info.connect_info = true;
+        info.remote_account = self.binding.as_ref().map(|b| b.account.name.clone());
+        self.conn.send(&info.to_line());
+    }
+
+    async fn on_connect(&mut self, json: &[u8]) -> Result<(), Closed> {
+        let c: Connect = match serde_json::from_slice(json) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("{} - cid:{} - invalid CONNECT: {e}", self.conn.addr, self.conn.cid);
+                self.conn.close("Protocol Violation");
+                return Err(Closed);
+            }
+        };
+        if c.no_responders && !c.headers {
+            return self.fatal("no responders requires headers support", "Protocol Violation");
+        }
+        if !self.connected {
+            let shared = self.shared.clone();
+            let creds = c.clone();
+            // bcrypt is slow on purpose: keep it off the threads that move messages.
+            let binding = tokio::task::spawn_blocking(move || shared.auth.authenticate(&creds)).await.ok().flatten();
+            match binding {
+                Some(b) => {
+                    self.conn.bind_account(b.account.clone());
+                    self.binding = Some(b);
+                }
+                None => {
+                    let user = c.user.as_deref().map(|u| format!(" - user \"{u}\"")).unwrap_or_default();
+                    tracing::error!("{} - cid:{} - authentication error{user}", self.conn.addr, self.conn.cid);
+                    return self.fatal("Authorization Violation", "Authorization Violation");
+                }
+            }
+            self.connected = true;
+        }
+        self.conn.echo.store(c.echo, Ordering::Relaxed);
+        self.conn.headers.store(c.headers, Ordering::Relaxed);
+        self.connect = c;
+        self.ok();
+        Ok(())
+    }
+
+    fn on_sub(&mut self, subj: &[u8], queue: Option<&[u8]>, sid: &[u8]) -> Result<(), Closed> {
+        let Some(binding) = &self.binding else { return Ok(()) };
+        let valid = subject::is_valid_subscription(subj) && queue.is_none_or(subject::is_valid_queue);
+        let (Ok(subj_str), Ok(queue_str)) = (std::str::from_utf8(subj), queue.map(std::str::from_utf8).transpose())
+        else {
+            self.err("Invalid Subject");
+            return Ok(());
+        };
+        if !valid {
+            self.err("Invalid Subject");
+            return Ok(());
+        }
+        if let Some(p) = &binding.permissions {
+            if !p.can_subscribe(subj_str, queue_str) {
+                let text = match queue_str {
+                    Some(q) => format!("Permissions Violation for Subscription to \"{subj_str}\" using queue \"{q}\""),
+                    None => format!("Permissions Violation for Subscription to \"{subj_str}\""),
+                };
+                tracing::error!("{} - cid:{} - {text}", self.conn.addr, self.conn.cid);
+                self.err(&text);
+                return Ok(());
+            }
+        }
+        let max_subs = self.shared.options.max_subscriptions;
+        {
+            let mut subs = self.conn.subs.lock();
+            if subs.contains_key(sid) {
+                // A repeated sid is ignored: the first subscription stands.
+                drop(subs);
+                self.ok();
+                return Ok(());
+            }
+            if max_subs > 0 && subs.len() as i64 >= max_subs {
+                drop(subs);
+                self.err("maximum subscriptions exceeded");
+                return Ok(());
+            }
+            let sub = Arc::new(Subscription {
+                conn: self.conn.clone(),
+                subject: subj_str.into(),
+                queue: queue_str.map(Into::into),
+                sid: sid.into(),
+                max: Default::default(),
+                delivered: Default::default(),
+            });
+            subs.insert(sid.into(), sub.clone());
+            binding.account.sublist.insert(sub);
+        }
+        self.ok();
+        Ok(())
+    }
+
+    fn on_unsub(&mut self, sid: &[u8], max: Option<u64>) -> Result<(), Closed> {
+        let sub = self.conn.subs.lock().get(sid).cloned();
+        if let Some(sub) = sub {
+            match max {
+                Some(m) if m > 0 && sub.delivered.load(Ordering::Acquire) < m => sub.max.store(m, Ordering::Release),
+                _ => remove_sub(&sub),
+            }
+        }
+        self.ok();
+        Ok(())
+    }
+
+    fn on_pub(&mut self, subj: &[u8], reply: Option<&[u8]>, header_len: usize, message: &[u8]) -> Result<(), Closed> {
+        let Some(binding) = &self.binding else { return Ok(()) };
+        self.conn.stats.in_msgs.fetch_add(1, Ordering::Relaxed);
+        self.conn.stats.in_bytes.fetch_add(message.len() as u64, Ordering::Relaxed);
+        if self.connect.pedantic && !subject::is_valid_publish(subj) {
+            self.err("Invalid Publish Subject");
+            return Ok(());
+        }
+        if let Some(p) = &binding.permissions {
+            if !p.can_publish(subj) {
+                let text = format!("Permissions Violation for Publish to \"{}\"", String::from_utf8_lossy(subj));
+                tracing::error!("{} - cid:{} - {text}", self.conn.addr, self.conn.cid);
+                self.err(&text);
+                return Ok(());
+            }
+        }
+        let account = binding.account.clone();
+        let generation = account.sublist.generation();
+        if generation != self.cache_generation {
+            self.cache.clear();
+            self.cache_generation = generation;
+        }
+        let matched = match self.cache.get(subj) {
+            Some(m) => m.clone(),
+            None => {
+                let m = Arc::new(match std::str::from_utf8(subj) {
+                    Ok(s) => account.sublist.matches(s),
+                    Err(_) => Match::default(),
+                });
+                if self.cache.len() >= MATCH_CACHE_SIZE {
+                    self.cache.clear();
+                }
+                self.cache.insert(subj.into(), m.clone());
+                m
+            }
+        };
+        let echo = self.conn.echo.load(Ordering::Relaxed);
+        let me = self.conn.cid;
+        for sub in &matched.plain {
+            if !echo && sub.conn.cid == me {
+                continue;
+            }
+            self.deliver_to(sub, subj, reply, header_len, message);
+        }
+        for group in &matched.queues {
+            // One member per group: rotate the starting point, skip members that
+            // cannot take it (our own when echo is off).
+            let n = group.len();
+            self.next_member = self.next_member.wrapping_add(1);
+            for i in 0..n {
+                let sub = &group[(self.next_member + i) % n];
+                if !echo && sub.conn.cid == me {
+                    continue;
+                }
+                if self.deliver_to(sub, subj, reply, header_len, message) {
+                    break;
+                }
+            }
+        }
+        if matched.is_empty() {
+            if let Some(r) = reply {
+                if self.connect.no_responders && self.connect.headers {
+                    self.no_responders(subj, r);
+                }
+            }
+        }
+        self.ok();
+        Ok(())
+    }
+
+    /// Returns whether the message was taken.
+    fn deliver_to(&mut self, sub: &Arc<Subscription>, subj: &[u8], reply: Option<&[u8]>, hl: usize, msg: &[u8]) -> bool {
+        let taken = match sub.conn.deliver(sub, subj, reply, hl, msg) {
+            Delivered::Yes => true,
+            Delivered::Last => {
+                self.expired.push(sub.clone());
+                true
+            }
+            Delivered::No => false,
+        };
+        if taken && sub.conn.mark_for_flush() {
+            self.touched.push(sub.conn.clone());
+        }
+        taken
+    }
+
+    /// The `NATS/1.0 503` status a requester gets when nobody listens.
+    fn no_responders(&mut self, subj: &[u8], reply: &[u8]) {
+        let Ok(reply_str) = std::str::from_utf8(reply) else { return };
+        let mine: Vec<Arc<Subscription>> = self
+            .conn
+            .subs
+            .lock()
+            .values()
+            .filter(|s| subject::matches(s.subject.as_bytes(), reply_str.as_bytes()))
+            .cloned()
+            .collect();
+        let mut hdr = b"NATS/1.0 503\r\nNats-Subject: ".to_vec();
+        hdr.extend_from_slice(subj);
+        hdr.extend_from_slice(b"\r\n\r\n");
+        for sub in mine {
+            self.deliver_to(&sub, reply, None, hdr.len(), &hdr);
+        }
+    }
+
+    fn cleanup(&mut self) {
+        self.end_batch();
+        let subs: Vec<Arc<Subscription>> = self.conn.subs.lock().drain().map(|(_, s)| s).collect();
+        if let Some(b) = &self.binding {
+            for s in &subs {
+                b.account.sublist.remove(s);
+            }
+        }
+        self.cache.clear();
+        self.shared.conns.lock().remove(&self.conn.cid);
+    }
+}
+
+/// Take a subscription out of its account and its connection.
+fn remove_sub(sub: &Arc<Subscription>) {
+    let owner = sub.conn.subs.lock().remove(&sub.sid);
+    if let Some(owned) = owner {
+        if !Arc::ptr_eq(&owned, sub) {
+            // The sid was reused for a new subscription: keep that one.
+            sub.conn.subs.lock().insert(owned.sid.clone(), owned);
+            return;
+        }
+    }
+    if let Some(acc) = sub.conn.account() {
+        acc.sublist.remove(sub);
+    }
+}

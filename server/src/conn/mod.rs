@@ -1,0 +1,317 @@
+//! The connection core shared by every kind: an outbound buffer that publishers
+//! append frames to, a writer task that coalesces whatever is pending into one write,
+//! slow-consumer detection (max_pending, write_deadline), and the PING timer.
+
+pub mod client;
+
+use crate::account::Account;
+use crate::sublist::Interest;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Counters the server keeps across connections.
+#[derive(Default)]
+pub struct ServerStats {
+    pub total_connections: AtomicU64,
+    pub slow_consumers: AtomicU64,
+    pub stale_connections: AtomicU64,
+}
+
+#[derive(Default)]
+pub struct ConnStats {
+    pub in_msgs: AtomicU64,
+    pub in_bytes: AtomicU64,
+    pub out_msgs: AtomicU64,
+    pub out_bytes: AtomicU64,
+}
+
+struct Outbound {
+    buf: Vec<u8>,
+    closed: bool,
+}
+
+pub struct Conn {
+    pub cid: u64,
+    pub addr: SocketAddr,
+    out: Mutex<Outbound>,
+    wake: Notify,
+    /// Set while this connection sits in some reader's list of connections to flush.
+    queued: AtomicBool,
+    pub closing: CancellationToken,
+    reason: Mutex<Option<&'static str>>,
+    pub echo: AtomicBool,
+    pub headers: AtomicBool,
+    pub stats: ConnStats,
+    pings_out: AtomicU32,
+    max_pending: usize,
+    server_stats: Arc<ServerStats>,
+    /// This connection's subscriptions by sid (also in its account's sublist).
+    pub subs: Mutex<HashMap<Box<[u8]>, Arc<Subscription>>>,
+    /// The account CONNECT bound this connection to; set once.
+    account: OnceLock<Arc<Account>>,
+}
+
+pub struct Subscription {
+    pub conn: Arc<Conn>,
+    pub subject: Box<str>,
+    pub queue: Option<Box<str>>,
+    pub sid: Box<[u8]>,
+    /// Auto-unsubscribe after this many deliveries (0 = never).
+    pub max: AtomicU64,
+    pub delivered: AtomicU64,
+}
+
+impl Interest for Subscription {
+    fn subject(&self) -> &str {
+        &self.subject
+    }
+    fn queue(&self) -> Option<&str> {
+        self.queue.as_deref()
+    }
+}
+
+/// Append a decimal number without allocating.
+fn push_num(buf: &mut Vec<u8>, n: usize) {
+    let mut b = itoa::Buffer::new();
+    buf.extend_from_slice(b.format(n).as_bytes());
+}
+
+/// Outcome of delivering one message to one subscription.
+pub enum Delivered {
+    Yes,
+    /// Delivered, and this was the last one its `UNSUB <sid> <max>` allowed.
+    Last,
+    No,
+}
+
+impl Conn {
+    pub fn new(cid: u64, addr: SocketAddr, max_pending: usize, server_stats: Arc<ServerStats>) -> Conn {
+        Conn {
+            cid,
+            addr,
+            out: Mutex::new(Outbound { buf: Vec::new(), closed: false }),
+            wake: Notify::new(),
+            queued: AtomicBool::new(false),
+            closing: CancellationToken::new(),
+            reason: Mutex::new(None),
+            echo: AtomicBool::new(true),
+            headers: AtomicBool::new(false),
+            stats: ConnStats::default(),
+            pings_out: AtomicU32::new(0),
+            max_pending,
+            server_stats,
+            subs: Mutex::new(HashMap::new()),
+            account: OnceLock::new(),
+        }
+    }
+
+    pub fn account(&self) -> Option<&Arc<Account>> {
+        self.account.get()
+    }
+
+    pub fn bind_account(&self, account: Arc<Account>) {
+        let _ = self.account.set(account);
+    }
+
+    /// Queue raw protocol bytes (INFO, PONG, +OK, -ERR) and wake the writer.
+    pub fn send(&self, bytes: &[u8]) {
+        {
+            let mut out = self.out.lock();
+            if out.closed {
+                return;
+            }
+            out.buf.extend_from_slice(bytes);
+        }
+        self.wake.notify_one();
+    }
+
+    /// Mark for a flush at the end of the current read batch. Returns true the first
+    /// time, so the caller keeps one handle per touched connection.
+    pub fn mark_for_flush(&self) -> bool {
+        !self.queued.swap(true, Ordering::AcqRel)
+    }
+
+    pub fn flush(&self) {
+        self.queued.store(false, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    /// Close: record the first reason, stop taking frames, and let the writer drain
+    /// what is already queued (a final -ERR) before the socket shuts.
+    pub fn close(&self, reason: &'static str) {
+        {
+            let mut r = self.reason.lock();
+            if r.is_none() {
+                *r = Some(reason);
+            }
+        }
+        self.out.lock().closed = true;
+        self.closing.cancel();
+        self.wake.notify_one();
+    }
+
+    pub fn close_reason(&self) -> Option<&'static str> {
+        *self.reason.lock()
+    }
+
+    pub fn pong_received(&self) {
+        self.pings_out.store(0, Ordering::Release);
+    }
+
+    /// Append a MSG (or HMSG) frame for `sub`. No allocation: the frame is written
+    /// straight into the outbound buffer.
+    pub fn deliver(
+        &self,
+        sub: &Subscription,
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        header_len: usize,
+        message: &[u8],
+    ) -> Delivered {
+        let max = sub.max.load(Ordering::Relaxed);
+        let mut last = false;
+        if max > 0 {
+            let n = sub.delivered.fetch_add(1, Ordering::AcqRel) + 1;
+            if n > max {
+                return Delivered::No;
+            }
+            last = n == max;
+        }
+        let with_headers = header_len > 0 && self.headers.load(Ordering::Relaxed);
+        let body = if header_len > 0 && !with_headers { &message[header_len..] } else { message };
+        let mut out = self.out.lock();
+        if out.closed {
+            return Delivered::No;
+        }
+        let b = &mut out.buf;
+        b.extend_from_slice(if with_headers { b"HMSG " } else { b"MSG " });
+        b.extend_from_slice(subject);
+        b.push(b' ');
+        b.extend_from_slice(&sub.sid);
+        if let Some(r) = reply {
+            b.push(b' ');
+            b.extend_from_slice(r);
+        }
+        b.push(b' ');
+        if with_headers {
+            push_num(b, header_len);
+            b.push(b' ');
+        }
+        push_num(b, body.len());
+        b.extend_from_slice(b"\r\n");
+        b.extend_from_slice(body);
+        b.extend_from_slice(b"\r\n");
+        if b.len() > self.max_pending {
+            // Never let a reader that cannot keep up grow memory: drop and close.
+            out.buf = Vec::new();
+            out.closed = true;
+            drop(out);
+            self.server_stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                "{} - cid:{} - Slow Consumer Detected: MaxPending of {} Exceeded",
+                self.addr,
+                self.cid,
+                self.max_pending
+            );
+            self.close("Slow Consumer (Pending Bytes)");
+            return Delivered::No;
+        }
+        drop(out);
+        self.stats.out_msgs.fetch_add(1, Ordering::Relaxed);
+        self.stats.out_bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+        if last {
+            Delivered::Last
+        } else {
+            Delivered::Yes
+        }
+    }
+}
+
+/// Timing of the keepalive, from the options.
+#[derive(Clone, Copy)]
+pub struct Liveness {
+    pub first_ping: Duration,
+    pub ping_interval: Duration,
+    pub ping_max: u32,
+    pub write_deadline: Duration,
+}
+
+/// The writer task: wait for a wake-up, swap the pending bytes out under the lock,
+/// write them in one call, and keep the spare buffer for next time. Also sends PINGs
+/// on a fixed schedule — traffic does not postpone them — and closes a connection
+/// that leaves more than `ping_max` unanswered.
+pub async fn writer<W: tokio::io::AsyncWrite + Unpin>(conn: Arc<Conn>, mut w: W, live: Liveness) {
+    let mut spare: Vec<u8> = Vec::new();
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + live.first_ping, live.ping_interval);
+    loop {
+        let mut draining = false;
+        tokio::select! {
+            _ = conn.wake.notified() => {}
+            _ = conn.closing.cancelled() => draining = true,
+            _ = ping.tick() => {
+                let outstanding = conn.pings_out.fetch_add(1, Ordering::AcqRel) + 1;
+                if outstanding > live.ping_max {
+                    conn.server_stats.stale_connections.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!("{} - cid:{} - Stale Client Connection - Closing", conn.addr, conn.cid);
+                    {
+                        let mut out = conn.out.lock();
+                        out.buf.extend_from_slice(b"-ERR 'Stale Connection'\r\n");
+                    }
+                    conn.close("Stale Connection");
+                    draining = true;
+                } else {
+                    let mut out = conn.out.lock();
+                    if !out.closed {
+                        out.buf.extend_from_slice(b"PING\r\n");
+                    }
+                }
+            }
+        }
+        {
+            let mut out = conn.out.lock();
+            std::mem::swap(&mut out.buf, &mut spare);
+        }
+        if !spare.is_empty() {
+            match tokio::time::timeout(live.write_deadline, w.write_all(&spare)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => {
+                    conn.close("Write Error");
+                    break;
+                }
+                Err(_) => {
+                    conn.server_stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(
+                        "{} - cid:{} - Slow Consumer Detected: WriteDeadline of {:?} exceeded with {} total bytes",
+                        conn.addr,
+                        conn.cid,
+                        live.write_deadline,
+                        spare.len()
+                    );
+                    conn.close("Slow Consumer (Write Deadline)");
+                    break;
+                }
+            }
+            spare.clear();
+            // Give back the memory of a burst so idle connections stay small.
+            if spare.capacity() > 256 * 1024 {
+                spare = Vec::new();
+            }
+        }
+        if draining || conn.closing.is_cancelled() {
+            // One last swap: anything queued just before close (a final -ERR).
+            let rest = std::mem::take(&mut conn.out.lock().buf);
+            if !rest.is_empty() {
+                let _ = tokio::time::timeout(live.write_deadline, w.write_all(&rest)).await;
+            }
+            break;
+        }
+    }
+    let _ = w.shutdown().await;
+}

@@ -1,0 +1,4 @@
+//! Wire formats: op parsers and writers, and the INFO / CONNECT JSON.
+
+pub mod client;
+pub mod info;
