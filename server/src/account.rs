@@ -13,6 +13,9 @@ pub struct Account {
 
 impl Account {
     pub fn new(name: &str) -> Self {
-        Account { name: name.to_string(), sublist: Sublist::new() }
+        Account {
+            name: name.to_string(),
+            sublist: Sublist::new(),
+        }
     }
 }

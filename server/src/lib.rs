@@ -10,11 +10,11 @@ pub mod cli;
 pub mod config;
 pub mod log;
 
-pub mod subject;
-pub mod sublist;
-pub mod protocol;
-pub mod nkey;
 pub mod account;
 pub mod auth;
 pub mod conn;
+pub mod nkey;
+pub mod protocol;
 pub mod server;
+pub mod subject;
+pub mod sublist;

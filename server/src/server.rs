@@ -56,7 +56,10 @@ fn build_shared(options: Options, client_addr: std::net::SocketAddr) -> Arc<Shar
     let server_id = crate::nkey::random_server_id();
     let info = Info {
         server_id: server_id.clone(),
-        server_name: options.server_name.clone().unwrap_or_else(|| server_id.clone()),
+        server_name: options
+            .server_name
+            .clone()
+            .unwrap_or_else(|| server_id.clone()),
         version: NATS_VERSION.into(),
         proto: 1,
         git_commit: String::new(),
@@ -106,13 +109,20 @@ pub async fn start(options: Options) -> anyhow::Result<Handle> {
     log_startup(&shared, client_addr);
     tokio::spawn(accept_loop(shared.clone(), listener));
     tracing::info!("Server is ready");
-    Ok(Handle { client_addr, shared })
+    Ok(Handle {
+        client_addr,
+        shared,
+    })
 }
 
 fn log_startup(shared: &Shared, addr: std::net::SocketAddr) {
     let o = &shared.options;
     tracing::info!("Starting canopy-server");
-    tracing::info!("  Version:  {} (NATS protocol {})", env!("CARGO_PKG_VERSION"), NATS_VERSION);
+    tracing::info!(
+        "  Version:  {} (NATS protocol {})",
+        env!("CARGO_PKG_VERSION"),
+        NATS_VERSION
+    );
     tracing::info!("  Name:     {}", shared.info.server_name);
     tracing::info!("  ID:       {}", shared.server_id);
     if let Some(file) = &o.config_file {
@@ -137,14 +147,19 @@ fn log_startup(shared: &Shared, addr: std::net::SocketAddr) {
     if o.tls.is_some() {
         not_yet.push("tls");
     }
-    if o.accounts.iter().any(|a| !a.imports.is_empty() || !a.exports.is_empty()) {
+    if o.accounts
+        .iter()
+        .any(|a| !a.imports.is_empty() || !a.exports.is_empty())
+    {
         not_yet.push("account exports/imports");
     }
     if !o.mappings.is_empty() || o.accounts.iter().any(|a| !a.mappings.is_empty()) {
         not_yet.push("mappings");
     }
     for name in not_yet {
-        tracing::warn!("Not serving \"{name}\" yet: this build of Canopy reads it but does not run it");
+        tracing::warn!(
+            "Not serving \"{name}\" yet: this build of Canopy reads it but does not run it"
+        );
     }
     tracing::info!("Listening for client connections on {addr}");
 }
@@ -176,7 +191,9 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
 
 /// Run until SIGINT or SIGTERM, then close every connection and return.
 pub fn run(options: Options) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let handle = start(options).await?;
         write_pid_and_ports(&handle)?;
@@ -193,7 +210,8 @@ pub fn run(options: Options) -> anyhow::Result<()> {
 fn write_pid_and_ports(h: &Handle) -> anyhow::Result<()> {
     let o = &h.shared.options;
     if let Some(pid_file) = &o.pid_file {
-        std::fs::write(pid_file, std::process::id().to_string()).with_context(|| format!("writing pid file {pid_file}"))?;
+        std::fs::write(pid_file, std::process::id().to_string())
+            .with_context(|| format!("writing pid file {pid_file}"))?;
     }
     if let Some(dir) = &o.ports_file_dir {
         let exe = std::env::current_exe()
@@ -202,14 +220,18 @@ fn write_pid_and_ports(h: &Handle) -> anyhow::Result<()> {
             .unwrap_or_else(|| "canopy-server".into());
         let path = std::path::Path::new(dir).join(format!("{exe}_{}.ports", std::process::id()));
         let json = serde_json::json!({ "nats": [format!("nats://{}", h.client_addr)] });
-        std::fs::write(&path, json.to_string()).with_context(|| format!("writing ports file {}", path.display()))?;
+        std::fs::write(&path, json.to_string())
+            .with_context(|| format!("writing ports file {}", path.display()))?;
     }
     Ok(())
 }
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         let _ = tokio::signal::ctrl_c().await;
         return;
     };

@@ -28,7 +28,10 @@ impl<S> Match<S> {
 
 impl<S> Default for Match<S> {
     fn default() -> Self {
-        Match { plain: Vec::new(), queues: Vec::new() }
+        Match {
+            plain: Vec::new(),
+            queues: Vec::new(),
+        }
     }
 }
 
@@ -42,13 +45,23 @@ struct Node<S> {
 
 impl<S> Default for Node<S> {
     fn default() -> Self {
-        Node { literal: HashMap::new(), star: None, rest: None, plain: Vec::new(), queues: HashMap::new() }
+        Node {
+            literal: HashMap::new(),
+            star: None,
+            rest: None,
+            plain: Vec::new(),
+            queues: HashMap::new(),
+        }
     }
 }
 
 impl<S> Node<S> {
     fn is_empty(&self) -> bool {
-        self.literal.is_empty() && self.star.is_none() && self.rest.is_none() && self.plain.is_empty() && self.queues.is_empty()
+        self.literal.is_empty()
+            && self.star.is_none()
+            && self.rest.is_none()
+            && self.plain.is_empty()
+            && self.queues.is_empty()
     }
 
     fn collect<'a>(&'a self, out: &mut Match<S>, queue_index: &mut HashMap<&'a str, usize>) {
@@ -102,7 +115,11 @@ impl<S: Interest> Sublist<S> {
     }
 
     pub fn stats(&self) -> (u64, u64, u64) {
-        (self.inserts.load(Ordering::Relaxed), self.removes.load(Ordering::Relaxed), self.matches.load(Ordering::Relaxed))
+        (
+            self.inserts.load(Ordering::Relaxed),
+            self.removes.load(Ordering::Relaxed),
+            self.matches.load(Ordering::Relaxed),
+        )
     }
 
     pub fn insert(&self, sub: Arc<S>) {
@@ -149,7 +166,12 @@ impl<S: Interest> Sublist<S> {
     }
 }
 
-fn match_level<'a, S>(node: &'a Node<S>, tokens: &[&str], out: &mut Match<S>, qi: &mut HashMap<&'a str, usize>) {
+fn match_level<'a, S>(
+    node: &'a Node<S>,
+    tokens: &[&str],
+    out: &mut Match<S>,
+    qi: &mut HashMap<&'a str, usize>,
+) {
     let Some((first, rest)) = tokens.split_first() else {
         node.collect(out, qi);
         return;
@@ -169,7 +191,9 @@ fn remove_at<S: Interest>(node: &mut Node<S>, tokens: &[&str], sub: &Arc<S>) -> 
     let Some((first, rest)) = tokens.split_first() else {
         return match sub.queue() {
             Some(q) => {
-                let Some(members) = node.queues.get_mut(q) else { return false };
+                let Some(members) = node.queues.get_mut(q) else {
+                    return false;
+                };
                 let before = members.len();
                 members.retain(|m| !Arc::ptr_eq(m, sub));
                 let removed = members.len() != before;
@@ -188,7 +212,9 @@ fn remove_at<S: Interest>(node: &mut Node<S>, tokens: &[&str], sub: &Arc<S>) -> 
     // Prune emptied branches so churn on unique subjects (inboxes) does not leak.
     match *first {
         "*" => {
-            let Some(child) = node.star.as_mut() else { return false };
+            let Some(child) = node.star.as_mut() else {
+                return false;
+            };
             let removed = remove_at(child, rest, sub);
             if child.is_empty() {
                 node.star = None;
@@ -196,7 +222,9 @@ fn remove_at<S: Interest>(node: &mut Node<S>, tokens: &[&str], sub: &Arc<S>) -> 
             removed
         }
         ">" => {
-            let Some(child) = node.rest.as_mut() else { return false };
+            let Some(child) = node.rest.as_mut() else {
+                return false;
+            };
             let removed = remove_at(child, rest, sub);
             if child.is_empty() {
                 node.rest = None;
@@ -204,7 +232,9 @@ fn remove_at<S: Interest>(node: &mut Node<S>, tokens: &[&str], sub: &Arc<S>) -> 
             removed
         }
         t => {
-            let Some(child) = node.literal.get_mut(t) else { return false };
+            let Some(child) = node.literal.get_mut(t) else {
+                return false;
+            };
             let removed = remove_at(child, rest, sub);
             if child.is_empty() {
                 node.literal.remove(t);
@@ -232,7 +262,11 @@ mod tests {
         }
     }
     fn sub(subject: &str, queue: Option<&str>, id: u32) -> Arc<S> {
-        Arc::new(S { subject: subject.into(), queue: queue.map(Into::into), id })
+        Arc::new(S {
+            subject: subject.into(),
+            queue: queue.map(Into::into),
+            id,
+        })
     }
     fn ids(m: &Match<S>) -> Vec<u32> {
         let mut v: Vec<u32> = m.plain.iter().map(|s| s.id).collect();

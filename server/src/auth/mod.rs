@@ -45,13 +45,30 @@ pub fn is_bcrypt(p: &str) -> bool {
 
 impl Auth {
     pub fn new(o: &Options, accounts: &HashMap<String, Arc<Account>>) -> Auth {
-        let global = accounts.get(GLOBAL).cloned().unwrap_or_else(|| Arc::new(Account::new(GLOBAL)));
+        let global = accounts
+            .get(GLOBAL)
+            .cloned()
+            .unwrap_or_else(|| Arc::new(Account::new(GLOBAL)));
         let mut users = HashMap::new();
-        let default_perms = o.authorization.as_ref().and_then(|a| a.default_permissions.as_ref());
+        let default_perms = o
+            .authorization
+            .as_ref()
+            .and_then(|a| a.default_permissions.as_ref());
         let mut add = |u: &crate::config::auth::User, acc: Arc<Account>| {
             let Some(name) = u.user.clone() else { return };
-            let perms = u.permissions.as_ref().or(default_perms).map(|p| Arc::new(Permissions::compile(p)));
-            users.insert(name, User { password: u.password.clone(), account: acc, permissions: perms });
+            let perms = u
+                .permissions
+                .as_ref()
+                .or(default_perms)
+                .map(|p| Arc::new(Permissions::compile(p)));
+            users.insert(
+                name,
+                User {
+                    password: u.password.clone(),
+                    account: acc,
+                    permissions: perms,
+                },
+            );
         };
         if let Some(a) = &o.authorization {
             for u in &a.users {
@@ -59,35 +76,65 @@ impl Auth {
             }
         }
         for acc in &o.accounts {
-            let Some(account) = accounts.get(&acc.name) else { continue };
+            let Some(account) = accounts.get(&acc.name) else {
+                continue;
+            };
             for u in &acc.users {
                 add(u, account.clone());
             }
         }
-        let single = o.authorization.as_ref().and_then(|a| a.user.clone().map(|u| (u, a.password.clone())));
+        let single = o
+            .authorization
+            .as_ref()
+            .and_then(|a| a.user.clone().map(|u| (u, a.password.clone())));
         if let Some((name, password)) = single {
-            users.insert(name, User { password, account: global.clone(), permissions: None });
+            users.insert(
+                name,
+                User {
+                    password,
+                    account: global.clone(),
+                    permissions: None,
+                },
+            );
         }
         let token = o.authorization.as_ref().and_then(|a| a.token.clone());
         let required = !users.is_empty() || token.is_some();
-        let tls_timeout = o.tls.as_ref().map(|t| t.timeout.unwrap_or(Duration::from_secs(2)) + Duration::from_secs(1));
+        let tls_timeout = o
+            .tls
+            .as_ref()
+            .map(|t| t.timeout.unwrap_or(Duration::from_secs(2)) + Duration::from_secs(1));
         let timeout = o
             .authorization
             .as_ref()
             .and_then(|a| a.timeout)
             .or(tls_timeout)
             .unwrap_or(crate::config::options::DEFAULT_AUTH_TIMEOUT);
-        Auth { users, token, no_auth_user: o.no_auth_user.clone(), required, timeout, global }
+        Auth {
+            users,
+            token,
+            no_auth_user: o.no_auth_user.clone(),
+            required,
+            timeout,
+            global,
+        }
     }
 
     /// The binding for a client that sent no credentials at all, where that is allowed.
     pub fn anonymous(&self) -> Option<Binding> {
         if !self.required {
-            return Some(Binding { account: self.global.clone(), permissions: None, user: None });
+            return Some(Binding {
+                account: self.global.clone(),
+                permissions: None,
+                user: None,
+            });
         }
         let name = self.no_auth_user.as_ref()?;
         let u = self.users.get(name)?;
-        Some(Binding { account: u.account.clone(), permissions: u.permissions.clone(), user: Some(name.clone()) })
+        Some(Binding {
+            account: u.account.clone(),
+            permissions: u.permissions.clone(),
+            user: Some(name.clone()),
+        })
     }
 
     /// Check a CONNECT's credentials. bcrypt comparisons are slow by design, so the
@@ -113,10 +160,16 @@ impl Auth {
         let u = self.users.get(name)?;
         let ok = match (&u.password, c.pass.as_deref()) {
             (None, _) => true,
-            (Some(want), Some(given)) if is_bcrypt(want) => bcrypt::verify(given, want).unwrap_or(false),
+            (Some(want), Some(given)) if is_bcrypt(want) => {
+                bcrypt::verify(given, want).unwrap_or(false)
+            }
             (Some(want), Some(given)) => same_secret(want.as_bytes(), given.as_bytes()),
             (Some(_), None) => false,
         };
-        ok.then(|| Binding { account: u.account.clone(), permissions: u.permissions.clone(), user: Some(name.to_string()) })
+        ok.then(|| Binding {
+            account: u.account.clone(),
+            permissions: u.permissions.clone(),
+            user: Some(name.to_string()),
+        })
     }
 }

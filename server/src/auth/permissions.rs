@@ -31,7 +31,11 @@ impl Rules {
 
     /// For publishing: the literal subject is matched by a rule.
     fn permits_literal(&self, subj: &[u8]) -> bool {
-        let hit = |rules: &[(String, Option<String>)]| rules.iter().any(|(p, _)| subject::matches(p.as_bytes(), subj));
+        let hit = |rules: &[(String, Option<String>)]| {
+            rules
+                .iter()
+                .any(|(p, _)| subject::matches(p.as_bytes(), subj))
+        };
         self.allow.as_deref().is_none_or(hit) && !hit(&self.deny)
     }
 
@@ -39,7 +43,9 @@ impl Rules {
     /// rule covers it.
     fn permits_interest(&self, subj: &str, queue: Option<&str>) -> bool {
         let hit = |rules: &[(String, Option<String>)]| {
-            rules.iter().any(|(p, q)| subject::is_subset(subj, p) && q.as_deref().is_none_or(|q| Some(q) == queue))
+            rules.iter().any(|(p, q)| {
+                subject::is_subset(subj, p) && q.as_deref().is_none_or(|q| Some(q) == queue)
+            })
         };
         self.allow.as_deref().is_none_or(hit) && !hit(&self.deny)
     }
@@ -53,7 +59,10 @@ pub struct Permissions {
 
 impl Permissions {
     pub fn compile(p: &cfg::Permissions) -> Permissions {
-        Permissions { publish: Rules::compile(p.publish.as_ref()), subscribe: Rules::compile(p.subscribe.as_ref()) }
+        Permissions {
+            publish: Rules::compile(p.publish.as_ref()),
+            subscribe: Rules::compile(p.subscribe.as_ref()),
+        }
     }
 
     pub fn can_publish(&self, subj: &[u8]) -> bool {

@@ -146,14 +146,16 @@ impl Parser<'_> {
                 Some(b'}') if nested => {}
                 None => {}
                 _ if cur.at_comment() => {}
-                Some(b) => return Err(Diagnostic::error(
-                    &cur.pos(),
-                    format!(
+                Some(b) => {
+                    return Err(Diagnostic::error(
+                        &cur.pos(),
+                        format!(
                         "expected a new line, `,`, `;` or a comment after the value, found '{}'",
                         char::from(b)
                     ),
-                )
-                .with_help("put each key on its own line, or quote a value that holds spaces")),
+                    )
+                    .with_help("put each key on its own line, or quote a value that holds spaces"))
+                }
             }
         }
     }

@@ -22,10 +22,18 @@ const START_READ_BUFFER: usize = 512;
 
 pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     let cid = shared.next_cid.fetch_add(1, Ordering::Relaxed) + 1;
-    shared.stats.total_connections.fetch_add(1, Ordering::Relaxed);
+    shared
+        .stats
+        .total_connections
+        .fetch_add(1, Ordering::Relaxed);
     let _ = stream.set_nodelay(true);
     let (rd, wr) = stream.into_split();
-    let conn = Arc::new(Conn::new(cid, addr, shared.options.max_pending as usize, shared.stats.clone()));
+    let conn = Arc::new(Conn::new(
+        cid,
+        addr,
+        shared.options.max_pending as usize,
+        shared.stats.clone(),
+    ));
     let mut info = shared.info.clone();
     info.client_id = cid;
     info.client_ip = addr.ip().to_string();
@@ -126,12 +134,19 @@ impl Client {
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        tracing::error!("{} - cid:{} - {}", self.conn.addr, self.conn.cid, e.reason());
+                        tracing::error!(
+                            "{} - cid:{} - {}",
+                            self.conn.addr,
+                            self.conn.cid,
+                            e.reason()
+                        );
                         if let Some(line) = e.err_line() {
                             self.conn.send(line);
                         }
                         self.conn.close(match e {
-                            crate::protocol::client::ParseError::MaxPayload => "Maximum Payload Exceeded",
+                            crate::protocol::client::ParseError::MaxPayload => {
+                                "Maximum Payload Exceeded"
+                            }
                             _ => "Protocol Violation",
                         });
                         stop = true;
@@ -183,7 +198,12 @@ impl Client {
     async fn process(&mut self, op: Op<'_>) -> Result<(), Closed> {
         if !self.connected && !matches!(op, Op::Connect(_) | Op::Ping | Op::Pong) {
             // Without auth, a client may skip CONNECT; with auth it may not.
-            match self.shared.auth.anonymous().filter(|_| !self.shared.auth.required) {
+            match self
+                .shared
+                .auth
+                .anonymous()
+                .filter(|_| !self.shared.auth.required)
+            {
                 Some(b) => {
                     self.conn.bind_account(b.account.clone());
                     self.binding = Some(b);
@@ -207,16 +227,33 @@ impl Client {
                 Ok(())
             }
             Op::Ignored => Ok(()),
-            Op::Pub { subject, reply, payload } => self.on_pub(subject, reply, 0, payload),
-            Op::HPub { subject, reply, header_len, message } => {
+            Op::Pub {
+                subject,
+                reply,
+                payload,
+            } => self.on_pub(subject, reply, 0, payload),
+            Op::HPub {
+                subject,
+                reply,
+                header_len,
+                message,
+            } => {
                 if !self.connect.headers {
-                    tracing::error!("{} - cid:{} - message headers not supported", self.conn.addr, self.conn.cid);
+                    tracing::error!(
+                        "{} - cid:{} - message headers not supported",
+                        self.conn.addr,
+                        self.conn.cid
+                    );
                     self.conn.close("Protocol Violation");
                     return Err(Closed);
                 }
                 self.on_pub(subject, reply, header_len, message)
             }
-            Op::Sub { subject, queue, sid } => self.on_sub(subject, queue, sid),
+            Op::Sub {
+                subject,
+                queue,
+                sid,
+            } => self.on_sub(subject, queue, sid),
             Op::Unsub { sid, max } => self.on_unsub(sid, max),
         }
     }
@@ -235,27 +272,45 @@ impl Client {
         let c: Connect = match serde_json::from_slice(json) {
             Ok(c) => c,
             Err(e) => {
-                tracing::error!("{} - cid:{} - invalid CONNECT: {e}", self.conn.addr, self.conn.cid);
+                tracing::error!(
+                    "{} - cid:{} - invalid CONNECT: {e}",
+                    self.conn.addr,
+                    self.conn.cid
+                );
                 self.conn.close("Protocol Violation");
                 return Err(Closed);
             }
         };
         if c.no_responders && !c.headers {
-            return self.fatal("no responders requires headers support", "Protocol Violation");
+            return self.fatal(
+                "no responders requires headers support",
+                "Protocol Violation",
+            );
         }
         if !self.connected {
             let shared = self.shared.clone();
             let creds = c.clone();
             // bcrypt is slow on purpose: keep it off the threads that move messages.
-            let binding = tokio::task::spawn_blocking(move || shared.auth.authenticate(&creds)).await.ok().flatten();
+            let binding = tokio::task::spawn_blocking(move || shared.auth.authenticate(&creds))
+                .await
+                .ok()
+                .flatten();
             match binding {
                 Some(b) => {
                     self.conn.bind_account(b.account.clone());
                     self.binding = Some(b);
                 }
                 None => {
-                    let user = c.user.as_deref().map(|u| format!(" - user \"{u}\"")).unwrap_or_default();
-                    tracing::error!("{} - cid:{} - authentication error{user}", self.conn.addr, self.conn.cid);
+                    let user = c
+                        .user
+                        .as_deref()
+                        .map(|u| format!(" - user \"{u}\""))
+                        .unwrap_or_default();
+                    tracing::error!(
+                        "{} - cid:{} - authentication error{user}",
+                        self.conn.addr,
+                        self.conn.cid
+                    );
                     return self.fatal("Authorization Violation", "Authorization Violation");
                 }
             }
@@ -269,10 +324,15 @@ impl Client {
     }
 
     fn on_sub(&mut self, subj: &[u8], queue: Option<&[u8]>, sid: &[u8]) -> Result<(), Closed> {
-        let Some(binding) = &self.binding else { return Ok(()) };
-        let valid = subject::is_valid_subscription(subj) && queue.is_none_or(subject::is_valid_queue);
-        let (Ok(subj_str), Ok(queue_str)) = (std::str::from_utf8(subj), queue.map(std::str::from_utf8).transpose())
-        else {
+        let Some(binding) = &self.binding else {
+            return Ok(());
+        };
+        let valid =
+            subject::is_valid_subscription(subj) && queue.is_none_or(subject::is_valid_queue);
+        let (Ok(subj_str), Ok(queue_str)) = (
+            std::str::from_utf8(subj),
+            queue.map(std::str::from_utf8).transpose(),
+        ) else {
             self.err("Invalid Subject");
             return Ok(());
         };
@@ -324,7 +384,9 @@ impl Client {
         let sub = self.conn.subs.lock().get(sid).cloned();
         if let Some(sub) = sub {
             match max {
-                Some(m) if m > 0 && sub.delivered.load(Ordering::Acquire) < m => sub.max.store(m, Ordering::Release),
+                Some(m) if m > 0 && sub.delivered.load(Ordering::Acquire) < m => {
+                    sub.max.store(m, Ordering::Release)
+                }
                 _ => remove_sub(&sub),
             }
         }
@@ -332,22 +394,39 @@ impl Client {
         Ok(())
     }
 
-    fn on_pub(&mut self, subj: &[u8], reply: Option<&[u8]>, header_len: usize, message: &[u8]) -> Result<(), Closed> {
-        let Some(binding) = &self.binding else { return Ok(()) };
+    fn on_pub(
+        &mut self,
+        subj: &[u8],
+        reply: Option<&[u8]>,
+        header_len: usize,
+        message: &[u8],
+    ) -> Result<(), Closed> {
+        let Some(binding) = &self.binding else {
+            return Ok(());
+        };
         self.conn.stats.in_msgs.fetch_add(1, Ordering::Relaxed);
-        self.conn.stats.in_bytes.fetch_add(message.len() as u64, Ordering::Relaxed);
+        self.conn
+            .stats
+            .in_bytes
+            .fetch_add(message.len() as u64, Ordering::Relaxed);
         if self.connect.pedantic && !subject::is_valid_publish(subj) {
             self.err("Invalid Publish Subject");
             return Ok(());
         }
         if let Some(p) = &binding.permissions {
             if !p.can_publish(subj) {
-                let text = format!("Permissions Violation for Publish to \"{}\"", String::from_utf8_lossy(subj));
+                let text = format!(
+                    "Permissions Violation for Publish to \"{}\"",
+                    String::from_utf8_lossy(subj)
+                );
                 tracing::error!("{} - cid:{} - {text}", self.conn.addr, self.conn.cid);
                 self.err(&text);
                 return Ok(());
             }
         }
+        // The official server acknowledges before it delivers (a verbose client that
+        // subscribed to its own subject sees +OK, then the MSG).
+        self.ok();
         let account = binding.account.clone();
         let generation = account.sublist.generation();
         if generation != self.cache_generation {
@@ -398,12 +477,18 @@ impl Client {
                 }
             }
         }
-        self.ok();
         Ok(())
     }
 
     /// Returns whether the message was taken.
-    fn deliver_to(&mut self, sub: &Arc<Subscription>, subj: &[u8], reply: Option<&[u8]>, hl: usize, msg: &[u8]) -> bool {
+    fn deliver_to(
+        &mut self,
+        sub: &Arc<Subscription>,
+        subj: &[u8],
+        reply: Option<&[u8]>,
+        hl: usize,
+        msg: &[u8],
+    ) -> bool {
         let taken = match sub.conn.deliver(sub, subj, reply, hl, msg) {
             Delivered::Yes => true,
             Delivered::Last => {
@@ -420,7 +505,9 @@ impl Client {
 
     /// The `NATS/1.0 503` status a requester gets when nobody listens.
     fn no_responders(&mut self, subj: &[u8], reply: &[u8]) {
-        let Ok(reply_str) = std::str::from_utf8(reply) else { return };
+        let Ok(reply_str) = std::str::from_utf8(reply) else {
+            return;
+        };
         let mine: Vec<Arc<Subscription>> = self
             .conn
             .subs

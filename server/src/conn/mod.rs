@@ -92,11 +92,19 @@ pub enum Delivered {
 }
 
 impl Conn {
-    pub fn new(cid: u64, addr: SocketAddr, max_pending: usize, server_stats: Arc<ServerStats>) -> Conn {
+    pub fn new(
+        cid: u64,
+        addr: SocketAddr,
+        max_pending: usize,
+        server_stats: Arc<ServerStats>,
+    ) -> Conn {
         Conn {
             cid,
             addr,
-            out: Mutex::new(Outbound { buf: Vec::new(), closed: false }),
+            out: Mutex::new(Outbound {
+                buf: Vec::new(),
+                closed: false,
+            }),
             wake: Notify::new(),
             queued: AtomicBool::new(false),
             closing: CancellationToken::new(),
@@ -185,7 +193,11 @@ impl Conn {
             last = n == max;
         }
         let with_headers = header_len > 0 && self.headers.load(Ordering::Relaxed);
-        let body = if header_len > 0 && !with_headers { &message[header_len..] } else { message };
+        let body = if header_len > 0 && !with_headers {
+            &message[header_len..]
+        } else {
+            message
+        };
         let mut out = self.out.lock();
         if out.closed {
             return Delivered::No;
@@ -213,7 +225,9 @@ impl Conn {
             out.buf = Vec::new();
             out.closed = true;
             drop(out);
-            self.server_stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+            self.server_stats
+                .slow_consumers
+                .fetch_add(1, Ordering::Relaxed);
             tracing::info!(
                 "{} - cid:{} - Slow Consumer Detected: MaxPending of {} Exceeded",
                 self.addr,
@@ -225,7 +239,9 @@ impl Conn {
         }
         drop(out);
         self.stats.out_msgs.fetch_add(1, Ordering::Relaxed);
-        self.stats.out_bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+        self.stats
+            .out_bytes
+            .fetch_add(body.len() as u64, Ordering::Relaxed);
         if last {
             Delivered::Last
         } else {
@@ -249,7 +265,10 @@ pub struct Liveness {
 /// that leaves more than `ping_max` unanswered.
 pub async fn writer<W: tokio::io::AsyncWrite + Unpin>(conn: Arc<Conn>, mut w: W, live: Liveness) {
     let mut spare: Vec<u8> = Vec::new();
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + live.first_ping, live.ping_interval);
+    let mut ping = tokio::time::interval_at(
+        tokio::time::Instant::now() + live.first_ping,
+        live.ping_interval,
+    );
     loop {
         let mut draining = false;
         tokio::select! {
@@ -286,7 +305,9 @@ pub async fn writer<W: tokio::io::AsyncWrite + Unpin>(conn: Arc<Conn>, mut w: W,
                     break;
                 }
                 Err(_) => {
-                    conn.server_stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+                    conn.server_stats
+                        .slow_consumers
+                        .fetch_add(1, Ordering::Relaxed);
                     tracing::info!(
                         "{} - cid:{} - Slow Consumer Detected: WriteDeadline of {:?} exceeded with {} total bytes",
                         conn.addr,

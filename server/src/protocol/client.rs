@@ -7,11 +7,27 @@ use memchr::memchr;
 #[derive(Debug, PartialEq, Eq)]
 pub enum Op<'a> {
     Connect(&'a [u8]),
-    Pub { subject: &'a [u8], reply: Option<&'a [u8]>, payload: &'a [u8] },
+    Pub {
+        subject: &'a [u8],
+        reply: Option<&'a [u8]>,
+        payload: &'a [u8],
+    },
     /// `message` is the header block followed by the payload; `header_len` splits them.
-    HPub { subject: &'a [u8], reply: Option<&'a [u8]>, header_len: usize, message: &'a [u8] },
-    Sub { subject: &'a [u8], queue: Option<&'a [u8]>, sid: &'a [u8] },
-    Unsub { sid: &'a [u8], max: Option<u64> },
+    HPub {
+        subject: &'a [u8],
+        reply: Option<&'a [u8]>,
+        header_len: usize,
+        message: &'a [u8],
+    },
+    Sub {
+        subject: &'a [u8],
+        queue: Option<&'a [u8]>,
+        sid: &'a [u8],
+    },
+    Unsub {
+        sid: &'a [u8],
+        max: Option<u64>,
+    },
     Ping,
     Pong,
     /// INFO, +OK and -ERR from a client are read and ignored, as the official server does.
@@ -80,7 +96,9 @@ fn parse_size(s: &[u8]) -> Option<usize> {
     if s.is_empty() || s.len() > 19 || !s.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    s.iter().try_fold(0usize, |acc, d| acc.checked_mul(10)?.checked_add((d - b'0') as usize))
+    s.iter().try_fold(0usize, |acc, d| {
+        acc.checked_mul(10)?.checked_add((d - b'0') as usize)
+    })
 }
 
 fn op_is(name: &[u8], want: &[u8]) -> bool {
@@ -112,7 +130,8 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(Op<'a>, usize
     let (name, rest) = line.split_at(name_end);
 
     if op_is(name, b"PUB") {
-        let (args, n) = split_args::<3>(rest).ok_or(ParseError::Silent("processPub Parse Error"))?;
+        let (args, n) =
+            split_args::<3>(rest).ok_or(ParseError::Silent("processPub Parse Error"))?;
         let (subject, reply, size) = match n {
             2 => (args[0], None, args[1]),
             3 => (args[0], Some(args[1]), args[2]),
@@ -122,32 +141,64 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(Op<'a>, usize
         if size > limits.max_payload {
             return Err(ParseError::MaxPayload);
         }
-        let Some(payload) = payload_at(buf, after, size)? else { return Ok(None) };
-        return Ok(Some((Op::Pub { subject, reply, payload }, after + size + 2)));
+        let Some(payload) = payload_at(buf, after, size)? else {
+            return Ok(None);
+        };
+        return Ok(Some((
+            Op::Pub {
+                subject,
+                reply,
+                payload,
+            },
+            after + size + 2,
+        )));
     }
     if op_is(name, b"HPUB") {
-        let (args, n) = split_args::<4>(rest).ok_or(ParseError::Silent("processHeaderPub Parse Error"))?;
+        let (args, n) =
+            split_args::<4>(rest).ok_or(ParseError::Silent("processHeaderPub Parse Error"))?;
         let (subject, reply, hdr, total) = match n {
             3 => (args[0], None, args[1], args[2]),
             4 => (args[0], Some(args[1]), args[2], args[3]),
             _ => return Err(ParseError::Silent("processHeaderPub Parse Error")),
         };
-        let hdr = parse_size(hdr).ok_or(ParseError::Silent("processHeaderPub Bad or Missing Header Size"))?;
-        let total = parse_size(total).ok_or(ParseError::Silent("processHeaderPub Bad or Missing Total Size"))?;
+        let hdr = parse_size(hdr).ok_or(ParseError::Silent(
+            "processHeaderPub Bad or Missing Header Size",
+        ))?;
+        let total = parse_size(total).ok_or(ParseError::Silent(
+            "processHeaderPub Bad or Missing Total Size",
+        ))?;
         if hdr > total {
             return Err(ParseError::Silent("Header Size larger then TotalSize"));
         }
         if total > limits.max_payload {
             return Err(ParseError::MaxPayload);
         }
-        let Some(message) = payload_at(buf, after, total)? else { return Ok(None) };
-        return Ok(Some((Op::HPub { subject, reply, header_len: hdr, message }, after + total + 2)));
+        let Some(message) = payload_at(buf, after, total)? else {
+            return Ok(None);
+        };
+        return Ok(Some((
+            Op::HPub {
+                subject,
+                reply,
+                header_len: hdr,
+                message,
+            },
+            after + total + 2,
+        )));
     }
     if op_is(name, b"SUB") {
         let (args, n) = split_args::<3>(rest).ok_or(ParseError::UnknownOp)?;
         let op = match n {
-            2 => Op::Sub { subject: args[0], queue: None, sid: args[1] },
-            3 => Op::Sub { subject: args[0], queue: Some(args[1]), sid: args[2] },
+            2 => Op::Sub {
+                subject: args[0],
+                queue: None,
+                sid: args[1],
+            },
+            3 => Op::Sub {
+                subject: args[0],
+                queue: Some(args[1]),
+                sid: args[2],
+            },
             _ => return Err(ParseError::UnknownOp),
         };
         return Ok(Some((op, after)));
@@ -155,10 +206,17 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(Op<'a>, usize
     if op_is(name, b"UNSUB") {
         let (args, n) = split_args::<2>(rest).ok_or(ParseError::UnknownOp)?;
         let op = match n {
-            1 => Op::Unsub { sid: args[0], max: None },
+            1 => Op::Unsub {
+                sid: args[0],
+                max: None,
+            },
             2 => Op::Unsub {
                 sid: args[0],
-                max: Some(parse_size(args[1]).ok_or(ParseError::Silent("processUnsub Bad or Missing Max"))? as u64),
+                max: Some(
+                    parse_size(args[1])
+                        .ok_or(ParseError::Silent("processUnsub Bad or Missing Max"))?
+                        as u64,
+                ),
             },
             _ => return Err(ParseError::UnknownOp),
         };
@@ -182,7 +240,11 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(Op<'a>, usize
 
 fn trim(s: &[u8]) -> &[u8] {
     let start = s.iter().position(|b| !is_space(b)).unwrap_or(s.len());
-    let end = s.iter().rposition(|b| !is_space(b)).map(|i| i + 1).unwrap_or(start);
+    let end = s
+        .iter()
+        .rposition(|b| !is_space(b))
+        .map(|i| i + 1)
+        .unwrap_or(start);
     &s[start..end]
 }
 
@@ -207,7 +269,10 @@ fn payload_at(buf: &[u8], at: usize, size: usize) -> Result<Option<&[u8]>, Parse
 mod tests {
     use super::*;
 
-    const L: Limits = Limits { max_control_line: 4096, max_payload: 1024 };
+    const L: Limits = Limits {
+        max_control_line: 4096,
+        max_payload: 1024,
+    };
 
     fn one(s: &[u8]) -> Result<Option<(Op<'_>, usize)>, ParseError> {
         parse(s, &L)
@@ -218,10 +283,24 @@ mod tests {
         assert_eq!(one(b"PiNg\r\n"), Ok(Some((Op::Ping, 6))));
         assert_eq!(one(b"ping\n"), Ok(Some((Op::Ping, 5))));
         let (op, n) = one(b"pub   foo\t 5 \r\nhello\r\n").unwrap().unwrap();
-        assert_eq!(op, Op::Pub { subject: b"foo", reply: None, payload: b"hello" });
+        assert_eq!(
+            op,
+            Op::Pub {
+                subject: b"foo",
+                reply: None,
+                payload: b"hello"
+            }
+        );
         assert_eq!(n, 22);
         let (op, _) = one(b"SUB foo q 1\r\n").unwrap().unwrap();
-        assert_eq!(op, Op::Sub { subject: b"foo", queue: Some(b"q"), sid: b"1" });
+        assert_eq!(
+            op,
+            Op::Sub {
+                subject: b"foo",
+                queue: Some(b"q"),
+                sid: b"1"
+            }
+        );
     }
 
     #[test]
@@ -239,19 +318,35 @@ mod tests {
         assert_eq!(one(b"PUB foo 5\r\nhello\n"), Err(ParseError::UnknownOp));
         assert_eq!(one(b"PUB foo 5\r\nhelloXY"), Err(ParseError::UnknownOp));
         assert_eq!(one(b"PUB foo 2000\r\n"), Err(ParseError::MaxPayload));
-        assert!(matches!(one(b"PUB foo abc\r\n"), Err(ParseError::Silent(_))));
-        assert!(matches!(one(b"PUB a b c 1\r\n"), Err(ParseError::Silent(_))));
-        assert!(matches!(one(b"HPUB foo 10 5\r\n"), Err(ParseError::Silent(_))));
+        assert!(matches!(
+            one(b"PUB foo abc\r\n"),
+            Err(ParseError::Silent(_))
+        ));
+        assert!(matches!(
+            one(b"PUB a b c 1\r\n"),
+            Err(ParseError::Silent(_))
+        ));
+        assert!(matches!(
+            one(b"HPUB foo 10 5\r\n"),
+            Err(ParseError::Silent(_))
+        ));
         let long = vec![b'A'; 5000];
         assert_eq!(one(&long), Err(ParseError::ControlLineTooLong));
     }
 
     #[test]
     fn hpub_splits_headers_from_payload() {
-        let (op, _) = one(b"HPUB foo r 18 23\r\nNATS/1.0\r\nA: b\r\n\r\nhello\r\n").unwrap().unwrap();
+        let (op, _) = one(b"HPUB foo r 18 23\r\nNATS/1.0\r\nA: b\r\n\r\nhello\r\n")
+            .unwrap()
+            .unwrap();
         assert_eq!(
             op,
-            Op::HPub { subject: b"foo", reply: Some(b"r"), header_len: 18, message: b"NATS/1.0\r\nA: b\r\n\r\nhello" }
+            Op::HPub {
+                subject: b"foo",
+                reply: Some(b"r"),
+                header_len: 18,
+                message: b"NATS/1.0\r\nA: b\r\n\r\nhello"
+            }
         );
     }
 }

@@ -115,7 +115,12 @@ mod tests {
 
     #[test]
     fn info_line_ends_with_space_crlf_and_omits_empty_fields() {
-        let info = Info { server_id: "N1".into(), port: 4222, max_payload: 1024, ..Default::default() };
+        let info = Info {
+            server_id: "N1".into(),
+            port: 4222,
+            max_payload: 1024,
+            ..Default::default()
+        };
         let line = String::from_utf8(info.to_line()).unwrap();
         assert!(line.starts_with("INFO {\"server_id\":\"N1\""));
         assert!(line.ends_with("} \r\n"));

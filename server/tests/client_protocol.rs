@@ -1,0 +1,385 @@
+//! The client protocol over raw sockets, byte for byte. Every test runs against
+//! canopy-server and, when installed, the official nats-server: every expectation
+//! must hold for both.
+
+mod support;
+use std::time::Duration;
+use support::{Impl, Server};
+
+const CONNECT: &[u8] =
+    b"CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":true,\"protocol\":0}\r\n";
+
+fn each(config: &str, test: impl Fn(&Server)) {
+    for kind in Impl::all() {
+        let s = Server::start(kind, config);
+        eprintln!("-- against {kind:?}");
+        test(&s);
+    }
+}
+
+fn client(s: &Server) -> support::Raw {
+    let mut c = s.raw();
+    c.send(CONNECT);
+    c.sync();
+    c
+}
+
+#[test]
+fn pub_reaches_sub_as_msg_with_exact_bytes() {
+    each("", |s| {
+        let mut c = client(s);
+        c.send(b"SUB foo 1\r\nSUB foo.* 2\r\nPUB foo 5\r\nhello\r\nPUB foo.bar rep 2\r\nhi\r\n");
+        c.expect(b"MSG foo 1 5\r\nhello\r\nMSG foo.bar 2 rep 2\r\nhi\r\n");
+        assert_eq!(c.sync(), "");
+    });
+}
+
+#[test]
+fn hpub_reaches_header_subscriber_as_hmsg_and_others_as_msg() {
+    each("", |s| {
+        let mut with = client(s);
+        let mut without = s.raw();
+        without.send(b"CONNECT {\"verbose\":false,\"headers\":false}\r\nSUB foo 7\r\n");
+        without.sync();
+        with.send(b"SUB foo 1\r\nHPUB foo 18 23\r\nNATS/1.0\r\nA: b\r\n\r\nhello\r\n");
+        with.expect(b"HMSG foo 1 18 23\r\nNATS/1.0\r\nA: b\r\n\r\nhello\r\n");
+        without.expect(b"MSG foo 7 5\r\nhello\r\n");
+    });
+}
+
+#[test]
+fn queue_group_delivers_each_message_to_exactly_one_member() {
+    each("", |s| {
+        let mut a = client(s);
+        let mut b = client(s);
+        a.send(b"SUB work q 1\r\n");
+        b.send(b"SUB work q 1\r\n");
+        a.sync();
+        b.sync();
+        let mut p = client(s);
+        for _ in 0..200 {
+            p.send(b"PUB work 1\r\nx\r\n");
+        }
+        p.sync();
+        std::thread::sleep(Duration::from_millis(200));
+        let total = a.sync().matches("MSG work").count() + b.sync().matches("MSG work").count();
+        assert_eq!(total, 200, "{:?}", s.kind);
+    });
+}
+
+#[test]
+fn unsub_with_max_stops_after_that_many() {
+    each("", |s| {
+        let mut c = client(s);
+        c.send(b"SUB foo 1\r\nUNSUB 1 2\r\nPUB foo 1\r\na\r\nPUB foo 1\r\nb\r\nPUB foo 1\r\nc\r\n");
+        assert_eq!(c.sync(), "MSG foo 1 1\r\na\r\nMSG foo 1 1\r\nb\r\n");
+    });
+}
+
+#[test]
+fn duplicate_sid_is_ignored_and_first_subscription_stands() {
+    each("", |s| {
+        let mut c = client(s);
+        c.send(b"SUB foo 1\r\nSUB bar 1\r\nPUB bar 1\r\nx\r\nPUB foo 1\r\ny\r\n");
+        assert_eq!(c.sync(), "MSG foo 1 1\r\ny\r\n");
+    });
+}
+
+#[test]
+fn ops_are_case_insensitive_and_accept_bare_lf_and_extra_spaces() {
+    each("", |s| {
+        let mut c = client(s);
+        c.send(b"sub   foo\t 1 \nPuB foo 2\r\nok\r\npInG\n");
+        c.expect(b"MSG foo 1 2\r\nok\r\nPONG\r\n");
+    });
+}
+
+#[test]
+fn unknown_op_gets_err_and_close() {
+    each("", |s| {
+        let mut c = client(s);
+        c.send(b"FOO bar\r\n");
+        assert_eq!(c.expect_closed(), "-ERR 'Unknown Protocol Operation'\r\n");
+    });
+}
+
+#[test]
+fn payload_longer_than_declared_gets_err_and_close() {
+    each("", |s| {
+        let mut c = client(s);
+        c.send(b"PUB foo 2\r\nabc\r\n");
+        assert_eq!(c.expect_closed(), "-ERR 'Unknown Protocol Operation'\r\n");
+    });
+}
+
+#[test]
+fn oversized_publish_is_refused_before_the_payload() {
+    each("max_payload: 1024", |s| {
+        let mut c = client(s);
+        c.send(b"PUB foo 2000\r\n");
+        assert_eq!(c.expect_closed(), "-ERR 'Maximum Payload Violation'\r\n");
+    });
+}
+
+#[test]
+fn overlong_control_line_is_refused_even_without_crlf() {
+    each("", |s| {
+        let mut c = client(s);
+        let mut line = b"PUB ".to_vec();
+        line.extend(std::iter::repeat_n(b'a', 5000));
+        c.send(&line);
+        assert_eq!(
+            c.expect_closed(),
+            "-ERR 'maximum control line exceeded'\r\n"
+        );
+    });
+}
+
+#[test]
+fn bad_publish_size_closes_without_err() {
+    each("", |s| {
+        let mut c = client(s);
+        c.send(b"PUB foo abc\r\n");
+        assert_eq!(c.expect_closed(), "");
+        let mut c = client(s);
+        c.send(b"PUB a b c 1\r\n");
+        assert_eq!(c.expect_closed(), "");
+    });
+}
+
+#[test]
+fn bad_connect_json_closes_without_err() {
+    each("", |s| {
+        let mut c = s.raw();
+        c.send(b"CONNECT {bad}\r\n");
+        assert_eq!(c.expect_closed(), "");
+    });
+}
+
+#[test]
+fn invalid_subscription_subject_errs_and_stays_open() {
+    each("", |s| {
+        let mut c = client(s);
+        c.send(b"SUB foo..bar 1\r\n");
+        assert_eq!(c.sync(), "-ERR 'Invalid Subject'\r\n");
+        c.send(b"SUB foo.>.bar 2\r\n");
+        assert_eq!(c.sync(), "-ERR 'Invalid Subject'\r\n");
+        c.send(b"SUB foo.b*r 3\r\nPUB foo.b*r 1\r\nx\r\n");
+        assert_eq!(c.sync(), "MSG foo.b*r 3 1\r\nx\r\n");
+    });
+}
+
+#[test]
+fn pedantic_refuses_wildcard_publish_and_stays_open() {
+    each("", |s| {
+        let mut c = s.raw();
+        c.send(b"CONNECT {\"verbose\":false,\"pedantic\":true}\r\nPUB foo.* 1\r\nx\r\n");
+        assert_eq!(c.sync(), "-ERR 'Invalid Publish Subject'\r\n");
+        let mut lax = client(s);
+        lax.send(b"PUB foo.* 1\r\nx\r\n");
+        assert_eq!(lax.sync(), "");
+    });
+}
+
+#[test]
+fn verbose_acknowledges_each_op() {
+    each("", |s| {
+        let mut c = s.raw();
+        c.send(b"CONNECT {\"verbose\":true}\r\nSUB foo 1\r\nPUB foo 1\r\nx\r\nUNSUB 1\r\n");
+        assert_eq!(c.sync(), "+OK\r\n+OK\r\n+OK\r\nMSG foo 1 1\r\nx\r\n+OK\r\n");
+    });
+}
+
+#[test]
+fn echo_false_keeps_own_messages_away() {
+    each("", |s| {
+        let mut c = s.raw();
+        c.send(b"CONNECT {\"verbose\":false,\"echo\":false}\r\nSUB foo 1\r\nPUB foo 1\r\nx\r\n");
+        assert_eq!(c.sync(), "");
+        let mut other = client(s);
+        other.send(b"PUB foo 1\r\ny\r\n");
+        other.sync();
+        c.expect(b"MSG foo 1 1\r\ny\r\n");
+    });
+}
+
+#[test]
+fn request_without_responders_gets_a_503_status() {
+    each("", |s| {
+        let mut c = s.raw();
+        c.send(b"CONNECT {\"verbose\":false,\"headers\":true,\"no_responders\":true}\r\nSUB r.1 2\r\nPUB nothere r.1 0\r\n\r\n");
+        assert_eq!(
+            c.sync(),
+            "HMSG r.1 2 39 39\r\nNATS/1.0 503\r\nNats-Subject: nothere\r\n\r\n\r\n"
+        );
+    });
+}
+
+#[test]
+fn no_responders_without_headers_is_refused() {
+    each("", |s| {
+        let mut c = s.raw();
+        c.send(b"CONNECT {\"headers\":false,\"no_responders\":true}\r\n");
+        assert_eq!(
+            c.expect_closed(),
+            "-ERR 'no responders requires headers support'\r\n"
+        );
+    });
+}
+
+#[test]
+fn protocol_one_clients_get_a_second_info_after_the_first_pong() {
+    each("", |s| {
+        let mut c = s.raw();
+        c.send(b"CONNECT {\"verbose\":false,\"protocol\":1}\r\nPING\r\n");
+        assert_eq!(c.read_line(Duration::from_secs(5)).unwrap(), "PONG\r\n");
+        let info = c.read_line(Duration::from_secs(5)).unwrap();
+        assert!(info.starts_with("INFO {"), "{info}");
+        assert!(info.contains("\"connect_info\":true"), "{info}");
+        assert!(info.contains("\"remote_account\":\"$G\""), "{info}");
+        c.send(b"PING\r\n");
+        assert_eq!(c.read_line(Duration::from_secs(5)).unwrap(), "PONG\r\n");
+    });
+}
+
+#[test]
+fn info_carries_what_clients_rely_on() {
+    each("max_payload: 2048", |s| {
+        let c = s.raw();
+        let json: serde_json::Value =
+            serde_json::from_str(c.info.trim_start_matches("INFO ").trim()).unwrap();
+        assert!(json["server_id"].as_str().unwrap().starts_with('N'));
+        assert_eq!(json["server_id"].as_str().unwrap().len(), 56);
+        assert_eq!(json["max_payload"], 2048);
+        assert_eq!(json["headers"], true);
+        assert_eq!(json["proto"], 1);
+        assert!(json["client_id"].as_u64().unwrap() > 0);
+        assert_eq!(json["port"], s.port);
+    });
+}
+
+const AUTH: &str = "authorization { timeout: 1\n users: [ {user: alice, password: pw, permissions: {publish: {allow: [\"ok.>\", \"_INBOX.>\"], deny: [\"ok.no\"]}, subscribe: {allow: [\"ok.>\"]}}}\n {user: bob, password: \"$2a$04$oj8mGImPu..08Sief7Sjv.ljTDS.AFH65vEgM9PdJbrsFtTLpAZn.\"} ] }";
+
+#[test]
+fn wrong_password_is_an_authorization_violation() {
+    each(AUTH, |s| {
+        let mut c = s.raw();
+        assert!(c.info.contains("\"auth_required\":true"));
+        c.send(b"CONNECT {\"verbose\":false,\"user\":\"alice\",\"pass\":\"nope\"}\r\n");
+        assert_eq!(c.expect_closed(), "-ERR 'Authorization Violation'\r\n");
+        assert!(
+            !s.log().contains("nope"),
+            "the log must never hold the secret"
+        );
+    });
+}
+
+#[test]
+fn bcrypt_password_authenticates() {
+    each(AUTH, |s| {
+        let mut c = s.raw();
+        c.send(b"CONNECT {\"verbose\":false,\"user\":\"bob\",\"pass\":\"s3cret\"}\r\nSUB x 1\r\nPUB x 1\r\nz\r\n");
+        assert_eq!(c.sync(), "MSG x 1 1\r\nz\r\n");
+    });
+}
+
+#[test]
+fn publishing_before_connect_when_auth_is_required_is_refused() {
+    each(AUTH, |s| {
+        let mut c = s.raw();
+        c.send(b"PUB foo 1\r\nx\r\n");
+        assert_eq!(c.expect_closed(), "-ERR 'Authorization Violation'\r\n");
+    });
+}
+
+#[test]
+fn silence_past_the_auth_timeout_is_refused() {
+    each(AUTH, |s| {
+        let mut c = s.raw();
+        assert_eq!(c.expect_closed(), "-ERR 'Authentication Timeout'\r\n");
+    });
+}
+
+#[test]
+fn permissions_violations_get_the_exact_errors_and_keep_the_connection() {
+    each(AUTH, |s| {
+        let mut c = s.raw();
+        c.send(b"CONNECT {\"verbose\":false,\"user\":\"alice\",\"pass\":\"pw\"}\r\n");
+        c.sync();
+        c.send(b"PUB no.x 1\r\nx\r\n");
+        assert_eq!(
+            c.sync(),
+            "-ERR 'Permissions Violation for Publish to \"no.x\"'\r\n"
+        );
+        c.send(b"PUB ok.no 1\r\nx\r\n");
+        assert_eq!(
+            c.sync(),
+            "-ERR 'Permissions Violation for Publish to \"ok.no\"'\r\n"
+        );
+        c.send(b"SUB nope 1\r\n");
+        assert_eq!(
+            c.sync(),
+            "-ERR 'Permissions Violation for Subscription to \"nope\"'\r\n"
+        );
+        c.send(b"SUB ok.yes 2\r\nPUB ok.yes 1\r\ny\r\n");
+        assert_eq!(c.sync(), "MSG ok.yes 2 1\r\ny\r\n");
+    });
+}
+
+#[test]
+fn a_client_that_stops_answering_pings_is_closed_as_stale() {
+    each("ping_interval: \"300ms\"\nping_max: 1", |s| {
+        let mut c = s.raw();
+        c.send(CONNECT);
+        // Never answer PING: read raw bytes without the helper's auto-PONG.
+        let mut got = String::new();
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        while !c.closed && std::time::Instant::now() < until {
+            if let Some(l) = c.read_line(Duration::from_millis(200)) {
+                got.push_str(&l);
+            }
+        }
+        assert!(c.closed, "not closed; got {got:?}");
+        assert!(got.contains("PING\r\n"), "{got:?}");
+        assert!(got.ends_with("-ERR 'Stale Connection'\r\n"), "{got:?}");
+    });
+}
+
+#[test]
+fn subscriptions_past_the_limit_are_refused_and_the_connection_stays() {
+    each("max_subscriptions: 2", |s| {
+        let mut c = client(s);
+        c.send(b"SUB a 1\r\nSUB b 2\r\nSUB c 3\r\n");
+        assert_eq!(c.sync(), "-ERR 'maximum subscriptions exceeded'\r\n");
+        c.send(b"PUB a 1\r\nx\r\n");
+        assert_eq!(c.sync(), "MSG a 1 1\r\nx\r\n");
+    });
+}
+
+#[test]
+fn a_consumer_past_max_pending_is_closed_without_err_and_others_keep_flowing() {
+    each("max_pending: 65536\nmax_payload: 16384", |s| {
+        let mut slow = client(s);
+        slow.send(b"SUB big 1\r\n");
+        slow.sync();
+        let mut fast = client(s);
+        fast.send(b"SUB big 1\r\n");
+        fast.sync();
+        // Fill the slow reader's socket and then its pending buffer: it never reads.
+        let mut p = client(s);
+        let payload = vec![b'x'; 16000];
+        let mut frame = b"PUB big 16000\r\n".to_vec();
+        frame.extend_from_slice(&payload);
+        frame.extend_from_slice(b"\r\n");
+        for _ in 0..400 {
+            p.send(&frame);
+            // Keep the fast consumer drained so only the slow one backs up.
+            fast.drain(Duration::from_millis(1));
+        }
+        p.sync();
+        let got = slow.expect_closed();
+        assert!(!got.contains("-ERR"), "a slow consumer gets no -ERR");
+        p.send(b"SUB after 9\r\nPUB after 1\r\nk\r\n");
+        assert_eq!(p.sync(), "MSG after 9 1\r\nk\r\n");
+    });
+}

