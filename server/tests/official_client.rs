@@ -18,15 +18,25 @@ async fn client_publishes_and_subscribers_receive_every_message_once() {
     let mut b = nc.subscribe("orders.>").await.unwrap();
     nc.flush().await.unwrap();
     for i in 0..1000 {
-        nc.publish(format!("orders.{}", i % 10), format!("{i}").into()).await.unwrap();
+        nc.publish(format!("orders.{}", i % 10), format!("{i}").into())
+            .await
+            .unwrap();
     }
     nc.flush().await.unwrap();
     for sub in [&mut a, &mut b] {
         for i in 0..1000 {
-            let m = tokio::time::timeout(Duration::from_secs(5), sub.next()).await.unwrap().unwrap();
+            let m = tokio::time::timeout(Duration::from_secs(5), sub.next())
+                .await
+                .unwrap()
+                .unwrap();
             assert_eq!(m.payload, format!("{i}").as_bytes());
         }
-        assert!(tokio::time::timeout(Duration::from_millis(200), sub.next()).await.is_err(), "no extra message");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), sub.next())
+                .await
+                .is_err(),
+            "no extra message"
+        );
     }
 }
 
@@ -45,7 +55,10 @@ async fn request_reply_round_trips_and_missing_responder_is_reported() {
     });
     nc.flush().await.unwrap();
     for i in 0..100 {
-        let r = nc.request("svc.echo", format!("ping {i}").into()).await.unwrap();
+        let r = nc
+            .request("svc.echo", format!("ping {i}").into())
+            .await
+            .unwrap();
         assert_eq!(r.payload, format!("ping {i}").as_bytes());
     }
     let err = nc.request("svc.nobody", "x".into()).await.unwrap_err();
@@ -83,10 +96,18 @@ async fn headers_arrive_as_sent() {
     nc.flush().await.unwrap();
     let mut headers = async_nats::HeaderMap::new();
     headers.insert("Trace-Id", "abc-123");
-    nc.publish_with_headers("h", headers, "body".into()).await.unwrap();
-    let m = tokio::time::timeout(Duration::from_secs(5), sub.next()).await.unwrap().unwrap();
+    nc.publish_with_headers("h", headers, "body".into())
+        .await
+        .unwrap();
+    let m = tokio::time::timeout(Duration::from_secs(5), sub.next())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(m.payload, "body".as_bytes());
-    assert_eq!(m.headers.unwrap().get("Trace-Id").unwrap().as_str(), "abc-123");
+    assert_eq!(
+        m.headers.unwrap().get("Trace-Id").unwrap().as_str(),
+        "abc-123"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,18 +116,34 @@ async fn accounts_isolate_their_users() {
         Impl::Canopy,
         "accounts { A: { users: [ {user: a, password: a} ] }, B: { users: [ {user: b, password: b} ] } }",
     );
-    let a = async_nats::ConnectOptions::with_user_and_password("a".into(), "a".into()).connect(s.url()).await.unwrap();
-    let b = async_nats::ConnectOptions::with_user_and_password("b".into(), "b".into()).connect(s.url()).await.unwrap();
+    let a = async_nats::ConnectOptions::with_user_and_password("a".into(), "a".into())
+        .connect(s.url())
+        .await
+        .unwrap();
+    let b = async_nats::ConnectOptions::with_user_and_password("b".into(), "b".into())
+        .connect(s.url())
+        .await
+        .unwrap();
     let mut sub_b = b.subscribe("shared").await.unwrap();
     let mut sub_a = a.subscribe("shared").await.unwrap();
     b.flush().await.unwrap();
     a.flush().await.unwrap();
     a.publish("shared", "from a".into()).await.unwrap();
     a.flush().await.unwrap();
-    let m = tokio::time::timeout(Duration::from_secs(5), sub_a.next()).await.unwrap().unwrap();
+    let m = tokio::time::timeout(Duration::from_secs(5), sub_a.next())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(m.payload, "from a".as_bytes());
-    assert!(tokio::time::timeout(Duration::from_millis(300), sub_b.next()).await.is_err(), "account B must not see A's message");
-    let bad = async_nats::ConnectOptions::with_user_and_password("a".into(), "wrong".into()).connect(s.url()).await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), sub_b.next())
+            .await
+            .is_err(),
+        "account B must not see A's message"
+    );
+    let bad = async_nats::ConnectOptions::with_user_and_password("a".into(), "wrong".into())
+        .connect(s.url())
+        .await;
     assert!(bad.is_err(), "a wrong password must not connect");
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(s.log().contains("authentication error"), "{}", s.log());
