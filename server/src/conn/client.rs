@@ -19,6 +19,7 @@ use tokio::net::TcpStream;
 /// How many subjects a connection remembers the matches of.
 const MATCH_CACHE_SIZE: usize = 1024;
 const START_READ_BUFFER: usize = 512;
+const MAX_READ_SIZE: usize = 64 * 1024;
 
 pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     let cid = shared.next_cid.fetch_add(1, Ordering::Relaxed) + 1;
@@ -101,15 +102,25 @@ struct Closed;
 impl Client {
     async fn read_loop(&mut self, mut rd: tokio::net::tcp::OwnedReadHalf) {
         let mut buf = BytesMut::with_capacity(START_READ_BUFFER);
+        // Reads start small (idle connections stay small) and double while they come
+        // back full, up to 64 KiB, so a fast publisher is read in few system calls.
+        let mut read_size = START_READ_BUFFER;
         let auth_required = self.shared.auth.required;
         let auth_deadline = tokio::time::sleep(self.shared.auth.timeout);
         tokio::pin!(auth_deadline);
         let limits = self.shared.limits;
         loop {
+            buf.reserve(read_size);
             tokio::select! {
                 r = rd.read_buf(&mut buf) => match r {
                     Ok(0) => { self.conn.close("Client Closed"); return; }
-                    Ok(_) => {}
+                    Ok(n) => {
+                        if n >= read_size && read_size < MAX_READ_SIZE {
+                            read_size *= 2;
+                        } else if n < read_size / 4 && read_size > START_READ_BUFFER {
+                            read_size /= 2;
+                        }
+                    }
                     Err(_) => { self.conn.close("Read Error"); return; }
                 },
                 _ = self.conn.closing.cancelled() => return,
@@ -159,7 +170,7 @@ impl Client {
             if stop {
                 return;
             }
-            if buf.is_empty() && buf.capacity() > 64 * 1024 {
+            if buf.is_empty() && buf.capacity() > 2 * MAX_READ_SIZE {
                 buf = BytesMut::with_capacity(START_READ_BUFFER);
             }
         }
