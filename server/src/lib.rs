@@ -18,3 +18,4 @@ pub mod protocol;
 pub mod server;
 pub mod subject;
 pub mod sublist;
+pub mod tls;

@@ -32,6 +32,7 @@ pub struct Shared {
     pub limits: Limits,
     pub liveness: Liveness,
     pub shutdown: CancellationToken,
+    pub tls: Option<crate::tls::ServerTls>,
 }
 
 /// A running server: where it listens, and how to stop it.
@@ -46,7 +47,15 @@ impl Handle {
     }
 }
 
-fn build_shared(options: Options, client_addr: std::net::SocketAddr) -> Arc<Shared> {
+fn build_shared(
+    options: Options,
+    client_addr: std::net::SocketAddr,
+) -> anyhow::Result<Arc<Shared>> {
+    let tls = options
+        .tls
+        .as_ref()
+        .map(crate::tls::ServerTls::from_options)
+        .transpose()?;
     let mut accounts = HashMap::new();
     accounts.insert(GLOBAL.to_string(), Arc::new(Account::new(GLOBAL)));
     for a in &options.accounts {
@@ -67,7 +76,10 @@ fn build_shared(options: Options, client_addr: std::net::SocketAddr) -> Arc<Shar
         host: options.host.clone(),
         port: client_addr.port(),
         headers: !options.no_header_support,
-        auth_required: auth.required,
+        auth_required: auth.required || tls.as_ref().is_some_and(|t| t.verify),
+        tls_required: tls.is_some() && !options.allow_non_tls,
+        tls_available: tls.is_some() && options.allow_non_tls,
+        tls_verify: tls.as_ref().is_some_and(|t| t.verify),
         max_payload: options.max_payload,
         ..Default::default()
     };
@@ -81,7 +93,8 @@ fn build_shared(options: Options, client_addr: std::net::SocketAddr) -> Arc<Shar
         ping_max: options.ping_max.max(0) as u32,
         write_deadline: options.write_deadline.max(Duration::from_millis(1)),
     };
-    Arc::new(Shared {
+    Ok(Arc::new(Shared {
+        tls,
         options: Arc::new(options),
         server_id,
         accounts,
@@ -93,7 +106,7 @@ fn build_shared(options: Options, client_addr: std::net::SocketAddr) -> Arc<Shar
         limits,
         liveness,
         shutdown: CancellationToken::new(),
-    })
+    }))
 }
 
 /// Bind the listeners and start serving on the current tokio runtime.
@@ -105,7 +118,7 @@ pub async fn start(options: Options) -> anyhow::Result<Handle> {
         .await
         .with_context(|| format!("Error listening on port: {bind}"))?;
     let client_addr = listener.local_addr()?;
-    let shared = build_shared(options, client_addr);
+    let shared = build_shared(options, client_addr)?;
     log_startup(&shared, client_addr);
     tokio::spawn(accept_loop(shared.clone(), listener));
     tracing::info!("Server is ready");
@@ -144,8 +157,8 @@ fn log_startup(shared: &Shared, addr: std::net::SocketAddr) {
     if o.http.is_some() || o.https.is_some() {
         not_yet.push("monitoring (http)");
     }
-    if o.tls.is_some() {
-        not_yet.push("tls");
+    if o.tls.as_ref().is_some_and(|t| t.verify_and_map) {
+        not_yet.push("tls verify_and_map (certificate-to-user mapping: such clients are refused)");
     }
     if o.accounts
         .iter()
@@ -162,6 +175,16 @@ fn log_startup(shared: &Shared, addr: std::net::SocketAddr) {
         );
     }
     tracing::info!("Listening for client connections on {addr}");
+    if let Some(t) = &shared.tls {
+        if o.allow_non_tls {
+            tracing::info!("TLS available for client connections (allow_non_tls)");
+        } else {
+            tracing::info!("TLS required for client connections");
+        }
+        if t.verify {
+            tracing::info!("Client certificates are required and verified");
+        }
+    }
 }
 
 async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {

@@ -28,7 +28,6 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
         .total_connections
         .fetch_add(1, Ordering::Relaxed);
     let _ = stream.set_nodelay(true);
-    let (rd, wr) = stream.into_split();
     let conn = Arc::new(Conn::new(
         cid,
         addr,
@@ -38,8 +37,6 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     let mut info = shared.info.clone();
     info.client_id = cid;
     info.client_ip = addr.ip().to_string();
-    conn.send(&info.to_line());
-    let writer = tokio::spawn(super::writer(conn.clone(), wr, shared.liveness));
     let admitted = {
         let mut conns = shared.conns.lock();
         if conns.len() as i64 >= shared.options.max_connections {
@@ -51,15 +48,130 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     };
     if !admitted {
         tracing::error!("{addr} - cid:{cid} - maximum connections exceeded");
+        let (_, wr) = stream.into_split();
+        let writer = tokio::spawn(super::writer(conn.clone(), wr, shared.liveness));
+        conn.send(&info.to_line());
         conn.send(b"-ERR 'maximum connections exceeded'\r\n");
         conn.close("Maximum Connections Exceeded");
         let _ = writer.await;
         return;
     }
     tracing::debug!("{addr} - cid:{cid} - Client connection created");
+    match shared.tls.as_ref() {
+        None => {
+            let (rd, wr) = stream.into_split();
+            conn.send(&info.to_line());
+            run(shared.clone(), conn.clone(), rd, wr).await;
+        }
+        Some(tls) => match tls_upgrade(&shared, tls, stream, &info, &conn).await {
+            Some(Upgraded::Tls(s, info_sent)) => {
+                let (rd, wr) = tokio::io::split(*s);
+                if !info_sent {
+                    conn.send(&info.to_line());
+                }
+                run(shared.clone(), conn.clone(), rd, wr).await;
+            }
+            Some(Upgraded::Plain(stream)) => {
+                let (rd, wr) = stream.into_split();
+                run(shared.clone(), conn.clone(), rd, wr).await;
+            }
+            None => {
+                shared.conns.lock().remove(&cid);
+            }
+        },
+    }
+    tracing::debug!(
+        "{addr} - cid:{cid} - Client connection closed: {}",
+        conn.close_reason().unwrap_or("Client Closed")
+    );
+}
+
+enum Upgraded {
+    /// The TLS stream, and whether INFO was already sent inside it.
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>, bool),
+    /// `allow_non_tls`: the client stayed in plain text (INFO already sent).
+    Plain(TcpStream),
+}
+
+/// The TLS handshake, in the order the config asks for: INFO in plain text then TLS
+/// (the default), TLS first (`handshake_first`), or wait briefly for a ClientHello and
+/// fall back to INFO first. A client that answers INFO in plain text when TLS is
+/// required gets the official `-ERR` and is closed.
+async fn tls_upgrade(
+    shared: &Shared,
+    tls: &crate::tls::ServerTls,
+    mut stream: TcpStream,
+    info: &crate::protocol::info::Info,
+    conn: &Conn,
+) -> Option<Upgraded> {
+    use crate::config::tls::HandshakeFirst;
+    use tokio::io::AsyncWriteExt;
+    let addr = conn.addr;
+    let cid = conn.cid;
+    let starts_tls = |b: u8| b == 0x16;
+    let mut peek = [0u8; 1];
+    let tls_first = match tls.handshake_first {
+        HandshakeFirst::On => true,
+        HandshakeFirst::Off => false,
+        HandshakeFirst::Fallback(wait) => {
+            matches!(tokio::time::timeout(wait, stream.peek(&mut peek)).await, Ok(Ok(1)) if starts_tls(peek[0]))
+        }
+    };
+    if !tls_first {
+        if stream.write_all(&info.to_line()).await.is_err() {
+            return None;
+        }
+        match tokio::time::timeout(tls.timeout, stream.peek(&mut peek)).await {
+            Ok(Ok(1)) if starts_tls(peek[0]) => {}
+            Ok(Ok(1)) if shared.options.allow_non_tls => return Some(Upgraded::Plain(stream)),
+            Ok(Ok(1)) => {
+                tracing::error!("{addr} - cid:{cid} - Client attempted to connect without TLS: Secure Connection - TLS Required");
+                let _ = stream
+                    .write_all(b"-ERR 'Secure Connection - TLS Required'\r\n")
+                    .await;
+                let _ = stream.shutdown().await;
+                conn.close("Secure Connection - TLS Required");
+                return None;
+            }
+            _ => {
+                tracing::error!("{addr} - cid:{cid} - TLS handshake timeout");
+                conn.close("TLS Handshake Error");
+                return None;
+            }
+        }
+    }
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
+    let s = match tokio::time::timeout(tls.timeout, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::error!("{addr} - cid:{cid} - TLS handshake error: {e}");
+            conn.close("TLS Handshake Error");
+            return None;
+        }
+        Err(_) => {
+            tracing::error!("{addr} - cid:{cid} - TLS handshake timeout");
+            conn.close("TLS Handshake Error");
+            return None;
+        }
+    };
+    if let Err(why) = tls.check_pins(s.get_ref().1.peer_certificates()) {
+        tracing::error!("{addr} - cid:{cid} - TLS handshake error: {why}");
+        conn.close("TLS Handshake Error");
+        return None;
+    }
+    Some(Upgraded::Tls(Box::new(s), !tls_first))
+}
+
+/// Serve one connection, whatever its transport, until it closes.
+async fn run<R, W>(shared: Arc<Shared>, conn: Arc<Conn>, rd: R, wr: W)
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let writer = tokio::spawn(super::writer(conn.clone(), wr, shared.liveness));
     let mut client = Client {
-        shared: shared.clone(),
-        conn: conn.clone(),
+        shared,
+        conn,
         binding: None,
         connect: Connect::default(),
         connected: false,
@@ -73,10 +185,6 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     client.read_loop(rd).await;
     client.cleanup();
     let _ = writer.await;
-    tracing::debug!(
-        "{addr} - cid:{cid} - Client connection closed: {}",
-        conn.close_reason().unwrap_or("Client Closed")
-    );
 }
 
 struct Client {
@@ -100,7 +208,7 @@ struct Client {
 struct Closed;
 
 impl Client {
-    async fn read_loop(&mut self, mut rd: tokio::net::tcp::OwnedReadHalf) {
+    async fn read_loop<R: tokio::io::AsyncRead + Unpin>(&mut self, mut rd: R) {
         let mut buf = BytesMut::with_capacity(START_READ_BUFFER);
         // Reads start small (idle connections stay small) and double while they come
         // back full, up to 64 KiB, so a fast publisher is read in few system calls.

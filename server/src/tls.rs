@@ -1,0 +1,95 @@
+//! rustls (ring) configurations from `tls {}` options, and the checks rustls does not
+//! do for us: certificate pinning by SPKI fingerprint.
+
+use crate::config::tls::{HandshakeFirst, TlsOptions};
+use anyhow::{anyhow, Context};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+use rustls_pki_types::CertificateDer;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything the client listener needs to speak TLS.
+pub struct ServerTls {
+    pub config: Arc<ServerConfig>,
+    pub verify: bool,
+    pub handshake_first: HandshakeFirst,
+    pub timeout: Duration,
+    pinned: Vec<String>,
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+impl ServerTls {
+    pub fn from_options(t: &TlsOptions) -> anyhow::Result<ServerTls> {
+        let loaded = t
+            .loaded
+            .as_ref()
+            .ok_or_else(|| anyhow!("tls block was not loaded"))?;
+        let key = loaded
+            .key
+            .as_ref()
+            .ok_or_else(|| anyhow!("TLS needs cert_file and key_file"))?
+            .clone_key();
+        let versions: &[&rustls::SupportedProtocolVersion] = match t.min_version.as_deref() {
+            Some("1.3") => &[&rustls::version::TLS13],
+            _ => &[&rustls::version::TLS12, &rustls::version::TLS13],
+        };
+        let builder =
+            ServerConfig::builder_with_provider(provider()).with_protocol_versions(versions)?;
+        let builder = if t.verify || t.verify_and_map {
+            let mut roots = RootCertStore::empty();
+            for ca in &loaded.roots {
+                roots
+                    .add(ca.clone())
+                    .context("adding ca_file certificate")?;
+            }
+            if roots.is_empty() {
+                return Err(anyhow!(
+                    "tls verify needs ca_file: the CA that signs client certificates"
+                ));
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+                .build()
+                .context("building the client certificate verifier")?;
+            builder.with_client_cert_verifier(verifier)
+        } else {
+            builder.with_no_client_auth()
+        };
+        let config = builder
+            .with_single_cert(loaded.chain.clone(), key)
+            .context("the certificate and key do not form a usable pair")?;
+        Ok(ServerTls {
+            config: Arc::new(config),
+            verify: t.verify || t.verify_and_map,
+            handshake_first: t.handshake_first.clone(),
+            timeout: t.timeout.unwrap_or(Duration::from_secs(2)),
+            pinned: t.pinned_certs.clone(),
+        })
+    }
+
+    /// With `pinned_certs`, the peer's certificate must be one of them: the SHA-256
+    /// of its SubjectPublicKeyInfo, hex, as nats-server compares it.
+    pub fn check_pins(&self, peer: Option<&[CertificateDer<'static>]>) -> Result<(), String> {
+        if self.pinned.is_empty() {
+            return Ok(());
+        }
+        let leaf = peer
+            .and_then(|c| c.first())
+            .ok_or("no peer certificate to check against pinned_certs")?;
+        let cert = webpki::EndEntityCert::try_from(leaf)
+            .map_err(|e| format!("unreadable peer certificate: {e}"))?;
+        let fp = format!(
+            "{:x}",
+            Sha256::digest(cert.subject_public_key_info().as_ref())
+        );
+        if self.pinned.contains(&fp) {
+            Ok(())
+        } else {
+            Err(format!("peer certificate {fp} is not in pinned_certs"))
+        }
+    }
+}

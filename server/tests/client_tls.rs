@@ -1,0 +1,216 @@
+//! Client TLS: required, mutual (verify), TLS-first, pinned certificates — with the
+//! official client on Canopy, and the plain-text refusal checked against both servers.
+
+mod support;
+use futures::StreamExt;
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    PublicKeyData,
+};
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+use std::time::Duration;
+use support::{Impl, Server, TempDir};
+
+/// A CA, a server certificate for 127.0.0.1/localhost, and a client certificate,
+/// written as PEM files.
+struct Pki {
+    dir: TempDir,
+    client_spki_sha256: String,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let dir = TempDir::new("pki");
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "Canopy Test CA");
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+
+        let server_key = KeyPair::generate().unwrap();
+        let mut sp = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+        sp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let server = sp.signed_by(&server_key, &issuer).unwrap();
+
+        let client_key = KeyPair::generate().unwrap();
+        let mut cp = CertificateParams::new(vec!["app.client".into()]).unwrap();
+        cp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        cp.distinguished_name.push(DnType::CommonName, "app");
+        let client = cp.signed_by(&client_key, &issuer).unwrap();
+
+        let w = |name: &str, pem: String| std::fs::write(dir.0.join(name), pem).unwrap();
+        w("ca.pem", ca.pem());
+        w("server.pem", server.pem());
+        w("server-key.pem", server_key.serialize_pem());
+        w("client.pem", client.pem());
+        w("client-key.pem", client_key.serialize_pem());
+        let client_spki_sha256 =
+            format!("{:x}", Sha256::digest(client_key.subject_public_key_info()));
+        Pki {
+            dir,
+            client_spki_sha256,
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.0.join(name)
+    }
+
+    fn tls_block(&self, extra: &str) -> String {
+        format!(
+            "tls {{\n cert_file: \"{}\"\n key_file: \"{}\"\n ca_file: \"{}\"\n {extra}\n}}",
+            self.path("server.pem").display(),
+            self.path("server-key.pem").display(),
+            self.path("ca.pem").display()
+        )
+    }
+}
+
+#[test]
+fn a_plain_client_is_refused_when_tls_is_required() {
+    let pki = Pki::new();
+    for kind in Impl::all() {
+        let s = Server::start(kind, &pki.tls_block(""));
+        let mut c = s.raw();
+        assert!(
+            c.info.contains("\"tls_required\":true"),
+            "{kind:?}: {}",
+            c.info
+        );
+        c.send(b"CONNECT {\"verbose\":false}\r\nPING\r\n");
+        // Both close. The official server closes silently (its log says "TLS handshake
+        // error: first record does not look like a TLS handshake"); Canopy first sends
+        // the -ERR text clients already recognise, so the user sees why. On purpose.
+        let want = match kind {
+            Impl::Official => "",
+            Impl::Canopy => "-ERR 'Secure Connection - TLS Required'\r\n",
+        };
+        assert_eq!(c.expect_closed(), want, "{kind:?}");
+    }
+}
+
+#[test]
+fn info_announces_client_verification() {
+    let pki = Pki::new();
+    for kind in Impl::all() {
+        let s = Server::start(kind, &pki.tls_block("verify: true"));
+        let c = s.raw();
+        assert!(
+            c.info.contains("\"tls_verify\":true"),
+            "{kind:?}: {}",
+            c.info
+        );
+        assert!(
+            c.info.contains("\"tls_required\":true"),
+            "{kind:?}: {}",
+            c.info
+        );
+    }
+}
+
+async fn roundtrip(nc: &async_nats::Client) {
+    let mut sub = nc.subscribe("secure").await.unwrap();
+    nc.flush().await.unwrap();
+    nc.publish("secure", "sealed".into()).await.unwrap();
+    let m = tokio::time::timeout(Duration::from_secs(5), sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.payload, "sealed".as_bytes());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_client_talks_over_tls() {
+    let pki = Pki::new();
+    let s = Server::start(Impl::Canopy, &pki.tls_block(""));
+    let nc = async_nats::ConnectOptions::new()
+        .require_tls(true)
+        .add_root_certificates(pki.path("ca.pem"))
+        .connect(format!("tls://127.0.0.1:{}", s.port))
+        .await
+        .expect("TLS connect");
+    roundtrip(&nc).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_requires_a_client_certificate_from_the_ca() {
+    let pki = Pki::new();
+    let s = Server::start(Impl::Canopy, &pki.tls_block("verify: true"));
+    let without = async_nats::ConnectOptions::new()
+        .require_tls(true)
+        .add_root_certificates(pki.path("ca.pem"))
+        .connect(format!("tls://127.0.0.1:{}", s.port))
+        .await;
+    assert!(
+        without.is_err(),
+        "a client without a certificate must be refused"
+    );
+    let with = async_nats::ConnectOptions::new()
+        .require_tls(true)
+        .add_root_certificates(pki.path("ca.pem"))
+        .add_client_certificate(pki.path("client.pem"), pki.path("client-key.pem"))
+        .connect(format!("tls://127.0.0.1:{}", s.port))
+        .await
+        .expect("a client with a certificate from the CA connects");
+    roundtrip(&with).await;
+    assert!(s.log().contains("TLS handshake error"), "{}", s.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshake_first_serves_tls_first_clients() {
+    let pki = Pki::new();
+    let s = Server::start(Impl::Canopy, &pki.tls_block("handshake_first: true"));
+    let nc = async_nats::ConnectOptions::new()
+        .tls_first()
+        .add_root_certificates(pki.path("ca.pem"))
+        .connect(format!("tls://127.0.0.1:{}", s.port))
+        .await
+        .expect("TLS-first connect");
+    roundtrip(&nc).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pinned_certs_admit_only_the_pinned_client() {
+    let pki = Pki::new();
+    let client = || {
+        async_nats::ConnectOptions::new()
+            .require_tls(true)
+            .add_root_certificates(pki.path("ca.pem"))
+            .add_client_certificate(pki.path("client.pem"), pki.path("client-key.pem"))
+    };
+    let pinned = Server::start(
+        Impl::Canopy,
+        &pki.tls_block(&format!(
+            "verify: true\n pinned_certs: [\"{}\"]",
+            pki.client_spki_sha256
+        )),
+    );
+    let nc = client()
+        .connect(format!("tls://127.0.0.1:{}", pinned.port))
+        .await
+        .expect("pinned client connects");
+    roundtrip(&nc).await;
+    let other = Server::start(
+        Impl::Canopy,
+        &pki.tls_block(&format!(
+            "verify: true\n pinned_certs: [\"{}\"]",
+            "ab".repeat(32)
+        )),
+    );
+    assert!(
+        client()
+            .connect(format!("tls://127.0.0.1:{}", other.port))
+            .await
+            .is_err(),
+        "an unpinned certificate is refused"
+    );
+    assert!(
+        other.log().contains("not in pinned_certs"),
+        "{}",
+        other.log()
+    );
+}
