@@ -383,3 +383,48 @@ fn a_consumer_past_max_pending_is_closed_without_err_and_others_keep_flowing() {
         assert_eq!(p.sync(), "MSG after 9 1\r\nk\r\n");
     });
 }
+
+fn nonce_of(info: &str) -> String {
+    let json: serde_json::Value =
+        serde_json::from_str(info.trim_start_matches("INFO ").trim()).unwrap();
+    json["nonce"]
+        .as_str()
+        .expect("INFO carries a nonce when nkey users exist")
+        .to_string()
+}
+
+#[test]
+fn nkey_user_signs_the_nonce_and_a_bad_signature_is_refused() {
+    let user = nkeys::KeyPair::new_user();
+    let stranger = nkeys::KeyPair::new_user();
+    let config = format!(
+        "authorization {{ users: [ {{ nkey: {} }} ] }}",
+        user.public_key()
+    );
+    each(&config, |s| {
+        use base64::Engine;
+        let sign = |kp: &nkeys::KeyPair, nonce: &str| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(kp.sign(nonce.as_bytes()).unwrap())
+        };
+        let mut good = s.raw();
+        let nonce = nonce_of(&good.info);
+        good.send(
+            format!("CONNECT {{\"verbose\":false,\"nkey\":\"{}\",\"sig\":\"{}\"}}\r\nSUB k 1\r\nPUB k 1\r\nx\r\n", user.public_key(), sign(&user, &nonce))
+                .as_bytes(),
+        );
+        assert_eq!(good.sync(), "MSG k 1 1\r\nx\r\n");
+
+        let mut forged = s.raw();
+        let nonce = nonce_of(&forged.info);
+        forged.send(
+            format!(
+                "CONNECT {{\"verbose\":false,\"nkey\":\"{}\",\"sig\":\"{}\"}}\r\n",
+                user.public_key(),
+                sign(&stranger, &nonce)
+            )
+            .as_bytes(),
+        );
+        assert_eq!(forged.expect_closed(), "-ERR 'Authorization Violation'\r\n");
+    });
+}

@@ -149,3 +149,34 @@ async fn accounts_isolate_their_users() {
     assert!(s.log().contains("authentication error"), "{}", s.log());
     assert!(!s.log().contains("wrong"), "the secret must not be logged");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nkey_users_connect_with_their_seed() {
+    let user = nkeys::KeyPair::new_user();
+    let s = Server::start(
+        Impl::Canopy,
+        &format!(
+            "authorization {{ users: [ {{ nkey: {} }} ] }}",
+            user.public_key()
+        ),
+    );
+    let nc = async_nats::ConnectOptions::with_nkey(user.seed().unwrap())
+        .connect(s.url())
+        .await
+        .expect("nkey connect");
+    let mut sub = nc.subscribe("n").await.unwrap();
+    nc.flush().await.unwrap();
+    nc.publish("n", "signed".into()).await.unwrap();
+    let m = tokio::time::timeout(Duration::from_secs(5), sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.payload, "signed".as_bytes());
+    let stranger = nkeys::KeyPair::new_user();
+    assert!(
+        async_nats::ConnectOptions::with_nkey(stranger.seed().unwrap())
+            .connect(s.url())
+            .await
+            .is_err()
+    );
+}

@@ -27,6 +27,8 @@ pub struct Binding {
 
 pub struct Auth {
     users: HashMap<String, User>,
+    /// Users that prove themselves by signing the INFO nonce, by public key.
+    nkeys: HashMap<String, User>,
     token: Option<String>,
     no_auth_user: Option<String>,
     pub required: bool,
@@ -54,21 +56,23 @@ impl Auth {
             .authorization
             .as_ref()
             .and_then(|a| a.default_permissions.as_ref());
+        let mut nkeys = HashMap::new();
         let mut add = |u: &crate::config::auth::User, acc: Arc<Account>| {
-            let Some(name) = u.user.clone() else { return };
             let perms = u
                 .permissions
                 .as_ref()
                 .or(default_perms)
                 .map(|p| Arc::new(Permissions::compile(p)));
-            users.insert(
-                name,
-                User {
-                    password: u.password.clone(),
-                    account: acc,
-                    permissions: perms,
-                },
-            );
+            let entry = User {
+                password: u.password.clone(),
+                account: acc,
+                permissions: perms,
+            };
+            if let Some(key) = u.nkey.clone() {
+                nkeys.insert(key, entry);
+            } else if let Some(name) = u.user.clone() {
+                users.insert(name, entry);
+            }
         };
         if let Some(a) = &o.authorization {
             for u in &a.users {
@@ -98,7 +102,7 @@ impl Auth {
             );
         }
         let token = o.authorization.as_ref().and_then(|a| a.token.clone());
-        let required = !users.is_empty() || token.is_some();
+        let required = !users.is_empty() || !nkeys.is_empty() || token.is_some();
         let tls_timeout = o
             .tls
             .as_ref()
@@ -111,12 +115,46 @@ impl Auth {
             .unwrap_or(crate::config::options::DEFAULT_AUTH_TIMEOUT);
         Auth {
             users,
+            nkeys,
             token,
             no_auth_user: o.no_auth_user.clone(),
             required,
             timeout,
             global,
         }
+    }
+
+    /// Whether clients get a nonce to sign (nkey users are configured).
+    pub fn uses_nonce(&self) -> bool {
+        !self.nkeys.is_empty()
+    }
+
+    /// A fresh nonce for one connection's INFO.
+    pub fn new_nonce() -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 11]>())
+    }
+
+    /// An nkey user signs the nonce with its ed25519 key; the signature comes base64
+    /// (URL-safe or standard, padded or not) in CONNECT's `sig`.
+    fn nkey_user(&self, c: &Connect, nonce: &str) -> Option<Binding> {
+        use base64::Engine;
+        let key = c.nkey.as_deref()?;
+        let u = self.nkeys.get(key)?;
+        let public = crate::nkey::decode_public(crate::nkey::PREFIX_USER, key)?;
+        let sig_text = c.sig.as_deref()?.trim_end_matches('=');
+        let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(sig_text)
+            .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(sig_text))
+            .ok()?;
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, public)
+            .verify(nonce.as_bytes(), &sig)
+            .ok()?;
+        Some(Binding {
+            account: u.account.clone(),
+            permissions: u.permissions.clone(),
+            user: Some(key.to_string()),
+        })
     }
 
     /// The binding for a client that sent no credentials at all, where that is allowed.
@@ -139,9 +177,12 @@ impl Auth {
 
     /// Check a CONNECT's credentials. bcrypt comparisons are slow by design, so the
     /// caller runs this off the async threads.
-    pub fn authenticate(&self, c: &Connect) -> Option<Binding> {
+    pub fn authenticate(&self, c: &Connect, nonce: &str) -> Option<Binding> {
         if !self.required {
             return self.anonymous();
+        }
+        if c.nkey.is_some() {
+            return self.nkey_user(c, nonce);
         }
         if let Some(token) = &self.token {
             let given = c.auth_token.as_deref()?;

@@ -37,6 +37,9 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     let mut info = shared.info.clone();
     info.client_id = cid;
     info.client_ip = addr.ip().to_string();
+    if shared.auth.uses_nonce() {
+        info.nonce = crate::auth::Auth::new_nonce();
+    }
     let admitted = {
         let mut conns = shared.conns.lock();
         if conns.len() as i64 >= shared.options.max_connections {
@@ -61,7 +64,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
         None => {
             let (rd, wr) = stream.into_split();
             conn.send(&info.to_line());
-            run(shared.clone(), conn.clone(), rd, wr).await;
+            run(shared.clone(), conn.clone(), rd, wr, info.nonce).await;
         }
         Some(tls) => match tls_upgrade(&shared, tls, stream, &info, &conn).await {
             Some(Upgraded::Tls(s, info_sent)) => {
@@ -69,11 +72,11 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
                 if !info_sent {
                     conn.send(&info.to_line());
                 }
-                run(shared.clone(), conn.clone(), rd, wr).await;
+                run(shared.clone(), conn.clone(), rd, wr, info.nonce).await;
             }
             Some(Upgraded::Plain(stream)) => {
                 let (rd, wr) = stream.into_split();
-                run(shared.clone(), conn.clone(), rd, wr).await;
+                run(shared.clone(), conn.clone(), rd, wr, info.nonce).await;
             }
             None => {
                 shared.conns.lock().remove(&cid);
@@ -163,7 +166,7 @@ async fn tls_upgrade(
 }
 
 /// Serve one connection, whatever its transport, until it closes.
-async fn run<R, W>(shared: Arc<Shared>, conn: Arc<Conn>, rd: R, wr: W)
+async fn run<R, W>(shared: Arc<Shared>, conn: Arc<Conn>, rd: R, wr: W, nonce: String)
 where
     R: tokio::io::AsyncRead + Unpin,
     W: tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -181,6 +184,7 @@ where
         touched: Vec::new(),
         expired: Vec::new(),
         next_member: 0,
+        nonce,
     };
     client.read_loop(rd).await;
     client.cleanup();
@@ -202,6 +206,8 @@ struct Client {
     /// Subscriptions that reached their UNSUB max during this batch.
     expired: Vec<Arc<Subscription>>,
     next_member: usize,
+    /// The nonce this connection's INFO carried, for nkey signatures.
+    nonce: String,
 }
 
 /// Stop reading: the connection is closing.
@@ -409,11 +415,13 @@ impl Client {
         if !self.connected {
             let shared = self.shared.clone();
             let creds = c.clone();
+            let nonce = self.nonce.clone();
             // bcrypt is slow on purpose: keep it off the threads that move messages.
-            let binding = tokio::task::spawn_blocking(move || shared.auth.authenticate(&creds))
-                .await
-                .ok()
-                .flatten();
+            let binding =
+                tokio::task::spawn_blocking(move || shared.auth.authenticate(&creds, &nonce))
+                    .await
+                    .ok()
+                    .flatten();
             match binding {
                 Some(b) => {
                     self.conn.bind_account(b.account.clone());
