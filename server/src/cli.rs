@@ -76,6 +76,10 @@ pub struct Cli {
     /// Do not advertise known cluster information to clients
     #[arg(long = "no_advertise", action = ArgAction::SetTrue)]
     pub no_advertise: bool,
+    /// Send a signal to a running server: ldm, stop, quit, term, reload or reopen, optionally =PID
+    /// (without a PID, the pid file from -P or the config file's pid_file is read)
+    #[arg(long = "signal", value_name = "CMD[=PID]")]
+    pub signal: Option<String>,
     /// Print the version and exit
     #[arg(short = 'v', long = "version", action = ArgAction::SetTrue)]
     pub version: bool,

@@ -17,6 +17,15 @@ fn main() -> ExitCode {
     if cli.check_config {
         return check(&cli);
     }
+    if let Some(command) = &cli.signal {
+        return match canopy_server::signal::send(command, &cli) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("canopy-server: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let mut loaded = match &cli.config {
         Some(path) => match config::load(path) {
             Ok(l) => Some(l),
@@ -51,7 +60,8 @@ fn main() -> ExitCode {
     if let Err(diags) = options.check_startup() {
         log::fatal(diags);
     }
-    match canopy_server::server::run(options) {
+    let overrides: canopy_server::server::Overrides = Box::new(move |o| cli.apply(o));
+    match canopy_server::server::run(options, Some(overrides)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => log::fatal(format!("{e:#}")),
     }

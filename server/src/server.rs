@@ -8,7 +8,7 @@ use crate::conn::{Conn, Liveness, ServerStats};
 use crate::protocol::client::Limits;
 use crate::protocol::info::Info;
 use anyhow::Context;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -20,19 +20,59 @@ use tokio_util::sync::CancellationToken;
 /// gate features on it. `canopy-server --version` tells Canopy's own version.
 pub const NATS_VERSION: &str = "2.15.1";
 
+/// Applied to every (re)loaded config: the command line's values win over the file's.
+pub type Overrides = Box<dyn Fn(&mut Options) + Send + Sync>;
+
 pub struct Shared {
+    /// The options the server started with; reload swaps only what it can (auth, accounts, TLS).
     pub options: Arc<Options>,
     pub server_id: String,
-    pub accounts: HashMap<String, Arc<Account>>,
-    pub auth: Auth,
+    pub accounts: RwLock<HashMap<String, Arc<Account>>>,
+    auth: RwLock<Arc<Auth>>,
+    /// Bumped by every reload: connections re-check their binding when it moves.
+    pub auth_generation: AtomicU64,
     pub stats: Arc<ServerStats>,
     pub conns: Mutex<HashMap<u64, Arc<Conn>>>,
     pub next_cid: AtomicU64,
-    pub info: Info,
+    info: RwLock<Info>,
     pub limits: Limits,
     pub liveness: Liveness,
+    /// Cancelled to stop accepting (lame duck), then `shutdown` to stop everything.
+    pub accepting: CancellationToken,
     pub shutdown: CancellationToken,
-    pub tls: Option<crate::tls::ServerTls>,
+    tls: RwLock<Option<Arc<crate::tls::ServerTls>>>,
+    pub overrides: Option<Overrides>,
+}
+
+impl Shared {
+    pub fn auth(&self) -> Arc<Auth> {
+        self.auth.read().clone()
+    }
+
+    pub fn tls(&self) -> Option<Arc<crate::tls::ServerTls>> {
+        self.tls.read().clone()
+    }
+
+    /// The INFO a new client gets (before its client_id and nonce are filled in).
+    pub fn info(&self) -> Info {
+        self.info.read().clone()
+    }
+
+    /// Swap in what a reload may change.
+    pub fn replace_security(&self, auth: Auth, tls: Option<crate::tls::ServerTls>) {
+        let tls = tls.map(Arc::new);
+        {
+            let mut info = self.info.write();
+            info.auth_required = auth.required || tls.as_ref().is_some_and(|t| t.verify);
+            info.tls_verify = tls.as_ref().is_some_and(|t| t.verify);
+        }
+        *self.auth.write() = Arc::new(auth);
+        if tls.is_some() {
+            *self.tls.write() = tls;
+        }
+        self.auth_generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// A running server: where it listens, and how to stop it.
@@ -50,6 +90,7 @@ impl Handle {
 fn build_shared(
     options: Options,
     client_addr: std::net::SocketAddr,
+    overrides: Option<Overrides>,
 ) -> anyhow::Result<Arc<Shared>> {
     let tls = options
         .tls
@@ -94,23 +135,30 @@ fn build_shared(
         write_deadline: options.write_deadline.max(Duration::from_millis(1)),
     };
     Ok(Arc::new(Shared {
-        tls,
+        tls: RwLock::new(tls.map(Arc::new)),
         options: Arc::new(options),
         server_id,
-        accounts,
-        auth,
+        accounts: RwLock::new(accounts),
+        auth: RwLock::new(Arc::new(auth)),
+        auth_generation: AtomicU64::new(0),
         stats: Arc::new(ServerStats::default()),
         conns: Mutex::new(HashMap::new()),
         next_cid: AtomicU64::new(0),
-        info,
+        info: RwLock::new(info),
         limits,
         liveness,
+        accepting: CancellationToken::new(),
         shutdown: CancellationToken::new(),
+        overrides,
     }))
 }
 
 /// Bind the listeners and start serving on the current tokio runtime.
 pub async fn start(options: Options) -> anyhow::Result<Handle> {
+    start_with(options, None).await
+}
+
+pub async fn start_with(options: Options, overrides: Option<Overrides>) -> anyhow::Result<Handle> {
     let port = if options.port == -1 { 0 } else { options.port };
     let port = u16::try_from(port).with_context(|| format!("invalid client port {port}"))?;
     let bind = format!("{}:{port}", options.host);
@@ -118,7 +166,7 @@ pub async fn start(options: Options) -> anyhow::Result<Handle> {
         .await
         .with_context(|| format!("Error listening on port: {bind}"))?;
     let client_addr = listener.local_addr()?;
-    let shared = build_shared(options, client_addr)?;
+    let shared = build_shared(options, client_addr, overrides)?;
     log_startup(&shared, client_addr);
     tokio::spawn(accept_loop(shared.clone(), listener));
     tracing::info!("Server is ready");
@@ -136,7 +184,7 @@ fn log_startup(shared: &Shared, addr: std::net::SocketAddr) {
         env!("CARGO_PKG_VERSION"),
         NATS_VERSION
     );
-    tracing::info!("  Name:     {}", shared.info.server_name);
+    tracing::info!("  Name:     {}", shared.info().server_name);
     tracing::info!("  ID:       {}", shared.server_id);
     if let Some(file) = &o.config_file {
         tracing::info!("Using configuration file: {}", file.display());
@@ -175,7 +223,7 @@ fn log_startup(shared: &Shared, addr: std::net::SocketAddr) {
         );
     }
     tracing::info!("Listening for client connections on {addr}");
-    if let Some(t) = &shared.tls {
+    if let Some(t) = shared.tls() {
         if o.allow_non_tls {
             tracing::info!("TLS available for client connections (allow_non_tls)");
         } else {
@@ -203,45 +251,87 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                     backoff = (backoff * 2).min(Duration::from_secs(1));
                 }
             },
+            _ = shared.accepting.cancelled() => break,
             _ = shared.shutdown.cancelled() => break,
         }
     }
+    drop(listener);
+    shared.shutdown.cancelled().await;
     let conns: Vec<Arc<Conn>> = shared.conns.lock().values().cloned().collect();
     for c in conns {
         c.close("Server Shutdown");
     }
 }
 
-/// Run until SIGINT or SIGTERM, then close every connection and return.
-pub fn run(options: Options) -> anyhow::Result<()> {
+/// Lame duck: stop accepting, tell clients (INFO with `ldm`) so they reconnect
+/// elsewhere, wait the grace period, then close them spread over the rest of
+/// `lame_duck_duration`, and stop.
+pub async fn lame_duck(shared: Arc<Shared>) {
+    let o = &shared.options;
+    tracing::info!("Entering lame duck mode, stop accepting new clients");
+    shared.accepting.cancel();
+    let mut info = shared.info();
+    info.ldm = true;
+    let line = info.to_line();
+    let conns: Vec<Arc<Conn>> = shared.conns.lock().values().cloned().collect();
+    for c in conns
+        .iter()
+        .filter(|c| c.info_aware.load(std::sync::atomic::Ordering::Relaxed))
+    {
+        c.send(&line);
+    }
+    tokio::time::sleep(o.lame_duck_grace_period).await;
+    let spread = o
+        .lame_duck_duration
+        .saturating_sub(o.lame_duck_grace_period);
+    let step = if conns.is_empty() {
+        Duration::ZERO
+    } else {
+        spread / conns.len() as u32
+    };
+    tracing::info!("Closing {} existing clients over {:?}", conns.len(), spread);
+    for c in conns {
+        c.close("Server Shutdown");
+        tokio::time::sleep(step.min(Duration::from_secs(1))).await;
+    }
+    shared.shutdown.cancel();
+}
+
+/// Run until SIGINT or SIGTERM (or the end of lame duck mode), then close every
+/// connection and return. SIGHUP reloads the config; SIGUSR2 enters lame duck mode.
+pub fn run(options: Options, overrides: Option<Overrides>) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let handle = start(options).await?;
+        let handle = start_with(options, overrides).await?;
         write_pid_and_ports(&handle)?;
-        wait_for_signal().await;
+        signals(handle.shared.clone()).await?;
         tracing::info!("Initiating Shutdown...");
         handle.shutdown();
         // Give writers a moment to send what is queued.
         tokio::time::sleep(Duration::from_millis(50)).await;
+        remove_pid_and_ports(&handle);
         tracing::info!("Server Exiting..");
         Ok(())
     })
 }
 
+fn ports_file(h: &Handle) -> Option<std::path::PathBuf> {
+    let dir = h.shared.options.ports_file_dir.as_ref()?;
+    let exe = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "canopy-server".into());
+    Some(std::path::Path::new(dir).join(format!("{exe}_{}.ports", std::process::id())))
+}
+
 fn write_pid_and_ports(h: &Handle) -> anyhow::Result<()> {
-    let o = &h.shared.options;
-    if let Some(pid_file) = &o.pid_file {
+    if let Some(pid_file) = &h.shared.options.pid_file {
         std::fs::write(pid_file, std::process::id().to_string())
             .with_context(|| format!("writing pid file {pid_file}"))?;
     }
-    if let Some(dir) = &o.ports_file_dir {
-        let exe = std::env::current_exe()
-            .ok()
-            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .unwrap_or_else(|| "canopy-server".into());
-        let path = std::path::Path::new(dir).join(format!("{exe}_{}.ports", std::process::id()));
+    if let Some(path) = ports_file(h) {
         let json = serde_json::json!({ "nats": [format!("nats://{}", h.client_addr)] });
         std::fs::write(&path, json.to_string())
             .with_context(|| format!("writing ports file {}", path.display()))?;
@@ -249,17 +339,37 @@ fn write_pid_and_ports(h: &Handle) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() {
+fn remove_pid_and_ports(h: &Handle) {
+    if let Some(pid_file) = &h.shared.options.pid_file {
+        let _ = std::fs::remove_file(pid_file);
+    }
+    if let Some(path) = ports_file(h) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+async fn signals(shared: Arc<Shared>) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::debug!("Trapped \"terminated\" signal"),
-        _ = int.recv() => tracing::debug!("Trapped \"interrupt\" signal"),
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut usr2 = signal(SignalKind::user_defined2())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("Trapped \"terminated\" signal"); return Ok(()); }
+            _ = int.recv() => { tracing::info!("Trapped \"interrupt\" signal"); return Ok(()); }
+            _ = hup.recv() => {
+                match crate::reload::reload(&shared) {
+                    Ok(()) => tracing::info!("Reloaded server configuration"),
+                    Err(e) => tracing::error!("Failed to reload server configuration: {e:#}"),
+                }
+            }
+            _ = usr2.recv() => {
+                if !shared.accepting.is_cancelled() {
+                    tokio::spawn(lame_duck(shared.clone()));
+                }
+            }
+            _ = shared.shutdown.cancelled() => return Ok(()),
+        }
     }
 }

@@ -34,10 +34,10 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
         shared.options.max_pending as usize,
         shared.stats.clone(),
     ));
-    let mut info = shared.info.clone();
+    let mut info = shared.info();
     info.client_id = cid;
     info.client_ip = addr.ip().to_string();
-    if shared.auth.uses_nonce() {
+    if shared.auth().uses_nonce() {
         info.nonce = crate::auth::Auth::new_nonce();
     }
     let admitted = {
@@ -60,13 +60,13 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
         return;
     }
     tracing::debug!("{addr} - cid:{cid} - Client connection created");
-    match shared.tls.as_ref() {
+    match shared.tls() {
         None => {
             let (rd, wr) = stream.into_split();
             conn.send(&info.to_line());
             run(shared.clone(), conn.clone(), rd, wr, info.nonce).await;
         }
-        Some(tls) => match tls_upgrade(&shared, tls, stream, &info, &conn).await {
+        Some(tls) => match tls_upgrade(&shared, &tls, stream, &info, &conn).await {
             Some(Upgraded::Tls(s, info_sent)) => {
                 let (rd, wr) = tokio::io::split(*s);
                 if !info_sent {
@@ -185,6 +185,7 @@ where
         expired: Vec::new(),
         next_member: 0,
         nonce,
+        auth_generation: 0,
     };
     client.read_loop(rd).await;
     client.cleanup();
@@ -208,6 +209,8 @@ struct Client {
     next_member: usize,
     /// The nonce this connection's INFO carried, for nkey signatures.
     nonce: String,
+    /// The reload generation this connection's binding was checked against.
+    auth_generation: u64,
 }
 
 /// Stop reading: the connection is closing.
@@ -219,8 +222,10 @@ impl Client {
         // Reads start small (idle connections stay small) and double while they come
         // back full, up to 64 KiB, so a fast publisher is read in few system calls.
         let mut read_size = START_READ_BUFFER;
-        let auth_required = self.shared.auth.required;
-        let auth_deadline = tokio::time::sleep(self.shared.auth.timeout);
+        let auth = self.shared.auth();
+        let auth_required = auth.required;
+        let auth_deadline = tokio::time::sleep(auth.timeout);
+        drop(auth);
         tokio::pin!(auth_deadline);
         let limits = self.shared.limits;
         loop {
@@ -238,12 +243,19 @@ impl Client {
                     Err(_) => { self.conn.close("Read Error"); return; }
                 },
                 _ = self.conn.closing.cancelled() => return,
+                _ = self.conn.recheck.notified() => {}
                 _ = &mut auth_deadline, if auth_required && !self.connected => {
                     tracing::error!("{} - cid:{} - Authentication Timeout", self.conn.addr, self.conn.cid);
                     self.conn.send(b"-ERR 'Authentication Timeout'\r\n");
                     self.conn.close("Authentication Timeout");
                     return;
                 }
+            }
+            if self.connected
+                && self.shared.auth_generation.load(Ordering::Acquire) != self.auth_generation
+                && self.recheck_binding().await.is_err()
+            {
+                return;
             }
             let mut pos = 0;
             let mut stop = false;
@@ -320,19 +332,58 @@ impl Client {
         Err(Closed)
     }
 
+    /// After a reload: authenticate again with the CONNECT this client sent. A user
+    /// that is gone (or moved to another account) is closed; new permissions apply,
+    /// and subscriptions they no longer allow are removed with the usual -ERR.
+    async fn recheck_binding(&mut self) -> Result<(), Closed> {
+        self.auth_generation = self.shared.auth_generation.load(Ordering::Acquire);
+        let shared = self.shared.clone();
+        let creds = self.connect.clone();
+        let nonce = self.nonce.clone();
+        let fresh = tokio::task::spawn_blocking(move || shared.auth().authenticate(&creds, &nonce))
+            .await
+            .ok()
+            .flatten();
+        let Some(old) = self.binding.take() else {
+            return Ok(());
+        };
+        let Some(fresh) = fresh.filter(|b| Arc::ptr_eq(&b.account, &old.account)) else {
+            tracing::error!(
+                "{} - cid:{} - authorization revoked by config reload",
+                self.conn.addr,
+                self.conn.cid
+            );
+            // Closed without an -ERR, as nats-server does on reload.
+            self.conn.close("Authentication Failure");
+            return Err(Closed);
+        };
+        if let Some(p) = &fresh.permissions {
+            let subs: Vec<Arc<Subscription>> = self.conn.subs.lock().values().cloned().collect();
+            for sub in subs {
+                if !p.can_subscribe(&sub.subject, sub.queue.as_deref()) {
+                    self.err(&format!(
+                        "Permissions Violation for Subscription to \"{}\"",
+                        sub.subject
+                    ));
+                    remove_sub(&sub);
+                }
+            }
+        }
+        self.cache.clear();
+        self.binding = Some(fresh);
+        Ok(())
+    }
+
     async fn process(&mut self, op: Op<'_>) -> Result<(), Closed> {
         if !self.connected && !matches!(op, Op::Connect(_) | Op::Ping | Op::Pong) {
             // Without auth, a client may skip CONNECT; with auth it may not.
-            match self
-                .shared
-                .auth
-                .anonymous()
-                .filter(|_| !self.shared.auth.required)
-            {
+            let auth = self.shared.auth();
+            match auth.anonymous().filter(|_| !auth.required) {
                 Some(b) => {
                     self.conn.bind_account(b.account.clone());
                     self.binding = Some(b);
                     self.connected = true;
+                    self.auth_generation = self.shared.auth_generation.load(Ordering::Acquire);
                 }
                 None => return self.fatal("Authorization Violation", "Authorization Violation"),
             }
@@ -385,7 +436,7 @@ impl Client {
 
     /// The async INFO protocol-1 clients get after their first PONG.
     fn send_connect_info(&self) {
-        let mut info = self.shared.info.clone();
+        let mut info = self.shared.info();
         info.client_id = self.conn.cid;
         info.client_ip = self.conn.addr.ip().to_string();
         info.connect_info = true;
@@ -418,7 +469,7 @@ impl Client {
             let nonce = self.nonce.clone();
             // bcrypt is slow on purpose: keep it off the threads that move messages.
             let binding =
-                tokio::task::spawn_blocking(move || shared.auth.authenticate(&creds, &nonce))
+                tokio::task::spawn_blocking(move || shared.auth().authenticate(&creds, &nonce))
                     .await
                     .ok()
                     .flatten();
@@ -426,6 +477,7 @@ impl Client {
                 Some(b) => {
                     self.conn.bind_account(b.account.clone());
                     self.binding = Some(b);
+                    self.auth_generation = self.shared.auth_generation.load(Ordering::Acquire);
                 }
                 None => {
                     let user = c
@@ -444,6 +496,9 @@ impl Client {
             self.connected = true;
         }
         self.conn.echo.store(c.echo, Ordering::Relaxed);
+        self.conn
+            .info_aware
+            .store(c.protocol >= 1, Ordering::Relaxed);
         self.conn.headers.store(c.headers, Ordering::Relaxed);
         self.connect = c;
         self.ok();

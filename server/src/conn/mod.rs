@@ -48,6 +48,8 @@ pub struct Conn {
     reason: Mutex<Option<&'static str>>,
     pub echo: AtomicBool,
     pub headers: AtomicBool,
+    /// The client takes asynchronous INFO updates (CONNECT `protocol` >= 1).
+    pub info_aware: AtomicBool,
     pub stats: ConnStats,
     pings_out: AtomicU32,
     max_pending: usize,
@@ -56,6 +58,8 @@ pub struct Conn {
     pub subs: Mutex<HashMap<Box<[u8]>, Arc<Subscription>>>,
     /// The account CONNECT bound this connection to; set once.
     account: OnceLock<Arc<Account>>,
+    /// Wakes the reader to re-check its credentials after a config reload.
+    pub recheck: Notify,
 }
 
 pub struct Subscription {
@@ -110,6 +114,7 @@ impl Conn {
             closing: CancellationToken::new(),
             reason: Mutex::new(None),
             echo: AtomicBool::new(true),
+            info_aware: AtomicBool::new(false),
             headers: AtomicBool::new(false),
             stats: ConnStats::default(),
             pings_out: AtomicU32::new(0),
@@ -117,7 +122,12 @@ impl Conn {
             server_stats,
             subs: Mutex::new(HashMap::new()),
             account: OnceLock::new(),
+            recheck: Notify::new(),
         }
+    }
+
+    pub fn recheck_auth(&self) {
+        self.recheck.notify_one();
     }
 
     pub fn account(&self) -> Option<&Arc<Account>> {

@@ -105,6 +105,35 @@ impl Server {
         s
     }
 
+    pub fn conf_path(&self) -> PathBuf {
+        self._dir.0.join("server.conf")
+    }
+
+    /// Replace the config file (the listen line is kept).
+    pub fn rewrite_config(&self, config: &str) {
+        std::fs::write(
+            self.conf_path(),
+            format!("listen: 127.0.0.1:{}\n{config}\n", self.port),
+        )
+        .unwrap();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Wait for the process to exit on its own; returns its status.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let until = Instant::now() + within;
+        while Instant::now() < until {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self._dir.0.join("server.log")).unwrap_or_default()
     }

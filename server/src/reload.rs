@@ -1,0 +1,76 @@
+//! Config reload (SIGHUP or `--signal reload`): users, permissions, accounts and TLS
+//! certificates change without a restart. Connections whose user is gone are closed
+//! with `Authorization Violation`; others pick up new permissions on their next read.
+//! Listener addresses and limits keep the values the server started with.
+
+use crate::account::Account;
+use crate::auth::Auth;
+use crate::config;
+use crate::server::Shared;
+use anyhow::{anyhow, Context};
+use std::sync::Arc;
+
+pub fn reload(shared: &Shared) -> anyhow::Result<()> {
+    let path = shared
+        .options
+        .config_file
+        .as_ref()
+        .ok_or_else(|| anyhow!("the server was started without a config file"))?;
+    let loaded = config::load(path).map_err(|d| anyhow!("{d}"))?;
+    for w in loaded.warnings.iter() {
+        tracing::warn!("{w}");
+    }
+    let mut new = loaded.options;
+    if let Some(apply) = &shared.overrides {
+        apply(&mut new);
+    }
+    new.check_startup().map_err(|d| anyhow!("{d}"))?;
+    let old = &shared.options;
+    let fixed = [
+        ("host", old.host != new.host),
+        ("port", old.port != new.port),
+        ("max_payload", old.max_payload != new.max_payload),
+        (
+            "max_control_line",
+            old.max_control_line != new.max_control_line,
+        ),
+        (
+            "cluster",
+            old.cluster.as_ref().map(|c| &c.routes) != new.cluster.as_ref().map(|c| &c.routes),
+        ),
+    ];
+    for (name, changed) in fixed {
+        if changed {
+            tracing::warn!(
+                "Config reload: \"{name}\" changed but is not reloadable; restart to apply it"
+            );
+        }
+    }
+    let tls = new
+        .tls
+        .as_ref()
+        .map(crate::tls::ServerTls::from_options)
+        .transpose()
+        .context("reloading TLS")?;
+    if old.tls.is_some() != new.tls.is_some() {
+        tracing::warn!(
+            "Config reload: turning TLS on or off needs a restart; certificates are reloaded"
+        );
+    }
+    let auth = {
+        let mut accounts = shared.accounts.write();
+        for a in &new.accounts {
+            accounts
+                .entry(a.name.clone())
+                .or_insert_with(|| Arc::new(Account::new(&a.name)));
+        }
+        Auth::new(&new, &accounts)
+    };
+    shared.replace_security(auth, tls);
+    // Wake every reader so it re-checks its binding now, not at its next message.
+    let conns: Vec<_> = shared.conns.lock().values().cloned().collect();
+    for c in conns {
+        c.recheck_auth();
+    }
+    Ok(())
+}

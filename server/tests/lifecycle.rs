@@ -1,0 +1,183 @@
+//! The server's life as operators drive it: reload on a signal, lame duck, graceful
+//! stop, pid files.
+
+mod support;
+use std::process::Command;
+use std::time::Duration;
+use support::{Impl, Server};
+
+fn signal(s: &Server, cmd: &str) {
+    let out = Command::new(env!("CARGO_BIN_EXE_canopy-server"))
+        .arg("--signal")
+        .arg(format!("{cmd}={}", s.pid()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn login(s: &Server, user: &str, pass: &str) -> support::Raw {
+    let mut c = s.raw();
+    c.send(
+        format!("CONNECT {{\"verbose\":false,\"user\":\"{user}\",\"pass\":\"{pass}\"}}\r\n")
+            .as_bytes(),
+    );
+    c
+}
+
+#[test]
+fn reload_applies_new_users_and_permissions_and_revokes_removed_users() {
+    let before =
+        "authorization { users: [ {user: alice, password: a}, {user: bob, password: b} ] }";
+    let after = "authorization { users: [ {user: alice, password: a, permissions: {publish: {deny: [\"foo\"]}}}, {user: carol, password: c} ] }";
+    for kind in Impl::all() {
+        let s = Server::start(kind, before);
+        let mut alice = login(&s, "alice", "a");
+        assert_eq!(alice.sync(), "");
+        let mut bob = login(&s, "bob", "b");
+        assert_eq!(bob.sync(), "");
+        s.rewrite_config(after);
+        if kind == Impl::Canopy {
+            signal(&s, "reload");
+        } else {
+            Command::new("nats-server")
+                .args(["--signal", &format!("reload={}", s.pid())])
+                .status()
+                .unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        // A user removed by a reload is disconnected without an -ERR, as nats-server does.
+        assert_eq!(bob.expect_closed(), "", "{kind:?}: bob was removed");
+        alice.send(b"PUB foo 1\r\nx\r\n");
+        assert_eq!(
+            alice.sync(),
+            "-ERR 'Permissions Violation for Publish to \"foo\"'\r\n",
+            "{kind:?}"
+        );
+        let mut carol = login(&s, "carol", "c");
+        assert_eq!(carol.sync(), "", "{kind:?}: carol was added");
+    }
+}
+
+#[test]
+fn a_broken_config_on_reload_is_refused_and_the_server_keeps_running() {
+    let mut s = Server::start(
+        Impl::Canopy,
+        "authorization { users: [ {user: alice, password: a} ] }",
+    );
+    let mut alice = login(&s, "alice", "a");
+    assert_eq!(alice.sync(), "");
+    s.rewrite_config("authorization { users: [ {user: alice, password: a} ] }\nbogus_key: 1");
+    signal(&s, "reload");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        s.log().contains("Failed to reload server configuration"),
+        "{}",
+        s.log()
+    );
+    assert!(
+        s.log().contains("unknown field \"bogus_key\""),
+        "{}",
+        s.log()
+    );
+    alice.send(b"SUB a 1\r\nPUB a 1\r\nk\r\n");
+    assert_eq!(alice.sync(), "MSG a 1 1\r\nk\r\n");
+    assert!(s.wait_exit(Duration::from_millis(10)).is_none());
+}
+
+#[test]
+fn lame_duck_tells_clients_and_stops_accepting() {
+    for kind in Impl::all() {
+        let mut s = Server::start(
+            kind,
+            "lame_duck_duration: \"30s\"\nlame_duck_grace_period: \"1s\"",
+        );
+        let mut c = s.raw();
+        // Only clients that take async INFO (protocol 1) are told.
+        c.send(b"CONNECT {\"verbose\":false,\"protocol\":1}\r\n");
+        c.sync();
+        if kind == Impl::Canopy {
+            signal(&s, "ldm");
+        } else {
+            Command::new("nats-server")
+                .args(["--signal", &format!("ldm={}", s.pid())])
+                .status()
+                .unwrap();
+        }
+        let mut info = String::new();
+        while !info.contains("\"ldm\":true") {
+            info = c
+                .read_line(Duration::from_secs(5))
+                .expect("an INFO announcing lame duck mode");
+            assert!(info.starts_with("INFO "), "{kind:?}: {info}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", s.port)).is_err(),
+            "{kind:?}: still accepting"
+        );
+        if kind == Impl::Canopy {
+            assert!(
+                s.wait_exit(Duration::from_secs(10)).is_some(),
+                "the server stops after lame duck"
+            );
+            assert!(c.expect_closed().is_empty());
+        }
+    }
+}
+
+#[test]
+fn sigterm_stops_the_server_cleanly_and_removes_its_pid_file() {
+    let dir = support::TempDir::new("pid");
+    let pid_file = dir.0.join("server.pid");
+    let mut s = Server::start(
+        Impl::Canopy,
+        &format!(
+            "pid_file: \"{}\"\nports_file_dir: \"{}\"",
+            pid_file.display(),
+            dir.0.display()
+        ),
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).unwrap().trim(),
+        s.pid().to_string()
+    );
+    let ports: Vec<_> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".ports"))
+        .collect();
+    assert_eq!(ports.len(), 1, "one ports file");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ports[0].path()).unwrap()).unwrap();
+    assert_eq!(json["nats"][0], format!("nats://127.0.0.1:{}", s.port));
+    signal(&s, "term");
+    let status = s
+        .wait_exit(Duration::from_secs(5))
+        .expect("exits on SIGTERM");
+    assert!(status.success());
+    assert!(s.log().contains("Server Exiting.."), "{}", s.log());
+    assert!(!pid_file.exists(), "pid file removed on exit");
+}
+
+#[test]
+fn a_port_in_use_is_fatal_with_the_official_log_shape() {
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port();
+    let out = Command::new(env!("CARGO_BIN_EXE_canopy-server"))
+        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let log = String::from_utf8_lossy(&out.stderr);
+    let last = log.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("[FTL] Error listening on port: 127.0.0.1:"),
+        "{log}"
+    );
+    assert!(last.starts_with('['), "[PID] prefix: {log}");
+}
