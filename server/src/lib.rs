@@ -13,6 +13,7 @@ pub mod log;
 pub mod account;
 pub mod auth;
 pub mod conn;
+pub mod mapping;
 pub mod nkey;
 pub mod protocol;
 pub mod reload;

@@ -39,6 +39,17 @@ pub fn reload(shared: &Shared) -> anyhow::Result<()> {
             old.cluster.as_ref().map(|c| &c.routes) != new.cluster.as_ref().map(|c| &c.routes),
         ),
     ];
+    let routing = |o: &config::Options| {
+        let per_account: Vec<_> = o
+            .accounts
+            .iter()
+            .map(|a| (&a.name, &a.exports, &a.imports, &a.mappings))
+            .collect();
+        format!("{:?}{:?}", o.mappings, per_account)
+    };
+    if routing(old) != routing(&new) {
+        tracing::warn!("Config reload: mappings, exports and imports are not reloadable yet; restart to apply them");
+    }
     for (name, changed) in fixed {
         if changed {
             tracing::warn!(

@@ -1,7 +1,7 @@
 //! The server: accounts, auth, the client listener, the connection registry, and
 //! shutdown on SIGINT/SIGTERM.
 
-use crate::account::{Account, GLOBAL};
+use crate::account::Account;
 use crate::auth::Auth;
 use crate::config::Options;
 use crate::conn::{Conn, Liveness, ServerStats};
@@ -97,11 +97,7 @@ fn build_shared(
         .as_ref()
         .map(crate::tls::ServerTls::from_options)
         .transpose()?;
-    let mut accounts = HashMap::new();
-    accounts.insert(GLOBAL.to_string(), Arc::new(Account::new(GLOBAL)));
-    for a in &options.accounts {
-        accounts.insert(a.name.clone(), Arc::new(Account::new(&a.name)));
-    }
+    let accounts = crate::account::build_accounts(&options);
     let auth = Auth::new(&options, &accounts);
     let server_id = crate::nkey::random_server_id();
     let info = Info {
@@ -207,15 +203,6 @@ fn log_startup(shared: &Shared, addr: std::net::SocketAddr) {
     }
     if o.tls.as_ref().is_some_and(|t| t.verify_and_map) {
         not_yet.push("tls verify_and_map (certificate-to-user mapping: such clients are refused)");
-    }
-    if o.accounts
-        .iter()
-        .any(|a| !a.imports.is_empty() || !a.exports.is_empty())
-    {
-        not_yet.push("account exports/imports");
-    }
-    if !o.mappings.is_empty() || o.accounts.iter().any(|a| !a.mappings.is_empty()) {
-        not_yet.push("mappings");
     }
     for name in not_yet {
         tracing::warn!(

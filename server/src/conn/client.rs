@@ -2,6 +2,7 @@
 //! verbose/pedantic/echo/no_responders, permissions, and the publish path itself.
 
 use super::{Conn, Delivered, Subscription};
+use crate::account::Account;
 use crate::auth::Binding;
 use crate::protocol::client::{parse, Op};
 use crate::protocol::info::Connect;
@@ -610,27 +611,95 @@ impl Client {
         // subscribed to its own subject sees +OK, then the MSG).
         self.ok();
         let account = binding.account.clone();
+        let answered = self.route(&account, subj, reply, header_len, message, 0);
+        if !answered {
+            if let Some(r) = reply {
+                if self.connect.no_responders && self.connect.headers {
+                    self.no_responders(subj, r);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The matches for `subj` in the client's own account, from the cache when the
+    /// sublist has not changed since.
+    fn local_matches(&mut self, account: &Account, subj: &[u8]) -> Arc<Match<Subscription>> {
         let generation = account.sublist.generation();
         if generation != self.cache_generation {
             self.cache.clear();
             self.cache_generation = generation;
         }
-        let matched = match self.cache.get(subj) {
-            Some(m) => m.clone(),
-            None => {
-                let m = Arc::new(match std::str::from_utf8(subj) {
-                    Ok(s) => account.sublist.matches(s),
-                    Err(_) => Match::default(),
-                });
-                if self.cache.len() >= MATCH_CACHE_SIZE {
-                    self.cache.clear();
+        if let Some(m) = self.cache.get(subj) {
+            return m.clone();
+        }
+        let m = Arc::new(match std::str::from_utf8(subj) {
+            Ok(s) => account.sublist.matches(s),
+            Err(_) => Match::default(),
+        });
+        if self.cache.len() >= MATCH_CACHE_SIZE {
+            self.cache.clear();
+        }
+        self.cache.insert(subj.into(), m.clone());
+        m
+    }
+
+    /// Deliver a message published in `account`: mappings first, then reply routes of
+    /// service imports, local subscribers, services this account imports, and accounts
+    /// that import this stream. Returns whether anyone could answer (for no-responders).
+    fn route(
+        &mut self,
+        account: &Arc<Account>,
+        subj: &[u8],
+        reply: Option<&[u8]>,
+        header_len: usize,
+        message: &[u8],
+        depth: usize,
+    ) -> bool {
+        // Imports may chain through accounts; a cycle of them stops here.
+        if depth > 4 {
+            return false;
+        }
+        let mapped;
+        let subj = match (account.mappings.is_empty(), std::str::from_utf8(subj)) {
+            (false, Ok(s)) => match crate::mapping::map_subject(&account.mappings, s) {
+                Some(m) => {
+                    mapped = m;
+                    mapped.as_bytes()
                 }
-                self.cache.insert(subj.into(), m.clone());
-                m
+                None => subj,
+            },
+            _ => subj,
+        };
+        let imports = account.crosses_accounts();
+        if imports {
+            if let Ok(s) = std::str::from_utf8(subj) {
+                if s.starts_with("_R_.") {
+                    if let Some((requester, original)) = account.take_response_route(s) {
+                        return self.route(
+                            &requester,
+                            original.as_bytes(),
+                            None,
+                            header_len,
+                            message,
+                            depth + 1,
+                        );
+                    }
+                }
             }
+        }
+        let matched = if depth == 0 {
+            self.local_matches(account, subj)
+        } else {
+            Arc::new(
+                std::str::from_utf8(subj)
+                    .map(|s| account.sublist.matches(s))
+                    .unwrap_or_default(),
+            )
         };
         let echo = self.conn.echo.load(Ordering::Relaxed);
         let me = self.conn.cid;
+        let mut answered = !matched.is_empty();
         for sub in &matched.plain {
             if !echo && sub.conn.cid == me {
                 continue;
@@ -652,14 +721,71 @@ impl Client {
                 }
             }
         }
-        if matched.is_empty() {
-            if let Some(r) = reply {
-                if self.connect.no_responders && self.connect.headers {
-                    self.no_responders(subj, r);
-                }
+        if !imports {
+            return answered;
+        }
+        let Ok(s) = std::str::from_utf8(subj) else {
+            return answered;
+        };
+        for si in account
+            .service_imports
+            .get()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            if !subject::matches(si.local.as_bytes(), s.as_bytes()) {
+                continue;
+            }
+            let target_subject = if si.local == si.subject || si.subject.contains(['*', '>']) {
+                crate::account::translate(&si.local, &si.subject, s)
+            } else {
+                si.subject.clone()
+            };
+            // The requester's reply subject is not valid in the exporting account:
+            // give the service a fresh `_R_.` subject and remember the way back.
+            let new_reply = reply.and_then(|r| std::str::from_utf8(r).ok()).map(|r| {
+                let fresh = crate::account::response_subject();
+                si.target.add_response_route(
+                    fresh.clone(),
+                    crate::account::ResponseRoute {
+                        account: account.clone(),
+                        reply: r.to_string(),
+                        singleton: si.response == crate::config::accounts::ResponseType::Singleton,
+                        expires: crate::account::response_ttl(),
+                    },
+                );
+                fresh
+            });
+            let target = si.target.clone();
+            answered |= self.route(
+                &target,
+                target_subject.as_bytes(),
+                new_reply.as_deref().map(str::as_bytes),
+                header_len,
+                message,
+                depth + 1,
+            );
+        }
+        for imp in account
+            .stream_importers
+            .get()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            if subject::matches(imp.subject.as_bytes(), s.as_bytes()) {
+                let seen_as = crate::account::imported_subject(imp, s);
+                let importer = imp.importer.clone();
+                self.route(
+                    &importer,
+                    seen_as.as_bytes(),
+                    reply,
+                    header_len,
+                    message,
+                    depth + 1,
+                );
             }
         }
-        Ok(())
+        answered
     }
 
     /// Returns whether the message was taken.
