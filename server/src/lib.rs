@@ -5,6 +5,7 @@
 //! It is not a NATS client library.
 
 #![forbid(unsafe_code)]
+#![recursion_limit = "256"]
 
 pub mod cli;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod account;
 pub mod auth;
 pub mod conn;
 pub mod mapping;
+pub mod monitor;
 pub mod nkey;
 pub mod protocol;
 pub mod reload;
@@ -21,4 +23,5 @@ pub mod server;
 pub mod signal;
 pub mod subject;
 pub mod sublist;
+pub mod sys;
 pub mod tls;

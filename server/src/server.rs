@@ -42,6 +42,9 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     tls: RwLock<Option<Arc<crate::tls::ServerTls>>>,
     pub overrides: Option<Overrides>,
+    pub started: std::time::SystemTime,
+    /// The account whose users may ask `$SYS.REQ.*` (`system_account`, or `$SYS`).
+    pub system_account: Option<String>,
 }
 
 impl Shared {
@@ -97,7 +100,18 @@ fn build_shared(
         .as_ref()
         .map(crate::tls::ServerTls::from_options)
         .transpose()?;
-    let accounts = crate::account::build_accounts(&options);
+    let mut accounts = crate::account::build_accounts(&options);
+    let system_account = (!options.no_system_account).then(|| {
+        options
+            .system_account
+            .clone()
+            .unwrap_or_else(|| "$SYS".into())
+    });
+    if let Some(sys) = &system_account {
+        accounts
+            .entry(sys.clone())
+            .or_insert_with(|| Arc::new(crate::account::Account::new(sys)));
+    }
     let auth = Auth::new(&options, &accounts);
     let server_id = crate::nkey::random_server_id();
     let info = Info {
@@ -146,6 +160,8 @@ fn build_shared(
         accepting: CancellationToken::new(),
         shutdown: CancellationToken::new(),
         overrides,
+        started: std::time::SystemTime::now(),
+        system_account,
     }))
 }
 

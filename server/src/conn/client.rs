@@ -294,6 +294,10 @@ impl Client {
             }
             buf.advance(pos);
             self.end_batch();
+            self.conn.last_activity.store(
+                super::unix_nanos(std::time::SystemTime::now()),
+                Ordering::Relaxed,
+            );
             if stop {
                 return;
             }
@@ -496,6 +500,12 @@ impl Client {
             }
             self.connected = true;
         }
+        *self.conn.meta.lock() = super::ClientMeta {
+            name: c.name.clone(),
+            lang: c.lang.clone(),
+            version: c.version.clone(),
+            user: self.binding.as_ref().and_then(|b| b.user.clone()),
+        };
         self.conn.echo.store(c.echo, Ordering::Relaxed);
         self.conn
             .info_aware
@@ -688,6 +698,19 @@ impl Client {
                 }
             }
         }
+        let mut answered = false;
+        if subj.starts_with(b"$SYS.REQ.")
+            && self.shared.system_account.as_deref() == Some(account.name.as_str())
+        {
+            if let (Some(r), Ok(s)) = (reply, std::str::from_utf8(subj)) {
+                if let Some(response) = crate::sys::respond(&self.shared, s, &message[header_len..])
+                {
+                    answered = true;
+                    let r = r.to_vec();
+                    self.route(account, &r, None, 0, &response, depth + 1);
+                }
+            }
+        }
         let matched = if depth == 0 {
             self.local_matches(account, subj)
         } else {
@@ -699,7 +722,7 @@ impl Client {
         };
         let echo = self.conn.echo.load(Ordering::Relaxed);
         let me = self.conn.cid;
-        let mut answered = !matched.is_empty();
+        answered |= !matched.is_empty();
         for sub in &matched.plain {
             if !echo && sub.conn.cid == me {
                 continue;
@@ -841,6 +864,20 @@ impl Client {
             }
         }
         self.cache.clear();
+        let closed = &self.shared.stats.closed;
+        let st = &self.conn.stats;
+        closed
+            .in_msgs
+            .fetch_add(st.in_msgs.load(Ordering::Relaxed), Ordering::Relaxed);
+        closed
+            .in_bytes
+            .fetch_add(st.in_bytes.load(Ordering::Relaxed), Ordering::Relaxed);
+        closed
+            .out_msgs
+            .fetch_add(st.out_msgs.load(Ordering::Relaxed), Ordering::Relaxed);
+        closed
+            .out_bytes
+            .fetch_add(st.out_bytes.load(Ordering::Relaxed), Ordering::Relaxed);
         self.shared.conns.lock().remove(&self.conn.cid);
     }
 }

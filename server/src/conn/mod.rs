@@ -22,6 +22,8 @@ pub struct ServerStats {
     pub total_connections: AtomicU64,
     pub slow_consumers: AtomicU64,
     pub stale_connections: AtomicU64,
+    /// Message counters of connections that have closed (live ones are summed on demand).
+    pub closed: ConnStats,
 }
 
 #[derive(Default)]
@@ -60,6 +62,25 @@ pub struct Conn {
     account: OnceLock<Arc<Account>>,
     /// Wakes the reader to re-check its credentials after a config reload.
     pub recheck: Notify,
+    pub started: std::time::SystemTime,
+    /// Unix nanoseconds of the last read batch.
+    pub last_activity: AtomicU64,
+    /// What CONNECT said about the client, for monitoring.
+    pub meta: Mutex<ClientMeta>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ClientMeta {
+    pub name: Option<String>,
+    pub lang: Option<String>,
+    pub version: Option<String>,
+    pub user: Option<String>,
+}
+
+pub fn unix_nanos(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 pub struct Subscription {
@@ -123,7 +144,14 @@ impl Conn {
             subs: Mutex::new(HashMap::new()),
             account: OnceLock::new(),
             recheck: Notify::new(),
+            started: std::time::SystemTime::now(),
+            last_activity: AtomicU64::new(unix_nanos(std::time::SystemTime::now())),
+            meta: Mutex::new(ClientMeta::default()),
         }
+    }
+
+    pub fn pending_bytes(&self) -> usize {
+        self.out.lock().buf.len()
     }
 
     pub fn recheck_auth(&self) {
