@@ -428,3 +428,41 @@ fn nkey_user_signs_the_nonce_and_a_bad_signature_is_refused() {
         assert_eq!(forged.expect_closed(), "-ERR 'Authorization Violation'\r\n");
     });
 }
+
+#[test]
+fn allow_responses_lets_a_service_answer_once_and_nothing_else() {
+    let config = "authorization { users: [ {user: svc, password: s, permissions: {subscribe: \"req\", allow_responses: true}}, {user: cl, password: c} ] }";
+    each(config, |s| {
+        let mut svc = s.raw();
+        svc.send(b"CONNECT {\"verbose\":false,\"user\":\"svc\",\"pass\":\"s\"}\r\nSUB req 1\r\n");
+        assert_eq!(svc.sync(), "");
+        let mut cl = s.raw();
+        cl.send(b"CONNECT {\"verbose\":false,\"user\":\"cl\",\"pass\":\"c\"}\r\nSUB inbox.1 5\r\nPUB req inbox.1 1\r\nq\r\n");
+        cl.sync();
+        svc.expect(b"MSG req 1 inbox.1 1\r\nq\r\n");
+        svc.send(b"PUB inbox.1 1\r\na\r\n");
+        assert_eq!(svc.sync(), "");
+        cl.expect(b"MSG inbox.1 5 1\r\na\r\n");
+        svc.send(b"PUB inbox.1 1\r\nb\r\n");
+        assert_eq!(
+            svc.sync(),
+            "-ERR 'Permissions Violation for Publish to \"inbox.1\"'\r\n",
+            "one response only"
+        );
+        svc.send(b"PUB other 1\r\nc\r\n");
+        assert_eq!(
+            svc.sync(),
+            "-ERR 'Permissions Violation for Publish to \"other\"'\r\n"
+        );
+    });
+}
+
+#[test]
+fn connections_past_max_connections_are_refused() {
+    each("max_connections: 2", |s| {
+        let _a = client(s);
+        let _b = client(s);
+        let mut c = s.raw();
+        assert_eq!(c.expect_closed(), "-ERR 'maximum connections exceeded'\r\n");
+    });
+}

@@ -181,3 +181,31 @@ fn a_port_in_use_is_fatal_with_the_official_log_shape() {
     );
     assert!(last.starts_with('['), "[PID] prefix: {log}");
 }
+
+#[test]
+fn trace_logs_ops_to_the_log_file_and_never_the_password() {
+    let dir = support::TempDir::new("log");
+    let log = dir.0.join("server.log");
+    let s = Server::start(
+        Impl::Canopy,
+        &format!(
+            "logfile: \"{}\"\ntrace: true\nauthorization {{ user: u, password: hunter2 }}",
+            log.display()
+        ),
+    );
+    let mut c = s.raw();
+    c.send(b"CONNECT {\"verbose\":false,\"user\":\"u\",\"pass\":\"hunter2\"}\r\nSUB foo 1\r\n");
+    c.sync();
+    std::thread::sleep(Duration::from_millis(200));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("[TRC]") && text.contains("<<- [SUB foo 1]"),
+        "{text}"
+    );
+    assert!(text.contains("[INF] Server is ready"), "{text}");
+    assert!(text.contains("\"pass\":\"[REDACTED]\""), "{text}");
+    assert!(
+        !text.contains("hunter2"),
+        "the password leaked into the log: {text}"
+    );
+}

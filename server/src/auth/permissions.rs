@@ -55,13 +55,25 @@ impl Rules {
 pub struct Permissions {
     pub publish: Rules,
     pub subscribe: Rules,
+    /// `allow_responses`: how many replies to each received request, for how long.
+    pub responses: Option<(u64, std::time::Duration)>,
 }
 
 impl Permissions {
     pub fn compile(p: &cfg::Permissions) -> Permissions {
+        let mut publish = Rules::compile(p.publish.as_ref());
+        let responses = p
+            .allow_responses
+            .as_ref()
+            .map(|r| (r.max.max(1) as u64, r.expires));
+        // A responder with no publish rules may publish replies and nothing else.
+        if responses.is_some() && publish.allow.is_none() {
+            publish.allow = Some(Vec::new());
+        }
         Permissions {
-            publish: Rules::compile(p.publish.as_ref()),
+            publish,
             subscribe: Rules::compile(p.subscribe.as_ref()),
+            responses,
         }
     }
 

@@ -263,6 +263,9 @@ impl Client {
             loop {
                 match parse(&buf[pos..], &limits) {
                     Ok(Some((op, n))) => {
+                        if tracing::enabled!(tracing::Level::TRACE) {
+                            self.trace_in(&buf[pos..pos + n]);
+                        }
                         let r = self.process(op).await;
                         pos += n;
                         if r.is_err() {
@@ -315,6 +318,24 @@ impl Client {
         for sub in self.expired.drain(..) {
             remove_sub(&sub);
         }
+    }
+
+    /// `-V`: each op as it arrives, in nats-server's trace shape, secrets redacted.
+    fn trace_in(&self, frame: &[u8]) {
+        let line_end = frame
+            .iter()
+            .position(|b| *b == b'\r' || *b == b'\n')
+            .unwrap_or(frame.len());
+        let mut line = String::from_utf8_lossy(&frame[..line_end]).into_owned();
+        for key in ["\"pass\":\"", "\"auth_token\":\"", "\"sig\":\""] {
+            if let Some(i) = line.find(key) {
+                let start = i + key.len();
+                if let Some(len) = line[start..].find('"') {
+                    line.replace_range(start..start + len, "[REDACTED]");
+                }
+            }
+        }
+        tracing::trace!("{} - cid:{} - <<- [{line}]", self.conn.addr, self.conn.cid);
     }
 
     fn err(&self, text: &str) {
@@ -500,6 +521,14 @@ impl Client {
             }
             self.connected = true;
         }
+        if let Some((max, ttl)) = self
+            .binding
+            .as_ref()
+            .and_then(|b| b.permissions.as_ref())
+            .and_then(|p| p.responses)
+        {
+            self.conn.allow_responses(max, ttl);
+        }
         *self.conn.meta.lock() = super::ClientMeta {
             name: c.name.clone(),
             lang: c.lang.clone(),
@@ -607,7 +636,7 @@ impl Client {
             return Ok(());
         }
         if let Some(p) = &binding.permissions {
-            if !p.can_publish(subj) {
+            if !p.can_publish(subj) && !self.conn.use_reply_grant(subj) {
                 let text = format!(
                     "Permissions Violation for Publish to \"{}\"",
                     String::from_utf8_lossy(subj)

@@ -67,7 +67,14 @@ pub struct Conn {
     pub last_activity: AtomicU64,
     /// What CONNECT said about the client, for monitoring.
     pub meta: Mutex<ClientMeta>,
+    /// With `allow_responses`: reply subjects of requests delivered here, which this
+    /// client may publish to (count left, deadline) even where publish is denied.
+    responses: OnceLock<(u64, Duration)>,
+    reply_grants: Mutex<HashMap<Box<[u8]>, (u64, std::time::Instant)>>,
 }
+
+/// Bound on remembered reply grants per connection.
+const MAX_REPLY_GRANTS: usize = 64 * 1024;
 
 #[derive(Clone, Debug, Default)]
 pub struct ClientMeta {
@@ -147,7 +154,46 @@ impl Conn {
             started: std::time::SystemTime::now(),
             last_activity: AtomicU64::new(unix_nanos(std::time::SystemTime::now())),
             meta: Mutex::new(ClientMeta::default()),
+            responses: OnceLock::new(),
+            reply_grants: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Turn on reply grants (the user's permissions have `allow_responses`).
+    pub fn allow_responses(&self, max: u64, ttl: Duration) {
+        let _ = self.responses.set((max, ttl));
+    }
+
+    /// Use one grant to publish on `subject`, if one is held.
+    pub fn use_reply_grant(&self, subject: &[u8]) -> bool {
+        let mut g = self.reply_grants.lock();
+        let Some((left, deadline)) = g.get_mut(subject) else {
+            return false;
+        };
+        if *deadline < std::time::Instant::now() {
+            g.remove(subject);
+            return false;
+        }
+        *left -= 1;
+        if *left == 0 {
+            g.remove(subject);
+        }
+        true
+    }
+
+    fn grant_reply(&self, reply: &[u8]) {
+        let Some((max, ttl)) = self.responses.get() else {
+            return;
+        };
+        let mut g = self.reply_grants.lock();
+        if g.len() >= MAX_REPLY_GRANTS {
+            let now = std::time::Instant::now();
+            g.retain(|_, (_, d)| *d > now);
+            if g.len() >= MAX_REPLY_GRANTS {
+                return;
+            }
+        }
+        g.insert(reply.into(), (*max, std::time::Instant::now() + *ttl));
     }
 
     pub fn pending_bytes(&self) -> usize {
@@ -276,6 +322,11 @@ impl Conn {
             return Delivered::No;
         }
         drop(out);
+        if let Some(r) = reply {
+            if self.responses.get().is_some() {
+                self.grant_reply(r);
+            }
+        }
         self.stats.out_msgs.fetch_add(1, Ordering::Relaxed);
         self.stats
             .out_bytes
