@@ -70,8 +70,11 @@ pub struct Conn {
     /// With `allow_responses`: reply subjects of requests delivered here, which this
     /// client may publish to (count left, deadline) even where publish is denied.
     responses: OnceLock<(u64, Duration)>,
-    reply_grants: Mutex<HashMap<Box<[u8]>, (u64, std::time::Instant)>>,
+    reply_grants: Mutex<HashMap<Box<[u8]>, ReplyGrant>>,
 }
+
+/// Replies left, and until when.
+type ReplyGrant = (u64, std::time::Instant);
 
 /// Bound on remembered reply grants per connection.
 const MAX_REPLY_GRANTS: usize = 64 * 1024;
