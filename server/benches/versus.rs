@@ -178,9 +178,14 @@ fn latency(port: u16, rounds: usize) -> (Duration, Duration) {
             pending.extend_from_slice(&buf[..n]);
             // Each request is `MSG req 1 <reply> 2\r\nhi\r\n`: answer on its reply subject.
             while let Some(end) = pending.windows(4).position(|w| w == b"hi\r\n") {
-                let line = String::from_utf8_lossy(&pending[..end]).into_owned();
+                let text = String::from_utf8_lossy(&pending[..end]).into_owned();
                 pending.drain(..end + 4);
-                if let Some(reply) = line.split_whitespace().nth(3) {
+                // The server's PINGs may precede the MSG line: answer them, use the MSG.
+                for _ in 0..text.matches("PING\r\n").count() {
+                    let _ = responder.write_all(b"PONG\r\n");
+                }
+                let msg = text.rfind("MSG ").map(|i| &text[i..]).unwrap_or("");
+                if let Some(reply) = msg.split_whitespace().nth(3) {
                     let _ = responder.write_all(format!("PUB {reply} 2\r\nok\r\n").as_bytes());
                 }
             }
@@ -237,6 +242,9 @@ fn main() {
         return;
     }
     let quick = std::env::var("VERSUS_QUICK").is_ok();
+    // VERSUS_ONLY=throughput|latency|memory runs one section.
+    let only = std::env::var("VERSUS_ONLY").unwrap_or_default();
+    let run = |section: &str| only.is_empty() || only == section;
     let scale = if quick { 10 } else { 1 };
     let sizes = [
         (16usize, 2_000_000usize),
@@ -248,11 +256,16 @@ fn main() {
         "{:<28} {:>14} {:>14} {:>8}",
         "row", "canopy", "nats-server", "ratio"
     );
-    for (name, subs, queue) in [
-        ("pub→sub 1:1", 1, false),
-        ("fan-out 1→4", 4, false),
-        ("queue group of 4", 4, true),
-    ] {
+    let rows: &[(&str, usize, bool)] = if run("throughput") {
+        &[
+            ("pub→sub 1:1", 1, false),
+            ("fan-out 1→4", 4, false),
+            ("queue group of 4", 4, true),
+        ]
+    } else {
+        &[]
+    };
+    for &(name, subs, queue) in rows {
         for (size, count) in sizes {
             let count = count / scale;
             let mut r = [0.0; 2];
@@ -269,6 +282,15 @@ fn main() {
             );
         }
     }
+    if run("latency") {
+        latency_rows(scale);
+    }
+    if run("memory") {
+        memory_row(scale);
+    }
+}
+
+fn latency_rows(scale: usize) {
     let rounds = 20_000 / scale;
     let mut lat = [(Duration::ZERO, Duration::ZERO); 2];
     for (i, kind) in [Kind::Canopy, Kind::Official].into_iter().enumerate() {
@@ -289,6 +311,9 @@ fn main() {
         lat[1].1,
         lat[0].1.as_secs_f64() / lat[1].1.as_secs_f64()
     );
+}
+
+fn memory_row(scale: usize) {
     let n = 5000 / scale;
     let mut mem = [0.0; 2];
     for (i, kind) in [Kind::Canopy, Kind::Official].into_iter().enumerate() {

@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 /// How many subjects a connection remembers the matches of.
 const MATCH_CACHE_SIZE: usize = 1024;
 const START_READ_BUFFER: usize = 512;
-const MAX_READ_SIZE: usize = 64 * 1024;
+const MAX_READ_SIZE: usize = 256 * 1024;
 
 pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     let cid = shared.next_cid.fetch_add(1, Ordering::Relaxed) + 1;

@@ -411,9 +411,11 @@ pub async fn writer<W: tokio::io::AsyncWrite + Unpin>(conn: Arc<Conn>, mut w: W,
                     break;
                 }
             }
+            // Keep the buffer while traffic is heavy (regrowing it costs copies);
+            // give it back once writes are small again, so idle connections stay small.
+            let written = spare.len();
             spare.clear();
-            // Give back the memory of a burst so idle connections stay small.
-            if spare.capacity() > 256 * 1024 {
+            if spare.capacity() > 64 * 1024 && written < spare.capacity() / 8 {
                 spare = Vec::new();
             }
         }
