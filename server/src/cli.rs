@@ -55,6 +55,21 @@ pub struct Cli {
     /// Authorization token required for connections
     #[arg(long = "auth")]
     pub auth: Option<String>,
+    /// Enable TLS for client connections (needs --tlscert and --tlskey)
+    #[arg(long = "tls", action = ArgAction::SetTrue)]
+    pub tls: bool,
+    /// Server certificate file
+    #[arg(long = "tlscert", value_name = "FILE")]
+    pub tlscert: Option<PathBuf>,
+    /// Private key for the server certificate
+    #[arg(long = "tlskey", value_name = "FILE")]
+    pub tlskey: Option<PathBuf>,
+    /// Client certificate CA for verification
+    #[arg(long = "tlscacert", value_name = "FILE")]
+    pub tlscacert: Option<PathBuf>,
+    /// Enable TLS and verify client certificates
+    #[arg(long = "tlsverify", action = ArgAction::SetTrue)]
+    pub tlsverify: bool,
     /// Enable JetStream (accepted; Canopy does not serve JetStream yet and says so)
     #[arg(long = "jetstream", action = ArgAction::SetTrue)]
     pub jetstream: bool,
@@ -149,6 +164,30 @@ impl Cli {
         }
         if let Some(d) = &self.ports_file_dir {
             o.ports_file_dir = Some(d.clone());
+        }
+        if self.tls
+            || self.tlsverify
+            || self.tlscert.is_some()
+            || self.tlskey.is_some()
+            || self.tlscacert.is_some()
+        {
+            let t = o.tls.get_or_insert_with(Default::default);
+            let mut changed = false;
+            for (field, flag) in [
+                (&mut t.cert_file, &self.tlscert),
+                (&mut t.key_file, &self.tlskey),
+                (&mut t.ca_file, &self.tlscacert),
+            ] {
+                if let Some(path) = flag {
+                    *field = Some(path.clone());
+                    changed = true;
+                }
+            }
+            t.verify |= self.tlsverify;
+            if changed {
+                // Files named on the command line are loaded when the server starts.
+                t.loaded = None;
+            }
         }
         o.debug |= self.debug;
         o.trace |= self.trace;

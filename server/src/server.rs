@@ -217,9 +217,6 @@ fn log_startup(shared: &Shared, addr: std::net::SocketAddr) {
     if o.http.is_some() || o.https.is_some() {
         not_yet.push("monitoring (http)");
     }
-    if o.tls.as_ref().is_some_and(|t| t.verify_and_map) {
-        not_yet.push("tls verify_and_map (certificate-to-user mapping: such clients are refused)");
-    }
     for name in not_yet {
         tracing::warn!(
             "Not serving \"{name}\" yet: this build of Canopy reads it but does not run it"

@@ -25,10 +25,14 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 impl ServerTls {
     pub fn from_options(t: &TlsOptions) -> anyhow::Result<ServerTls> {
-        let loaded = t
-            .loaded
-            .as_ref()
-            .ok_or_else(|| anyhow!("tls block was not loaded"))?;
+        let from_flags;
+        let loaded = match &t.loaded {
+            Some(l) => l,
+            None => {
+                from_flags = crate::config::tls::load_files(t).map_err(|e| anyhow!(e))?;
+                &from_flags
+            }
+        };
         let key = loaded
             .key
             .as_ref()
@@ -92,4 +96,55 @@ impl ServerTls {
             Err(format!("peer certificate {fp} is not in pinned_certs"))
         }
     }
+}
+
+/// Names a client certificate can be mapped to a user by (`verify_and_map`), in the
+/// order nats-server tries them: e-mail SANs, DNS SANs, then the subject DN written
+/// as Go writes it (RFC 2253 order, most specific first: `CN=app,O=Acme`).
+pub fn cert_identities(peer: Option<&[CertificateDer<'static>]>) -> Vec<String> {
+    use x509_parser::prelude::*;
+    let Some(leaf) = peer.and_then(|c| c.first()) else {
+        return Vec::new();
+    };
+    let Ok((_, cert)) = X509Certificate::from_der(leaf.as_ref()) else {
+        return Vec::new();
+    };
+    let mut emails = Vec::new();
+    let mut dns = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::RFC822Name(e) => emails.push(e.to_string()),
+                GeneralName::DNSName(d) => dns.push(d.to_string()),
+                _ => {}
+            }
+        }
+    }
+    let mut rdns: Vec<String> = Vec::new();
+    for rdn in cert.subject().iter_rdn() {
+        for attr in rdn.iter() {
+            let oid = attr.attr_type().to_id_string();
+            let key = match oid.as_str() {
+                "2.5.4.3" => "CN".to_string(),
+                "2.5.4.10" => "O".to_string(),
+                "2.5.4.11" => "OU".to_string(),
+                "2.5.4.6" => "C".to_string(),
+                "2.5.4.7" => "L".to_string(),
+                "2.5.4.8" => "ST".to_string(),
+                "2.5.4.9" => "STREET".to_string(),
+                "2.5.4.17" => "POSTALCODE".to_string(),
+                "2.5.4.5" => "SERIALNUMBER".to_string(),
+                other => other.to_string(),
+            };
+            let value = attr.as_str().unwrap_or_default().replace(',', "\\,");
+            rdns.push(format!("{key}={value}"));
+        }
+    }
+    rdns.reverse();
+    let mut out = emails;
+    out.extend(dns);
+    if !rdns.is_empty() {
+        out.push(rdns.join(","));
+    }
+    out
 }

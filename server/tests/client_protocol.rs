@@ -466,3 +466,37 @@ fn connections_past_max_connections_are_refused() {
         assert_eq!(c.expect_closed(), "-ERR 'maximum connections exceeded'\r\n");
     });
 }
+
+#[test]
+fn token_auth_admits_the_right_token_only() {
+    each("authorization { token: \"s3cr3t\" }", |s| {
+        let mut good = s.raw();
+        good.send(
+            b"CONNECT {\"verbose\":false,\"auth_token\":\"s3cr3t\"}\r\nSUB t 1\r\nPUB t 1\r\nx\r\n",
+        );
+        assert_eq!(good.sync(), "MSG t 1 1\r\nx\r\n");
+        let mut bad = s.raw();
+        bad.send(b"CONNECT {\"verbose\":false,\"auth_token\":\"guess\"}\r\n");
+        assert_eq!(bad.expect_closed(), "-ERR 'Authorization Violation'\r\n");
+    });
+}
+
+#[test]
+fn no_auth_user_binds_clients_without_credentials() {
+    let config = "accounts { A: { users: [ {user: anon, password: x}, {user: named, password: n} ] }, B: { users: [ {user: b, password: b} ] } }\nno_auth_user: anon";
+    each(config, |s| {
+        let mut anon = s.raw();
+        anon.send(b"CONNECT {\"verbose\":false}\r\nSUB shared 1\r\n");
+        assert_eq!(anon.sync(), "");
+        let mut named = s.raw();
+        named.send(b"CONNECT {\"verbose\":false,\"user\":\"named\",\"pass\":\"n\"}\r\nPUB shared 2\r\nhi\r\n");
+        named.sync();
+        anon.expect(b"MSG shared 1 2\r\nhi\r\n");
+        let mut other = s.raw();
+        other.send(
+            b"CONNECT {\"verbose\":false,\"user\":\"b\",\"pass\":\"b\"}\r\nPUB shared 2\r\nno\r\n",
+        );
+        other.sync();
+        assert_eq!(anon.sync(), "", "account B's message stays in B");
+    });
+}

@@ -40,6 +40,10 @@ impl Pki {
         let mut cp = CertificateParams::new(vec!["app.client".into()]).unwrap();
         cp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         cp.distinguished_name.push(DnType::CommonName, "app");
+        cp.distinguished_name.push(DnType::OrganizationName, "Acme");
+        cp.subject_alt_names.push(rcgen::SanType::Rfc822Name(
+            "app@example.com".try_into().unwrap(),
+        ));
         let client = cp.signed_by(&client_key, &issuer).unwrap();
 
         let w = |name: &str, pem: String| std::fs::write(dir.0.join(name), pem).unwrap();
@@ -213,4 +217,109 @@ async fn pinned_certs_admit_only_the_pinned_client() {
         "{}",
         other.log()
     );
+}
+
+async fn connect_with_cert(
+    pki: &Pki,
+    port: u16,
+) -> Result<async_nats::Client, async_nats::ConnectError> {
+    async_nats::ConnectOptions::new()
+        .require_tls(true)
+        .add_root_certificates(pki.path("ca.pem"))
+        .add_client_certificate(pki.path("client.pem"), pki.path("client-key.pem"))
+        .connect(format!("tls://127.0.0.1:{port}"))
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_and_map_names_the_user_by_certificate_email_or_subject() {
+    let pki = Pki::new();
+    for kind in Impl::all() {
+        // E-mail SAN, or the subject DN with its RDNs in either order.
+        for user in ["app@example.com", "CN=app,O=Acme", "O=Acme,CN=app"] {
+            let config = format!(
+                "{}\nauthorization {{ users: [ {{user: \"{user}\"}} ] }}",
+                pki.tls_block("verify_and_map: true")
+            );
+            let s = Server::start(kind, &config);
+            let nc = connect_with_cert(&pki, s.port)
+                .await
+                .unwrap_or_else(|e| panic!("{kind:?} {user}: {e}"));
+            roundtrip(&nc).await;
+        }
+        let s = Server::start(
+            kind,
+            &format!(
+                "{}\nauthorization {{ users: [ {{user: \"someone-else\"}} ] }}",
+                pki.tls_block("verify_and_map: true")
+            ),
+        );
+        assert!(
+            connect_with_cert(&pki, s.port).await.is_err(),
+            "{kind:?}: an unmapped certificate is refused"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_flags_on_the_command_line_serve_tls_without_a_config_file() {
+    let pki = Pki::new();
+    let port = support::free_port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_canopy-server"))
+        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "--tls"])
+        .arg("--tlscert")
+        .arg(pki.path("server.pem"))
+        .arg("--tlskey")
+        .arg(pki.path("server-key.pem"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut nc = None;
+    for _ in 0..100 {
+        if let Ok(c) = async_nats::ConnectOptions::new()
+            .require_tls(true)
+            .add_root_certificates(pki.path("ca.pem"))
+            .connect(format!("tls://127.0.0.1:{port}"))
+            .await
+        {
+            nc = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let nc = nc.expect("TLS connect to a server configured by flags");
+    roundtrip(&nc).await;
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_swaps_the_server_certificate() {
+    let first = Pki::new();
+    let second = Pki::new();
+    let s = Server::start(Impl::Canopy, &first.tls_block(""));
+    let connect = |pki: &Pki| {
+        async_nats::ConnectOptions::new()
+            .require_tls(true)
+            .add_root_certificates(pki.path("ca.pem"))
+            .connect(format!("tls://127.0.0.1:{}", s.port))
+    };
+    roundtrip(&connect(&first).await.expect("first CA")).await;
+    s.rewrite_config(&second.tls_block(""));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_canopy-server"))
+        .args(["--signal", &format!("reload={}", s.pid())])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        connect(&first).await.is_err(),
+        "the old certificate is no longer served"
+    );
+    roundtrip(
+        &connect(&second)
+            .await
+            .expect("the new certificate is served"),
+    )
+    .await;
 }

@@ -33,6 +33,8 @@ pub struct Auth {
     no_auth_user: Option<String>,
     pub required: bool,
     pub timeout: Duration,
+    /// `tls { verify_and_map: true }`: users are named by client certificates.
+    map_certs: bool,
     global: Arc<Account>,
 }
 
@@ -121,6 +123,7 @@ impl Auth {
             required,
             timeout,
             global,
+            map_certs: o.tls.as_ref().is_some_and(|t| t.verify_and_map),
         }
     }
 
@@ -177,7 +180,31 @@ impl Auth {
 
     /// Check a CONNECT's credentials. bcrypt comparisons are slow by design, so the
     /// caller runs this off the async threads.
-    pub fn authenticate(&self, c: &Connect, nonce: &str) -> Option<Binding> {
+    pub fn authenticate(&self, c: &Connect, nonce: &str, cert_names: &[String]) -> Option<Binding> {
+        if self.map_certs {
+            // The verified client certificate names the user; no password is asked.
+            // A DN matches whatever the order of its RDNs.
+            let canon = |dn: &str| {
+                let mut rdns: Vec<String> = dn.split(',').map(|r| r.trim().to_string()).collect();
+                rdns.sort();
+                rdns.join(",")
+            };
+            let found = cert_names.iter().find_map(|name| {
+                if let Some(u) = self.users.get(name) {
+                    return Some((name.clone(), u));
+                }
+                let want = canon(name);
+                self.users
+                    .iter()
+                    .find(|(user, _)| user.contains('=') && canon(user) == want)
+                    .map(|(user, u)| (user.clone(), u))
+            });
+            return found.map(|(name, u)| Binding {
+                account: u.account.clone(),
+                permissions: u.permissions.clone(),
+                user: Some(name),
+            });
+        }
         if !self.required {
             return self.anonymous();
         }

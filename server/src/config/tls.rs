@@ -333,3 +333,27 @@ fn load_pair(
         Err(_) => Ok((chain, key_der)),
     }
 }
+
+/// Load what a `TlsOptions` built outside a config file names (the `--tls*` flags).
+pub fn load_files(t: &TlsOptions) -> Result<LoadedTls, String> {
+    let mut loaded = LoadedTls {
+        chain: Vec::new(),
+        key: None,
+        roots: Vec::new(),
+    };
+    match (&t.cert_file, &t.key_file) {
+        (Some(cert), Some(key)) => {
+            let (chain, key) = load_pair(cert, key)
+                .map_err(|e| format!("error parsing X509 certificate/key pair: {e}"))?;
+            loaded.chain = chain;
+            loaded.key = Some(std::sync::Arc::new(key));
+        }
+        (None, None) => {}
+        _ => return Err("TLS needs both a certificate and a key (--tlscert and --tlskey)".into()),
+    }
+    if let Some(ca) = &t.ca_file {
+        loaded.roots =
+            load_certs(ca).map_err(|e| format!("error parsing root certificate: {e}"))?;
+    }
+    Ok(loaded)
+}

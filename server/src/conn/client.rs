@@ -65,19 +65,19 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
         None => {
             let (rd, wr) = stream.into_split();
             conn.send(&info.to_line());
-            run(shared.clone(), conn.clone(), rd, wr, info.nonce).await;
+            run(shared.clone(), conn.clone(), rd, wr, info.nonce, Vec::new()).await;
         }
         Some(tls) => match tls_upgrade(&shared, &tls, stream, &info, &conn).await {
-            Some(Upgraded::Tls(s, info_sent)) => {
+            Some(Upgraded::Tls(s, info_sent, identities)) => {
                 let (rd, wr) = tokio::io::split(*s);
                 if !info_sent {
                     conn.send(&info.to_line());
                 }
-                run(shared.clone(), conn.clone(), rd, wr, info.nonce).await;
+                run(shared.clone(), conn.clone(), rd, wr, info.nonce, identities).await;
             }
             Some(Upgraded::Plain(stream)) => {
                 let (rd, wr) = stream.into_split();
-                run(shared.clone(), conn.clone(), rd, wr, info.nonce).await;
+                run(shared.clone(), conn.clone(), rd, wr, info.nonce, Vec::new()).await;
             }
             None => {
                 shared.conns.lock().remove(&cid);
@@ -92,7 +92,13 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
 
 enum Upgraded {
     /// The TLS stream, and whether INFO was already sent inside it.
-    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>, bool),
+    /// The TLS stream, whether INFO was already sent inside it, and the names its
+    /// client certificate maps to (for `verify_and_map`).
+    Tls(
+        Box<tokio_rustls::server::TlsStream<TcpStream>>,
+        bool,
+        Vec<String>,
+    ),
     /// `allow_non_tls`: the client stayed in plain text (INFO already sent).
     Plain(TcpStream),
 }
@@ -163,12 +169,19 @@ async fn tls_upgrade(
         conn.close("TLS Handshake Error");
         return None;
     }
-    Some(Upgraded::Tls(Box::new(s), !tls_first))
+    let identities = crate::tls::cert_identities(s.get_ref().1.peer_certificates());
+    Some(Upgraded::Tls(Box::new(s), !tls_first, identities))
 }
 
 /// Serve one connection, whatever its transport, until it closes.
-async fn run<R, W>(shared: Arc<Shared>, conn: Arc<Conn>, rd: R, wr: W, nonce: String)
-where
+async fn run<R, W>(
+    shared: Arc<Shared>,
+    conn: Arc<Conn>,
+    rd: R,
+    wr: W,
+    nonce: String,
+    identities: Vec<String>,
+) where
     R: tokio::io::AsyncRead + Unpin,
     W: tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -187,6 +200,7 @@ where
         next_member: 0,
         nonce,
         auth_generation: 0,
+        identities,
     };
     client.read_loop(rd).await;
     client.cleanup();
@@ -212,6 +226,8 @@ struct Client {
     nonce: String,
     /// The reload generation this connection's binding was checked against.
     auth_generation: u64,
+    /// Names the client certificate maps to (`verify_and_map`).
+    identities: Vec<String>,
 }
 
 /// Stop reading: the connection is closing.
@@ -366,10 +382,12 @@ impl Client {
         let shared = self.shared.clone();
         let creds = self.connect.clone();
         let nonce = self.nonce.clone();
-        let fresh = tokio::task::spawn_blocking(move || shared.auth().authenticate(&creds, &nonce))
-            .await
-            .ok()
-            .flatten();
+        let ids = self.identities.clone();
+        let fresh =
+            tokio::task::spawn_blocking(move || shared.auth().authenticate(&creds, &nonce, &ids))
+                .await
+                .ok()
+                .flatten();
         let Some(old) = self.binding.take() else {
             return Ok(());
         };
@@ -493,12 +511,14 @@ impl Client {
             let shared = self.shared.clone();
             let creds = c.clone();
             let nonce = self.nonce.clone();
+            let ids = self.identities.clone();
             // bcrypt is slow on purpose: keep it off the threads that move messages.
-            let binding =
-                tokio::task::spawn_blocking(move || shared.auth().authenticate(&creds, &nonce))
-                    .await
-                    .ok()
-                    .flatten();
+            let binding = tokio::task::spawn_blocking(move || {
+                shared.auth().authenticate(&creds, &nonce, &ids)
+            })
+            .await
+            .ok()
+            .flatten();
             match binding {
                 Some(b) => {
                     self.conn.bind_account(b.account.clone());
