@@ -209,3 +209,39 @@ fn trace_logs_ops_to_the_log_file_and_never_the_password() {
         "the password leaked into the log: {text}"
     );
 }
+
+#[test]
+fn port_minus_one_picks_a_free_port_and_the_ports_file_tells_which() {
+    let dir = support::TempDir::new("ports");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_canopy-server"))
+        .args(["-a", "127.0.0.1", "-p", "-1", "--ports_file_dir"])
+        .arg(&dir.0)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut url = None;
+    for _ in 0..100 {
+        if let Some(e) = std::fs::read_dir(&dir.0)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .find(|e| e.file_name().to_string_lossy().ends_with(".ports"))
+        {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(
+                &std::fs::read_to_string(e.path()).unwrap_or_default(),
+            ) {
+                url = v["nats"][0].as_str().map(str::to_string);
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let url = url.expect("a ports file");
+    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    assert_ne!(port, 0);
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        "listening on {url}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
