@@ -18,6 +18,8 @@ enum Part {
     SplitFromRight(usize, usize),
     SliceFromLeft(usize, usize),
     SliceFromRight(usize, usize),
+    /// The tokens the source's `>` matched.
+    Rest,
 }
 
 #[derive(Debug, Clone)]
@@ -34,6 +36,8 @@ pub struct Mapping {
     wildcard_positions: Vec<usize>,
     destinations: Vec<Destination>,
     weighted: bool,
+    /// Where the source's `>` starts, if it has one.
+    rest_position: Option<usize>,
 }
 
 fn parse_call(call: &str) -> Option<Part> {
@@ -57,6 +61,9 @@ fn parse_call(call: &str) -> Option<Part> {
 }
 
 fn parse_token(token: &str) -> Vec<Part> {
+    if token == ">" {
+        return vec![Part::Rest];
+    }
     if let Some(n) = token
         .strip_prefix('$')
         .and_then(|d| d.parse::<usize>().ok())
@@ -111,6 +118,7 @@ impl Mapping {
             wildcard_positions,
             destinations,
             weighted: m.destinations.len() > 1 || m.destinations.iter().any(|d| d.weight < 100.0),
+            rest_position: m.source.split('.').position(|t| t == ">"),
         }
     }
 
@@ -163,28 +171,17 @@ impl Mapping {
                         out.push_str(&pieces.join("."));
                     }
                     Part::SplitFromLeft(n, at) => {
-                        let s = wc(*n);
-                        let at = (*at).min(s.len());
-                        out.push_str(
-                            &[&s[..at], &s[at..]]
-                                .iter()
-                                .filter(|p| !p.is_empty())
-                                .copied()
-                                .collect::<Vec<_>>()
-                                .join("."),
-                        );
+                        let s = wc(*n).as_bytes();
+                        out.push_str(&split_at_bytes(s, (*at).min(s.len())));
                     }
                     Part::SplitFromRight(n, at) => {
-                        let s = wc(*n);
-                        let at = s.len().saturating_sub(*at);
-                        out.push_str(
-                            &[&s[..at], &s[at..]]
-                                .iter()
-                                .filter(|p| !p.is_empty())
-                                .copied()
-                                .collect::<Vec<_>>()
-                                .join("."),
-                        );
+                        let s = wc(*n).as_bytes();
+                        out.push_str(&split_at_bytes(s, s.len().saturating_sub(*at)));
+                    }
+                    Part::Rest => {
+                        if let Some(p) = self.rest_position {
+                            out.push_str(&tokens.get(p..).map(|t| t.join(".")).unwrap_or_default());
+                        }
                     }
                     Part::SliceFromLeft(n, size) => {
                         let s = wc(*n).as_bytes();
@@ -215,6 +212,18 @@ impl Mapping {
         }
         Some(out)
     }
+}
+
+/// `abc` split at a byte offset into `a.bc` (subjects are bytes: a split inside a
+/// multi-byte character keeps the bytes, lossily shown).
+fn split_at_bytes(s: &[u8], at: usize) -> String {
+    let (l, r) = s.split_at(at);
+    [l, r]
+        .iter()
+        .filter(|p| !p.is_empty())
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 /// The first mapping that applies, in config order.
@@ -274,6 +283,17 @@ mod tests {
                 .as_deref(),
             Some("t.ab.cd.e")
         );
+        assert_eq!(
+            m("foo.>", &[("bar.>", 100.0)]).apply("foo.a.b").as_deref(),
+            Some("bar.a.b")
+        );
+        // A split inside a multi-byte character must not panic.
+        assert!(m("s.*", &[("t.{{splitfromleft(1,1)}}", 100.0)])
+            .apply("s.é")
+            .is_some());
+        assert!(m("s.*", &[("t.{{splitfromright(1,1)}}", 100.0)])
+            .apply("s.é")
+            .is_some());
         let p = m("p.*", &[("q.{{partition(4,1)}}", 100.0)]);
         let b = p.apply("p.customer-7").unwrap();
         assert_eq!(

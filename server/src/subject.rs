@@ -49,6 +49,21 @@ pub fn matches(pattern: &[u8], subject: &[u8]) -> bool {
     }
 }
 
+/// Whether some subject is matched by both patterns.
+pub fn intersects(a: &str, b: &str) -> bool {
+    let a: Vec<&str> = a.split('.').collect();
+    let b: Vec<&str> = b.split('.').collect();
+    for i in 0..a.len().max(b.len()) {
+        match (a.get(i), b.get(i)) {
+            (Some(&">"), Some(_)) | (Some(_), Some(&">")) => return true,
+            (Some(&"*"), Some(_)) | (Some(_), Some(&"*")) => {}
+            (Some(x), Some(y)) if x == y => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
 /// Whether every subject matched by `sub` is matched by `of` (wildcards in `sub`
 /// stand for the sets they match).
 pub fn is_subset(sub: &str, of: &str) -> bool {
@@ -84,6 +99,16 @@ mod tests {
         assert!(!is_valid_publish(b"foo.*"));
         assert!(!is_valid_subscription(b""));
         assert!(!is_valid_subscription(b"."));
+    }
+
+    #[test]
+    fn overlapping_patterns_intersect() {
+        assert!(intersects("foo.>", "foo.secret"));
+        assert!(intersects("*.secret", "foo.*"));
+        assert!(intersects(">", "a"));
+        assert!(!intersects("foo.*", "bar.*"));
+        assert!(!intersects("foo.*", "foo.a.b"));
+        assert!(!intersects("a", "a.b"));
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub fn respond(shared: &Shared, subject: &str, body: &[u8]) -> Option<Vec<u8>> {
         "CONNZ" => monitor::connz(
             shared,
             usize_opt("offset", 0),
-            usize_opt("limit", 1024),
+            usize_opt("limit", 1024).min(1024),
             opts.get("subscriptions")
                 .and_then(Value::as_bool)
                 .unwrap_or(false),

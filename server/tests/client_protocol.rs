@@ -500,3 +500,70 @@ fn no_auth_user_binds_clients_without_credentials() {
         assert_eq!(anon.sync(), "", "account B's message stays in B");
     });
 }
+
+#[test]
+fn a_wildcard_subscription_does_not_receive_denied_subjects() {
+    let config = "authorization { users: [ {user: u, password: p, permissions: {subscribe: {deny: [\"foo.secret\"]}}}, {user: w, password: w} ] }";
+    each(config, |s| {
+        let mut u = s.raw();
+        u.send(b"CONNECT {\"verbose\":false,\"user\":\"u\",\"pass\":\"p\"}\r\nSUB foo.> 1\r\n");
+        assert_eq!(u.sync(), "");
+        let mut w = s.raw();
+        w.send(b"CONNECT {\"verbose\":false,\"user\":\"w\",\"pass\":\"w\"}\r\nPUB foo.secret 1\r\nx\r\nPUB foo.public 1\r\ny\r\n");
+        w.sync();
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(u.sync(), "MSG foo.public 1 1\r\ny\r\n");
+    });
+}
+
+#[test]
+fn unsub_max_counts_messages_already_delivered() {
+    each("", |s| {
+        let mut c = client(s);
+        c.send(b"SUB foo 1\r\nPUB foo 1\r\na\r\nPUB foo 1\r\nb\r\n");
+        assert_eq!(c.sync(), "MSG foo 1 1\r\na\r\nMSG foo 1 1\r\nb\r\n");
+        c.send(b"UNSUB 1 3\r\nPUB foo 1\r\nc\r\nPUB foo 1\r\nd\r\n");
+        assert_eq!(c.sync(), "MSG foo 1 1\r\nc\r\n");
+    });
+}
+
+#[test]
+fn two_queue_groups_each_spread_over_all_their_members() {
+    each("", |s| {
+        let mut members: Vec<support::Raw> = (0..4).map(|_| client(s)).collect();
+        for (i, m) in members.iter_mut().enumerate() {
+            let group = if i < 2 { "g1" } else { "g2" };
+            m.send(format!("SUB work {group} 1\r\n").as_bytes());
+            m.sync();
+        }
+        let mut p = client(s);
+        for _ in 0..400 {
+            p.send(b"PUB work 1\r\nx\r\n");
+        }
+        p.sync();
+        std::thread::sleep(Duration::from_millis(200));
+        let counts: Vec<usize> = members
+            .iter_mut()
+            .map(|m| m.sync().matches("MSG work").count())
+            .collect();
+        assert_eq!(counts[0] + counts[1], 400, "{counts:?}");
+        assert_eq!(counts[2] + counts[3], 400, "{counts:?}");
+        assert!(
+            counts.iter().all(|c| *c > 100),
+            "every member gets a share: {counts:?}"
+        );
+    });
+}
+
+#[test]
+fn permissions_apply_to_the_mapped_subject() {
+    let config = "mappings { \"in.*\": \"orders.{{wildcard(1)}}\" }\nauthorization { users: [ {user: u, password: p, permissions: {publish: {allow: [\"in.>\"], deny: [\"orders.>\"]}}} ] }";
+    each(config, |s| {
+        let mut c = s.raw();
+        c.send(b"CONNECT {\"verbose\":false,\"user\":\"u\",\"pass\":\"p\"}\r\nPUB in.x 1\r\nx\r\n");
+        assert_eq!(
+            c.sync(),
+            "-ERR 'Permissions Violation for Publish to \"orders.x\"'\r\n"
+        );
+    });
+}

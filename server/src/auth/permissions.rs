@@ -81,6 +81,17 @@ impl Permissions {
         self.publish.permits_literal(subj)
     }
 
+    /// Deny rules a permitted (wildcard) subscription still overlaps: its messages on
+    /// those subjects must be filtered out at delivery.
+    pub fn overlapping_denies(&self, subj: &str) -> Vec<String> {
+        self.subscribe
+            .deny
+            .iter()
+            .filter(|(d, _)| subject::intersects(d, subj))
+            .map(|(d, _)| d.clone())
+            .collect()
+    }
+
     pub fn can_subscribe(&self, subj: &str, queue: Option<&str>) -> bool {
         self.subscribe.permits_interest(subj, queue)
     }

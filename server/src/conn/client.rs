@@ -10,6 +10,7 @@ use crate::server::Shared;
 use crate::subject;
 use crate::sublist::Match;
 use bytes::{Buf, BytesMut};
+use futures_util::FutureExt;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -21,6 +22,8 @@ use tokio::net::TcpStream;
 const MATCH_CACHE_SIZE: usize = 1024;
 const START_READ_BUFFER: usize = 512;
 const MAX_READ_SIZE: usize = 256 * 1024;
+/// Subjects with more tokens than this match nothing and cannot be subscribed to.
+const MAX_SUBJECT_TOKENS: usize = 1024;
 
 pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     let cid = shared.next_cid.fetch_add(1, Ordering::Relaxed) + 1;
@@ -197,12 +200,26 @@ async fn run<R, W>(
         cache_generation: 0,
         touched: Vec::new(),
         expired: Vec::new(),
-        next_member: 0,
+        rng: rand::random::<u64>() | 1,
+        server_origin: false,
+        authenticated: None,
         nonce,
         auth_generation: 0,
         identities,
     };
-    client.read_loop(rd).await;
+    // Whatever happens in the read loop — even a bug that panics — the connection
+    // leaves the registry and its subscriptions leave the sublist.
+    let outcome = std::panic::AssertUnwindSafe(client.read_loop(rd))
+        .catch_unwind()
+        .await;
+    if outcome.is_err() {
+        tracing::error!(
+            "{} - cid:{} - internal error: connection closed",
+            client.conn.addr,
+            client.conn.cid
+        );
+        client.conn.close("Internal Error");
+    }
     client.cleanup();
     let _ = writer.await;
 }
@@ -221,7 +238,12 @@ struct Client {
     touched: Vec<Arc<Conn>>,
     /// Subscriptions that reached their UNSUB max during this batch.
     expired: Vec<Arc<Subscription>>,
-    next_member: usize,
+    /// xorshift state for picking queue members.
+    rng: u64,
+    /// Set while delivering something the server itself sends (a `$SYS` answer).
+    server_origin: bool,
+    /// The CONNECT whose credentials were verified (a reload re-checks these).
+    authenticated: Option<Connect>,
     /// The nonce this connection's INFO carried, for nkey signatures.
     nonce: String,
     /// The reload generation this connection's binding was checked against.
@@ -342,16 +364,12 @@ impl Client {
             .iter()
             .position(|b| *b == b'\r' || *b == b'\n')
             .unwrap_or(frame.len());
-        let mut line = String::from_utf8_lossy(&frame[..line_end]).into_owned();
-        for key in ["\"pass\":\"", "\"auth_token\":\"", "\"sig\":\""] {
-            if let Some(i) = line.find(key) {
-                let start = i + key.len();
-                if let Some(len) = line[start..].find('"') {
-                    line.replace_range(start..start + len, "[REDACTED]");
-                }
-            }
-        }
-        tracing::trace!("{} - cid:{} - <<- [{line}]", self.conn.addr, self.conn.cid);
+        let line = String::from_utf8_lossy(&frame[..line_end]);
+        let shown = match line.get(..7) {
+            Some(op) if op.eq_ignore_ascii_case("CONNECT") => redact_connect(&line[7..]),
+            _ => line.into_owned(),
+        };
+        tracing::trace!("{} - cid:{} - <<- [{shown}]", self.conn.addr, self.conn.cid);
     }
 
     fn err(&self, text: &str) {
@@ -380,7 +398,7 @@ impl Client {
     async fn recheck_binding(&mut self) -> Result<(), Closed> {
         self.auth_generation = self.shared.auth_generation.load(Ordering::Acquire);
         let shared = self.shared.clone();
-        let creds = self.connect.clone();
+        let creds = self.authenticated.clone().unwrap_or_default();
         let nonce = self.nonce.clone();
         let ids = self.identities.clone();
         let fresh =
@@ -413,6 +431,8 @@ impl Client {
                 }
             }
         }
+        self.conn
+            .set_allow_responses(fresh.permissions.as_ref().and_then(|p| p.responses));
         self.cache.clear();
         self.binding = Some(fresh);
         Ok(())
@@ -508,6 +528,8 @@ impl Client {
             );
         }
         if !self.connected {
+            // Read the generation first: a reload during the (slow) check is re-checked.
+            let generation = self.shared.auth_generation.load(Ordering::Acquire);
             let shared = self.shared.clone();
             let creds = c.clone();
             let nonce = self.nonce.clone();
@@ -523,13 +545,14 @@ impl Client {
                 Some(b) => {
                     self.conn.bind_account(b.account.clone());
                     self.binding = Some(b);
-                    self.auth_generation = self.shared.auth_generation.load(Ordering::Acquire);
+                    self.auth_generation = generation;
+                    self.authenticated = Some(c.clone());
                 }
                 None => {
                     let user = c
                         .user
                         .as_deref()
-                        .map(|u| format!(" - user \"{u}\""))
+                        .map(|u| format!(" - user {u:?}"))
                         .unwrap_or_default();
                     tracing::error!(
                         "{} - cid:{} - authentication error{user}",
@@ -541,14 +564,12 @@ impl Client {
             }
             self.connected = true;
         }
-        if let Some((max, ttl)) = self
-            .binding
-            .as_ref()
-            .and_then(|b| b.permissions.as_ref())
-            .and_then(|p| p.responses)
-        {
-            self.conn.allow_responses(max, ttl);
-        }
+        self.conn.set_allow_responses(
+            self.binding
+                .as_ref()
+                .and_then(|b| b.permissions.as_ref())
+                .and_then(|p| p.responses),
+        );
         *self.conn.meta.lock() = super::ClientMeta {
             name: c.name.clone(),
             lang: c.lang.clone(),
@@ -578,7 +599,8 @@ impl Client {
             self.err("Invalid Subject");
             return Ok(());
         };
-        if !valid {
+        // A bound on tokens keeps the trie walk's depth bounded whatever max_control_line is.
+        if !valid || subj.iter().filter(|b| **b == b'.').count() >= MAX_SUBJECT_TOKENS {
             self.err("Invalid Subject");
             return Ok(());
         }
@@ -607,6 +629,12 @@ impl Client {
                 self.err("maximum subscriptions exceeded");
                 return Ok(());
             }
+            let deny = binding
+                .permissions
+                .as_ref()
+                .map(|p| p.overlapping_denies(subj_str))
+                .filter(|d| !d.is_empty())
+                .map(Arc::new);
             let sub = Arc::new(Subscription {
                 conn: self.conn.clone(),
                 subject: subj_str.into(),
@@ -614,6 +642,7 @@ impl Client {
                 sid: sid.into(),
                 max: Default::default(),
                 delivered: Default::default(),
+                deny,
             });
             subs.insert(sid.into(), sub.clone());
             binding.account.sublist.insert(sub);
@@ -655,6 +684,22 @@ impl Client {
             self.err("Invalid Publish Subject");
             return Ok(());
         }
+        // Mappings apply before permissions, as in nats-server: what is checked is
+        // the subject the message will really travel on.
+        let mapped;
+        let subj = match (
+            binding.account.mappings.is_empty(),
+            std::str::from_utf8(subj),
+        ) {
+            (false, Ok(s)) => match crate::mapping::map_subject(&binding.account.mappings, s) {
+                Some(m) => {
+                    mapped = m;
+                    mapped.as_bytes()
+                }
+                None => subj,
+            },
+            _ => subj,
+        };
         if let Some(p) = &binding.permissions {
             if !p.can_publish(subj) && !self.conn.use_reply_grant(subj) {
                 let text = format!(
@@ -681,6 +726,15 @@ impl Client {
         Ok(())
     }
 
+    fn next_member(&mut self) -> usize {
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        x as usize
+    }
+
     /// The matches for `subj` in the client's own account, from the cache when the
     /// sublist has not changed since.
     fn local_matches(&mut self, account: &Account, subj: &[u8]) -> Arc<Match<Subscription>> {
@@ -693,8 +747,10 @@ impl Client {
             return m.clone();
         }
         let m = Arc::new(match std::str::from_utf8(subj) {
-            Ok(s) => account.sublist.matches(s),
-            Err(_) => Match::default(),
+            Ok(s) if s.bytes().filter(|b| *b == b'.').count() < MAX_SUBJECT_TOKENS => {
+                account.sublist.matches(s)
+            }
+            _ => Match::default(),
         });
         if self.cache.len() >= MATCH_CACHE_SIZE {
             self.cache.clear();
@@ -720,7 +776,11 @@ impl Client {
             return false;
         }
         let mapped;
-        let subj = match (account.mappings.is_empty(), std::str::from_utf8(subj)) {
+        // The publisher's own account was mapped before its permissions were checked.
+        let subj = match (
+            depth == 0 || account.mappings.is_empty(),
+            std::str::from_utf8(subj),
+        ) {
             (false, Ok(s)) => match crate::mapping::map_subject(&account.mappings, s) {
                 Some(m) => {
                     mapped = m;
@@ -756,7 +816,11 @@ impl Client {
                 {
                     answered = true;
                     let r = r.to_vec();
+                    // The server answers, not the requester: echo settings do not apply.
+                    let before = self.server_origin;
+                    self.server_origin = true;
                     self.route(account, &r, None, 0, &response, depth + 1);
+                    self.server_origin = before;
                 }
             }
         }
@@ -769,26 +833,27 @@ impl Client {
                     .unwrap_or_default(),
             )
         };
-        let echo = self.conn.echo.load(Ordering::Relaxed);
+        let echo = self.server_origin || self.conn.echo.load(Ordering::Relaxed);
         let me = self.conn.cid;
-        answered |= !matched.is_empty();
         for sub in &matched.plain {
             if !echo && sub.conn.cid == me {
                 continue;
             }
-            self.deliver_to(sub, subj, reply, header_len, message);
+            answered |= self.deliver_to(sub, subj, reply, header_len, message);
         }
         for group in &matched.queues {
-            // One member per group: rotate the starting point, skip members that
+            // One member per group, from a random start (a shared rotating counter
+            // can starve members when several groups match); skip members that
             // cannot take it (our own when echo is off).
             let n = group.len();
-            self.next_member = self.next_member.wrapping_add(1);
+            let start = self.next_member();
             for i in 0..n {
-                let sub = &group[(self.next_member + i) % n];
+                let sub = &group[(start + i) % n];
                 if !echo && sub.conn.cid == me {
                     continue;
                 }
                 if self.deliver_to(sub, subj, reply, header_len, message) {
+                    answered = true;
                     break;
                 }
             }
@@ -847,7 +912,7 @@ impl Client {
             if subject::matches(imp.subject.as_bytes(), s.as_bytes()) {
                 let seen_as = crate::account::imported_subject(imp, s);
                 let importer = imp.importer.clone();
-                self.route(
+                answered |= self.route(
                     &importer,
                     seen_as.as_bytes(),
                     reply,
@@ -933,15 +998,33 @@ impl Client {
 
 /// Take a subscription out of its account and its connection.
 fn remove_sub(sub: &Arc<Subscription>) {
-    let owner = sub.conn.subs.lock().remove(&sub.sid);
-    if let Some(owned) = owner {
-        if !Arc::ptr_eq(&owned, sub) {
-            // The sid was reused for a new subscription: keep that one.
-            sub.conn.subs.lock().insert(owned.sid.clone(), owned);
-            return;
+    {
+        let mut subs = sub.conn.subs.lock();
+        // The sid may already name a newer subscription: only remove this one.
+        if subs
+            .get(&sub.sid)
+            .is_some_and(|owned| Arc::ptr_eq(owned, sub))
+        {
+            subs.remove(&sub.sid);
         }
     }
     if let Some(acc) = sub.conn.account() {
         acc.sublist.remove(sub);
+    }
+}
+
+/// A CONNECT line for the trace log with every secret replaced.
+fn redact_connect(json: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(json.trim()) {
+        Ok(serde_json::Value::Object(mut map)) => {
+            for key in ["pass", "auth_token", "sig", "jwt"] {
+                if let Some(v) = map.get_mut(key) {
+                    *v = serde_json::Value::String("[REDACTED]".into());
+                }
+            }
+            format!("CONNECT {}", serde_json::Value::Object(map))
+        }
+        // Unparsable: show nothing of it rather than risk a secret.
+        _ => "CONNECT [unparsable, not shown]".into(),
     }
 }

@@ -69,7 +69,7 @@ pub struct Conn {
     pub meta: Mutex<ClientMeta>,
     /// With `allow_responses`: reply subjects of requests delivered here, which this
     /// client may publish to (count left, deadline) even where publish is denied.
-    responses: OnceLock<(u64, Duration)>,
+    responses: Mutex<Option<(u64, Duration)>>,
     reply_grants: Mutex<HashMap<Box<[u8]>, ReplyGrant>>,
 }
 
@@ -101,6 +101,9 @@ pub struct Subscription {
     /// Auto-unsubscribe after this many deliveries (0 = never).
     pub max: AtomicU64,
     pub delivered: AtomicU64,
+    /// Subscribe-deny rules a wildcard subscription overlaps: matching messages are
+    /// filtered at delivery (a user denied `a.secret` may subscribe to `a.>`).
+    pub deny: Option<Arc<Vec<String>>>,
 }
 
 impl Interest for Subscription {
@@ -157,14 +160,17 @@ impl Conn {
             started: std::time::SystemTime::now(),
             last_activity: AtomicU64::new(unix_nanos(std::time::SystemTime::now())),
             meta: Mutex::new(ClientMeta::default()),
-            responses: OnceLock::new(),
+            responses: Mutex::new(None),
             reply_grants: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Turn on reply grants (the user's permissions have `allow_responses`).
-    pub fn allow_responses(&self, max: u64, ttl: Duration) {
-        let _ = self.responses.set((max, ttl));
+    /// Turn reply grants on or off (the user's permissions' `allow_responses`).
+    pub fn set_allow_responses(&self, setting: Option<(u64, Duration)>) {
+        *self.responses.lock() = setting;
+        if setting.is_none() {
+            self.reply_grants.lock().clear();
+        }
     }
 
     /// Use one grant to publish on `subject`, if one is held.
@@ -185,7 +191,7 @@ impl Conn {
     }
 
     fn grant_reply(&self, reply: &[u8]) {
-        let Some((max, ttl)) = self.responses.get() else {
+        let Some((max, ttl)) = *self.responses.lock() else {
             return;
         };
         let mut g = self.reply_grants.lock();
@@ -196,7 +202,7 @@ impl Conn {
                 return;
             }
         }
-        g.insert(reply.into(), (*max, std::time::Instant::now() + *ttl));
+        g.insert(reply.into(), (max, std::time::Instant::now() + ttl));
     }
 
     pub fn pending_bytes(&self) -> usize {
@@ -223,6 +229,24 @@ impl Conn {
                 return;
             }
             out.buf.extend_from_slice(bytes);
+            if out.buf.len() > self.max_pending {
+                // A peer that floods PINGs or refused ops and never reads is a slow
+                // consumer too: its answers must not grow memory without bound.
+                out.buf = Vec::new();
+                out.closed = true;
+                drop(out);
+                self.server_stats
+                    .slow_consumers
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    "{} - cid:{} - Slow Consumer Detected: MaxPending of {} Exceeded",
+                    self.addr,
+                    self.cid,
+                    self.max_pending
+                );
+                self.close("Slow Consumer (Pending Bytes)");
+                return;
+            }
         }
         self.wake.notify_one();
     }
@@ -270,15 +294,22 @@ impl Conn {
         header_len: usize,
         message: &[u8],
     ) -> Delivered {
-        let max = sub.max.load(Ordering::Relaxed);
-        let mut last = false;
-        if max > 0 {
-            let n = sub.delivered.fetch_add(1, Ordering::AcqRel) + 1;
-            if n > max {
+        // Every delivery counts, so `UNSUB <sid> <max>` after some have arrived
+        // allows only the rest, as in nats-server.
+        if let Some(deny) = &sub.deny {
+            if deny
+                .iter()
+                .any(|d| crate::subject::matches(d.as_bytes(), subject))
+            {
                 return Delivered::No;
             }
-            last = n == max;
         }
+        let max = sub.max.load(Ordering::Relaxed);
+        let n = sub.delivered.fetch_add(1, Ordering::AcqRel) + 1;
+        if max > 0 && n > max {
+            return Delivered::No;
+        }
+        let last = max > 0 && n == max;
         let with_headers = header_len > 0 && self.headers.load(Ordering::Relaxed);
         let body = if header_len > 0 && !with_headers {
             &message[header_len..]
@@ -326,7 +357,7 @@ impl Conn {
         }
         drop(out);
         if let Some(r) = reply {
-            if self.responses.get().is_some() {
+            if self.responses.lock().is_some() {
                 self.grant_reply(r);
             }
         }
