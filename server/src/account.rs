@@ -50,7 +50,7 @@ pub struct Account {
     /// Filled once all accounts exist.
     pub stream_importers: OnceLock<Vec<StreamImporter>>,
     pub service_imports: OnceLock<Vec<ServiceImport>>,
-    pub responses: Mutex<HashMap<String, ResponseRoute>>,
+    pub responses: Mutex<ResponseTable>,
     /// Whether any import touches this account (so the publish path must look).
     crosses: OnceLock<bool>,
 }
@@ -67,7 +67,7 @@ impl Account {
             mappings,
             stream_importers: OnceLock::new(),
             service_imports: OnceLock::new(),
-            responses: Mutex::new(HashMap::new()),
+            responses: Mutex::new(ResponseTable::default()),
             crosses: OnceLock::new(),
         }
     }
@@ -80,30 +80,60 @@ impl Account {
 
     /// Remember where a reply on `reply` in this account must go.
     pub fn add_response_route(&self, reply: String, route: ResponseRoute) {
-        let mut r = self.responses.lock();
-        if r.len() >= MAX_RESPONSE_ROUTES {
-            let now = Instant::now();
-            r.retain(|_, v| v.expires > now);
-            if r.len() >= MAX_RESPONSE_ROUTES {
-                return;
-            }
-        }
-        r.insert(reply, route);
+        self.responses.lock().insert(reply, route);
     }
 
     /// The route for a reply subject, consumed if the service answers once.
     pub fn take_response_route(&self, reply: &str) -> Option<(Arc<Account>, String)> {
-        let mut r = self.responses.lock();
-        let route = r.get(reply)?;
+        self.responses.lock().take(reply)
+    }
+}
+
+/// Reply routes with their expiry order: expired routes are dropped as new ones come
+/// in (amortised O(1)), and when the table is full the oldest route gives way.
+#[derive(Default)]
+pub struct ResponseTable {
+    routes: HashMap<String, ResponseRoute>,
+    order: std::collections::VecDeque<(Instant, String)>,
+}
+
+impl ResponseTable {
+    fn insert(&mut self, reply: String, route: ResponseRoute) {
+        let now = Instant::now();
+        // Drop expired routes from the front; when full, the oldest goes regardless.
+        // (Answered routes leave `routes` at once and their `order` entry later.)
+        while let Some((expires, _)) = self.order.front() {
+            let full = self.order.len() >= MAX_RESPONSE_ROUTES;
+            if *expires > now && !full {
+                break;
+            }
+            if let Some((_, old)) = self.order.pop_front() {
+                self.routes.remove(&old);
+            }
+        }
+        self.order.push_back((route.expires, reply.clone()));
+        self.routes.insert(reply, route);
+    }
+
+    fn take(&mut self, reply: &str) -> Option<(Arc<Account>, String)> {
+        let route = self.routes.get(reply)?;
         if route.expires < Instant::now() {
-            r.remove(reply);
+            self.routes.remove(reply);
             return None;
         }
         let out = (route.account.clone(), route.reply.clone());
         if route.singleton {
-            r.remove(reply);
+            self.routes.remove(reply);
         }
         Some(out)
+    }
+
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
     }
 }
 

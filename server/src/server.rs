@@ -43,6 +43,9 @@ pub struct Shared {
     tls: RwLock<Option<Arc<crate::tls::ServerTls>>>,
     pub overrides: Option<Overrides>,
     pub started: std::time::SystemTime,
+    /// Credential checks (bcrypt is slow on purpose) run at most this many at once,
+    /// so unauthenticated peers cannot take every blocking thread.
+    pub auth_permits: Arc<tokio::sync::Semaphore>,
     /// The account whose users may ask `$SYS.REQ.*` (`system_account`, or `$SYS`).
     pub system_account: Option<String>,
 }
@@ -161,6 +164,12 @@ fn build_shared(
         shutdown: CancellationToken::new(),
         overrides,
         started: std::time::SystemTime::now(),
+        auth_permits: Arc::new(tokio::sync::Semaphore::new(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+                * 2,
+        )),
         system_account,
     }))
 }
@@ -231,6 +240,9 @@ fn log_startup(shared: &Shared, addr: std::net::SocketAddr) {
         }
         if t.verify {
             tracing::info!("Client certificates are required and verified");
+            if o.allow_non_tls {
+                tracing::warn!("allow_non_tls lets plain-text clients in without the client certificate that tls verify asks for");
+            }
         }
     }
 }

@@ -534,7 +534,9 @@ impl Client {
             let creds = c.clone();
             let nonce = self.nonce.clone();
             let ids = self.identities.clone();
-            // bcrypt is slow on purpose: keep it off the threads that move messages.
+            // bcrypt is slow on purpose: keep it off the threads that move messages,
+            // and bound how many run at once.
+            let _permit = self.shared.auth_permits.clone().acquire_owned().await;
             let binding = tokio::task::spawn_blocking(move || {
                 shared.auth().authenticate(&creds, &nonce, &ids)
             })

@@ -70,6 +70,8 @@ pub struct Conn {
     /// With `allow_responses`: reply subjects of requests delivered here, which this
     /// client may publish to (count left, deadline) even where publish is denied.
     responses: Mutex<Option<(u64, Duration)>>,
+    /// `responses` is set: checked without the lock on every delivery with a reply.
+    grants_on: AtomicBool,
     reply_grants: Mutex<HashMap<Box<[u8]>, ReplyGrant>>,
 }
 
@@ -161,6 +163,7 @@ impl Conn {
             last_activity: AtomicU64::new(unix_nanos(std::time::SystemTime::now())),
             meta: Mutex::new(ClientMeta::default()),
             responses: Mutex::new(None),
+            grants_on: AtomicBool::new(false),
             reply_grants: Mutex::new(HashMap::new()),
         }
     }
@@ -168,6 +171,7 @@ impl Conn {
     /// Turn reply grants on or off (the user's permissions' `allow_responses`).
     pub fn set_allow_responses(&self, setting: Option<(u64, Duration)>) {
         *self.responses.lock() = setting;
+        self.grants_on.store(setting.is_some(), Ordering::Release);
         if setting.is_none() {
             self.reply_grants.lock().clear();
         }
@@ -357,7 +361,7 @@ impl Conn {
         }
         drop(out);
         if let Some(r) = reply {
-            if self.responses.lock().is_some() {
+            if self.grants_on.load(Ordering::Relaxed) {
                 self.grant_reply(r);
             }
         }

@@ -53,11 +53,10 @@ pub struct Server {
 pub struct TempDir(pub PathBuf);
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!(
-            "canopy-test-{tag}-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
+        // Unique per process and per call: tests run in parallel threads.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("canopy-test-{tag}-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&p).unwrap();
         TempDir(p)
     }
@@ -71,6 +70,17 @@ impl Drop for TempDir {
 impl Server {
     /// Start `kind` with `config` (the listen address and port are added).
     pub fn start(kind: Impl, config: &str) -> Server {
+        // A port picked free can be taken by a parallel test before the server binds
+        // it: try again on a fresh port when the server exits at once.
+        for _ in 0..4 {
+            if let Some(s) = Server::try_start(kind, config) {
+                return s;
+            }
+        }
+        panic!("{kind:?} did not start after 4 attempts");
+    }
+
+    fn try_start(kind: Impl, config: &str) -> Option<Server> {
         let port = free_port();
         let dir = TempDir::new("srv");
         let conf = dir.0.join("server.conf");
@@ -87,7 +97,7 @@ impl Server {
             .stderr(log)
             .spawn()
             .expect("start server");
-        let s = Server {
+        let mut s = Server {
             kind,
             port,
             child,
@@ -95,6 +105,10 @@ impl Server {
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = s.child.try_wait() {
+                eprintln!("{kind:?} exited ({status}) at start: {}", s.log());
+                return None;
+            }
             assert!(
                 Instant::now() < deadline,
                 "{kind:?} did not start: {}",
@@ -102,7 +116,7 @@ impl Server {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        s
+        Some(s)
     }
 
     pub fn conf_path(&self) -> PathBuf {
