@@ -46,6 +46,9 @@ pub struct Shared {
     /// Credential checks (bcrypt is slow on purpose) run at most this many at once,
     /// so unauthenticated peers cannot take every blocking thread.
     pub auth_permits: Arc<tokio::sync::Semaphore>,
+    pub http_req_stats: Mutex<HashMap<String, u64>>,
+    /// The most recently closed connections, for `/connz?state=closed`.
+    pub closed: Mutex<std::collections::VecDeque<serde_json::Value>>,
     /// The account whose users may ask `$SYS.REQ.*` (`system_account`, or `$SYS`).
     pub system_account: Option<String>,
 }
@@ -164,6 +167,8 @@ fn build_shared(
         shutdown: CancellationToken::new(),
         overrides,
         started: std::time::SystemTime::now(),
+        http_req_stats: Mutex::new(HashMap::new()),
+        closed: Mutex::new(std::collections::VecDeque::new()),
         auth_permits: Arc::new(tokio::sync::Semaphore::new(
             std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -190,6 +195,13 @@ pub async fn start_with(options: Options, overrides: Option<Overrides>) -> anyho
     let shared = build_shared(options, client_addr, overrides)?;
     log_startup(&shared, client_addr);
     tokio::spawn(accept_loop(shared.clone(), listener));
+    if let Some(http) = &shared.options.http {
+        let host = http
+            .host
+            .clone()
+            .unwrap_or_else(|| shared.options.host.clone());
+        crate::monitor::http::start(shared.clone(), &host, http.port).await?;
+    }
     tracing::info!("Server is ready");
     Ok(Handle {
         client_addr,
@@ -223,8 +235,8 @@ fn log_startup(shared: &Shared, addr: std::net::SocketAddr) {
     if o.jetstream.as_ref().is_some_and(|j| j.enabled) {
         not_yet.push("jetstream");
     }
-    if o.http.is_some() || o.https.is_some() {
-        not_yet.push("monitoring (http)");
+    if o.https.is_some() {
+        not_yet.push("monitoring over https (use http_port)");
     }
     for name in not_yet {
         tracing::warn!(

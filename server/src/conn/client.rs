@@ -455,6 +455,7 @@ impl Client {
         match op {
             Op::Connect(json) => self.on_connect(json).await,
             Op::Ping => {
+                self.conn.ping_received();
                 self.conn.send(b"PONG\r\n");
                 if !self.sent_pong && self.connected && self.connect.protocol >= 1 {
                     self.sent_pong = true;
@@ -994,6 +995,7 @@ impl Client {
         closed
             .out_bytes
             .fetch_add(st.out_bytes.load(Ordering::Relaxed), Ordering::Relaxed);
+        crate::monitor::record_closed(&self.shared, &self.conn);
         self.shared.conns.lock().remove(&self.conn.cid);
     }
 }

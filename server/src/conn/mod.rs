@@ -67,6 +67,10 @@ pub struct Conn {
     pub last_activity: AtomicU64,
     /// What CONNECT said about the client, for monitoring.
     pub meta: Mutex<ClientMeta>,
+    /// Round-trip time in nanoseconds (0 = not measured yet): from INFO to the
+    /// client's first PING, then from each of our PINGs to its PONG.
+    pub rtt_nanos: AtomicU64,
+    rtt_start: AtomicU64,
     /// With `allow_responses`: reply subjects of requests delivered here, which this
     /// client may publish to (count left, deadline) even where publish is denied.
     responses: Mutex<Option<(u64, Duration)>>,
@@ -162,6 +166,8 @@ impl Conn {
             started: std::time::SystemTime::now(),
             last_activity: AtomicU64::new(unix_nanos(std::time::SystemTime::now())),
             meta: Mutex::new(ClientMeta::default()),
+            rtt_nanos: AtomicU64::new(0),
+            rtt_start: AtomicU64::new(unix_nanos(std::time::SystemTime::now())),
             responses: Mutex::new(None),
             grants_on: AtomicBool::new(false),
             reply_grants: Mutex::new(HashMap::new()),
@@ -286,6 +292,23 @@ impl Conn {
 
     pub fn pong_received(&self) {
         self.pings_out.store(0, Ordering::Release);
+        self.finish_rtt();
+    }
+
+    /// The client's PING: the first one closes the INFO-to-PING measurement.
+    pub fn ping_received(&self) {
+        if self.rtt_nanos.load(Ordering::Relaxed) == 0 {
+            self.finish_rtt();
+        }
+    }
+
+    fn finish_rtt(&self) {
+        let start = self.rtt_start.swap(0, Ordering::AcqRel);
+        if start != 0 {
+            let now = unix_nanos(std::time::SystemTime::now());
+            self.rtt_nanos
+                .store(now.saturating_sub(start).max(1), Ordering::Relaxed);
+        }
     }
 
     /// Append a MSG (or HMSG) frame for `sub`. No allocation: the frame is written
@@ -415,7 +438,8 @@ pub async fn writer<W: tokio::io::AsyncWrite + Unpin>(conn: Arc<Conn>, mut w: W,
                 } else {
                     let mut out = conn.out.lock();
                     if !out.closed {
-                        out.buf.extend_from_slice(b"PING\r\n");
+                                                out.buf.extend_from_slice(b"PING\r\n");
+                        conn.rtt_start.store(unix_nanos(std::time::SystemTime::now()), Ordering::Release);
                     }
                 }
             }

@@ -111,6 +111,18 @@ fn subscriptions(shared: &Shared) -> u64 {
         .sum()
 }
 
+/// `sha256:<hex>` of the config file, as nats-server reports it.
+fn config_digest(shared: &Shared) -> String {
+    use sha2::{Digest, Sha256};
+    shared
+        .options
+        .config_file
+        .as_ref()
+        .and_then(|p| std::fs::read(p).ok())
+        .map(|b| format!("sha256:{:x}", Sha256::digest(b)))
+        .unwrap_or_default()
+}
+
 pub fn varz(shared: &Shared) -> Value {
     let o = &shared.options;
     let info = shared.info();
@@ -159,20 +171,32 @@ pub fn varz(shared: &Shared) -> Value {
         "routes": 0,
         "remotes": 0,
         "leafnodes": 0,
-        "in_msgs": t.in_msgs,
+                "in_msgs": t.in_msgs,
         "out_msgs": t.out_msgs,
         "in_bytes": t.in_bytes,
         "out_bytes": t.out_bytes,
+        // Only clients exist so far: client traffic is all traffic.
+        "in_client_msgs": t.in_msgs,
+        "out_client_msgs": t.out_msgs,
+        "in_client_bytes": t.in_bytes,
+        "out_client_bytes": t.out_bytes,
+        "stalled_clients": 0,
+        "config_load_time": rfc3339(shared.started),
+        "config_digest": config_digest(shared),
+        "disk_io_wait_stats": {"waiters": 0, "waits": 0, "wait_time": 0, "max_wait_time": 0},
+        // The official server's JetStream feature switches: none is on here.
+        "feature_flags": {"js_ack_fc_v2": false, "js_api_reply_v2": false, "js_raft_delete_range": false, "js_snapshot_sources": false},
         "slow_consumers": shared.stats.slow_consumers.load(Ordering::Relaxed),
         "stale_connections": shared.stats.stale_connections.load(Ordering::Relaxed),
         "subscriptions": subscriptions(shared),
-        "system_account": shared.system_account,
+                "system_account": shared.system_account,
+        "http_req_stats": shared.http_req_stats.lock().clone(),
         "slow_consumer_stats": {"clients": shared.stats.slow_consumers.load(Ordering::Relaxed), "routes": 0, "gateways": 0, "leafs": 0},
         "stale_connection_stats": {"clients": shared.stats.stale_connections.load(Ordering::Relaxed), "routes": 0, "gateways": 0, "leafs": 0},
     })
 }
 
-fn conn_json(c: &Arc<Conn>, now: SystemTime, subs_list: bool) -> Value {
+pub fn conn_json(c: &Arc<Conn>, now: SystemTime, subs_list: bool) -> Value {
     let meta = c.meta.lock().clone();
     let last =
         SystemTime::UNIX_EPOCH + Duration::from_nanos(c.last_activity.load(Ordering::Relaxed));
@@ -191,7 +215,8 @@ fn conn_json(c: &Arc<Conn>, now: SystemTime, subs_list: bool) -> Value {
         "out_msgs": c.stats.out_msgs.load(Ordering::Relaxed),
         "in_bytes": c.stats.in_bytes.load(Ordering::Relaxed),
         "out_bytes": c.stats.out_bytes.load(Ordering::Relaxed),
-        "subscriptions": c.subs.lock().len(),
+                "subscriptions": c.subs.lock().len(),
+        "rtt": go_duration(Duration::from_nanos(c.rtt_nanos.load(Ordering::Relaxed))),
     });
     let obj = v.as_object_mut().expect("json object");
     for (k, val) in [
@@ -284,4 +309,421 @@ mod tests {
         assert_eq!(go_duration(Duration::from_nanos(13_234_098)), "13.234098ms");
         assert_eq!(go_duration(Duration::ZERO), "0s");
     }
+}
+
+pub mod http;
+
+/// `/connz` options, as nats-server reads them from the query string.
+pub struct ConnzQuery {
+    pub sort: String,
+    pub limit: usize,
+    pub offset: usize,
+    pub subs: Option<bool>,
+    pub state: String,
+    pub auth: bool,
+    pub cid: Option<u64>,
+}
+
+const CONNZ_SORTS: &[&str] = &[
+    "cid",
+    "start",
+    "subs",
+    "pending",
+    "msgs_to",
+    "msgs_from",
+    "bytes_to",
+    "bytes_from",
+    "last",
+    "idle",
+    "uptime",
+    "stop",
+    "reason",
+    "rtt",
+];
+
+fn flag(p: &std::collections::HashMap<String, String>, k: &str) -> bool {
+    p.get(k)
+        .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+}
+
+impl ConnzQuery {
+    pub fn from_params(
+        p: &std::collections::HashMap<String, String>,
+    ) -> Result<ConnzQuery, String> {
+        let sort = p
+            .get("sort")
+            .cloned()
+            .unwrap_or_else(|| "cid".into())
+            .to_ascii_lowercase();
+        if !CONNZ_SORTS.contains(&sort.as_str()) {
+            return Err(format!("invalid sorting option: {sort}"));
+        }
+        let state = p
+            .get("state")
+            .cloned()
+            .unwrap_or_else(|| "open".into())
+            .to_ascii_lowercase();
+        if !["open", "closed", "all", "any"].contains(&state.as_str()) {
+            return Err(format!(
+                "Error decoding state for {}",
+                p.get("state").cloned().unwrap_or_default()
+            ));
+        }
+        if (sort == "stop" || sort == "reason") && state == "open" {
+            return Err(format!(
+                "options sort={sort} is only valid for closed connections"
+            ));
+        }
+        let num = |k: &str, d: usize| -> Result<usize, String> {
+            match p.get(k) {
+                None => Ok(d),
+                Some(v) => v.parse().map_err(|_| format!("Error decoding {k} for {v}")),
+            }
+        };
+        let subs = match p.get("subs").map(String::as_str) {
+            Some("detail") => Some(true),
+            Some(v) if v == "1" || v.eq_ignore_ascii_case("true") => Some(false),
+            _ => None,
+        };
+        Ok(ConnzQuery {
+            sort,
+            limit: num("limit", 1024)?,
+            offset: num("offset", 0)?,
+            subs,
+            state,
+            auth: flag(p, "auth"),
+            cid: p.get("cid").and_then(|v| v.parse().ok()),
+        })
+    }
+}
+
+/// A snapshot of a connection for `/connz`, also kept when it closes.
+pub fn conn_snapshot(c: &Arc<Conn>, now: SystemTime, subs: Option<bool>, auth: bool) -> Value {
+    let mut v = conn_json(c, now, false);
+    let obj = v.as_object_mut().expect("json object");
+    match subs {
+        Some(false) => {
+            let list: Vec<String> = c
+                .subs
+                .lock()
+                .values()
+                .map(|s| s.subject.to_string())
+                .collect();
+            obj.insert("subscriptions_list".into(), json!(list));
+        }
+        Some(true) => {
+            let list: Vec<Value> = c
+                .subs
+                .lock()
+                .values()
+                .map(|s| {
+                    let mut d = json!({
+                        "subject": s.subject.to_string(),
+                        "sid": String::from_utf8_lossy(&s.sid),
+                        "msgs": s.delivered.load(Ordering::Relaxed),
+                        "cid": c.cid,
+                    });
+                    if let Some(q) = &s.queue {
+                        d["qgroup"] = json!(q.to_string());
+                    }
+                    d
+                })
+                .collect();
+            obj.insert("subscriptions_list_detail".into(), json!(list));
+        }
+        None => {}
+    }
+    if auth {
+        if let Some(u) = c.meta.lock().user.clone() {
+            obj.insert("authorized_user".into(), json!(u));
+        }
+        if let Some(a) = c.account() {
+            obj.insert("account".into(), json!(a.name));
+            obj.insert("name_tag".into(), json!(a.name));
+        }
+    }
+    v
+}
+
+fn sort_key(v: &Value, sort: &str) -> (i128, String) {
+    let n = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0) as i128;
+    let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    match sort {
+        "cid" => (n("cid"), String::new()),
+        "start" => (0, s("start")),
+        "subs" => (-n("subscriptions"), String::new()),
+        "pending" => (-n("pending_bytes"), String::new()),
+        "msgs_to" => (-n("out_msgs"), String::new()),
+        "msgs_from" => (-n("in_msgs"), String::new()),
+        "bytes_to" => (-n("out_bytes"), String::new()),
+        "bytes_from" => (-n("in_bytes"), String::new()),
+        // Most recent activity first; idle and uptime longest first.
+        "last" => (0, s("last_activity")),
+        "idle" => (0, s("last_activity")),
+        "uptime" => (0, s("start")),
+        "stop" => (0, s("stop")),
+        "reason" => (0, s("reason")),
+        _ => (n("cid"), String::new()),
+    }
+}
+
+/// `/connz` with every query option.
+pub fn connz_query(shared: &Shared, q: &ConnzQuery) -> Value {
+    let now = SystemTime::now();
+    let mut all: Vec<Value> = Vec::new();
+    if q.state != "closed" {
+        let mut conns: Vec<Arc<Conn>> = shared.conns.lock().values().cloned().collect();
+        conns.sort_by_key(|c| c.cid);
+        all.extend(conns.iter().map(|c| conn_snapshot(c, now, q.subs, q.auth)));
+    }
+    if q.state != "open" {
+        all.extend(shared.closed.lock().iter().cloned());
+    }
+    if let Some(cid) = q.cid {
+        all.retain(|c| c.get("cid").and_then(Value::as_u64) == Some(cid));
+    }
+    all.sort_by_key(|v| sort_key(v, &q.sort));
+    if q.sort == "last" {
+        all.reverse();
+    }
+    let total = all.len();
+    let page: Vec<Value> = all.into_iter().skip(q.offset).take(q.limit).collect();
+    json!({
+        "server_id": shared.server_id,
+        "now": rfc3339(now),
+        "num_connections": page.len(),
+        "total": total,
+        "offset": q.offset,
+        "limit": q.limit,
+        "connections": page,
+    })
+}
+
+/// Remember a closed connection for `/connz?state=closed` (bounded by max_closed_clients).
+pub fn record_closed(shared: &Shared, c: &Arc<Conn>) {
+    let max = shared.options.max_closed_clients.max(0) as usize;
+    if max == 0 {
+        return;
+    }
+    let now = SystemTime::now();
+    let mut v = conn_snapshot(c, now, None, true);
+    v["stop"] = json!(rfc3339(now));
+    v["reason"] = json!(c.close_reason().unwrap_or("Client Closed"));
+    let mut closed = shared.closed.lock();
+    if closed.len() >= max {
+        closed.pop_front();
+    }
+    closed.push_back(v);
+}
+
+/// `/subsz`: sublist statistics and, with `subs=1`, the subscriptions (`test=` filters
+/// those a subject would reach; `acc=` one account).
+pub fn subsz(
+    shared: &Shared,
+    p: &std::collections::HashMap<String, String>,
+) -> Result<Value, String> {
+    let accounts = shared.accounts.read();
+    let (mut inserts, mut removes, mut matches, mut count) = (0, 0, 0, 0);
+    for a in accounts.values() {
+        let (i, r, m) = a.sublist.stats();
+        inserts += i;
+        removes += r;
+        matches += m;
+        count += a.sublist.count();
+    }
+    drop(accounts);
+    let offset: usize = p
+        .get("offset")
+        .map(|v| {
+            v.parse()
+                .map_err(|_| format!("Error decoding offset for {v}"))
+        })
+        .transpose()?
+        .unwrap_or(0);
+    let limit: usize = p
+        .get("limit")
+        .map(|v| {
+            v.parse()
+                .map_err(|_| format!("Error decoding limit for {v}"))
+        })
+        .transpose()?
+        .unwrap_or(1024);
+    let test = p.get("test").cloned();
+    if let Some(t) = &test {
+        if !crate::subject::is_valid_publish(t.as_bytes()) {
+            return Err(format!(
+                "Invalid test subject, must be valid publish subject: {t}"
+            ));
+        }
+    }
+    let acc = p.get("acc").cloned();
+    let mut list: Vec<Value> = Vec::new();
+    let mut fanouts: Vec<usize> = Vec::new();
+    let conns: Vec<Arc<Conn>> = shared.conns.lock().values().cloned().collect();
+    for c in &conns {
+        let account = c.account().map(|a| a.name.clone()).unwrap_or_default();
+        if acc.as_ref().is_some_and(|a| *a != account) {
+            continue;
+        }
+        for s in c.subs.lock().values() {
+            if test
+                .as_ref()
+                .is_some_and(|t| !crate::subject::matches(s.subject.as_bytes(), t.as_bytes()))
+            {
+                continue;
+            }
+            let mut d = json!({
+                "account": account,
+                "account_tag": account,
+                "subject": s.subject.to_string(),
+                "sid": String::from_utf8_lossy(&s.sid),
+                "msgs": s.delivered.load(Ordering::Relaxed),
+                "cid": c.cid,
+            });
+            if let Some(q) = &s.queue {
+                d["qgroup"] = json!(q.to_string());
+            }
+            list.push(d);
+        }
+        fanouts.push(c.subs.lock().len());
+    }
+    let total = list.len();
+    let mut v = json!({
+        "server_id": shared.server_id,
+        "now": rfc3339(SystemTime::now()),
+        "num_subscriptions": count,
+        "num_cache": 0,
+        "num_inserts": inserts,
+        "num_removes": removes,
+        "num_matches": matches,
+        "cache_hit_rate": 0.0,
+        "max_fanout": fanouts.iter().max().copied().unwrap_or(0),
+        "avg_fanout": if fanouts.is_empty() { 0.0 } else { fanouts.iter().sum::<usize>() as f64 / fanouts.len() as f64 },
+        "total": total,
+        "offset": offset,
+        "limit": limit,
+    });
+    if flag(p, "subs") || test.is_some() {
+        v["subscriptions_list"] = json!(list
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .collect::<Vec<_>>());
+    }
+    Ok(v)
+}
+
+/// `/accountz`: the account names, or one account's detail with `acc=`.
+pub fn accountz(shared: &Shared, acc: Option<&str>) -> Value {
+    let now = rfc3339(SystemTime::now());
+    let accounts = shared.accounts.read();
+    let Some(name) = acc else {
+        let mut names: Vec<&String> = accounts.keys().collect();
+        names.sort();
+        return json!({"server_id": shared.server_id, "now": now, "system_account": shared.system_account, "accounts": names});
+    };
+    let Some(a) = accounts.get(name) else {
+        return json!({"server_id": shared.server_id, "now": now, "system_account": shared.system_account, "account_detail": null});
+    };
+    let conns = shared
+        .conns
+        .lock()
+        .values()
+        .filter(|c| c.account().is_some_and(|x| x.name == name))
+        .count();
+    let cfg = shared.options.accounts.iter().find(|x| x.name == name);
+    let exports: Vec<Value> = cfg
+        .map(|c| {
+            c.exports
+                .iter()
+                .map(|e| match e.kind {
+                    crate::config::accounts::ExportKind::Stream => {
+                        json!({"subject": e.subject, "type": "stream"})
+                    }
+                    crate::config::accounts::ExportKind::Service => json!({
+                        "subject": e.subject,
+                        "type": "service",
+                        "response_type": format!("{:?}", e.response_type),
+                    }),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let imports: Vec<Value> = cfg
+        .map(|c| {
+            c.imports
+                .iter()
+                .map(|i| {
+                    let kind = match i.kind {
+                        crate::config::accounts::ExportKind::Stream => "stream",
+                        crate::config::accounts::ExportKind::Service => "service",
+                    };
+                                        let local = match (&i.prefix, &i.to) {
+                        (Some(p), _) => format!("{p}.{}", i.subject),
+                        (None, Some(t)) => t.clone(),
+                        (None, None) => i.subject.clone(),
+                    };
+                    json!({"subject": i.subject, "account": i.account, "to": i.to.clone().or(i.prefix.clone()).unwrap_or_default(),
+                           "local_subject": local,
+                           "type": kind, "invalid": false, "share": i.share, "tracking": false})
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let (inserts, removes, matches) = a.sublist.stats();
+    json!({
+        "server_id": shared.server_id,
+        "now": now,
+        "system_account": shared.system_account,
+        "account_detail": {
+                        "account_name": name,
+            "name_tag": name,
+            "update_time": rfc3339(shared.started),
+            "expired": false,
+            "complete": true,
+            "jetstream_enabled": false,
+            "leafnode_connections": 0,
+            "client_connections": conns,
+            "subscriptions": a.sublist.count(),
+            "exports": exports,
+            "imports": imports,
+            "sublist_stats": {"num_subscriptions": a.sublist.count(), "num_cache": 0, "num_inserts": inserts,
+                              "num_removes": removes, "num_matches": matches, "cache_hit_rate": 0.0,
+                              "max_fanout": 0, "avg_fanout": 0.0},
+        }
+    })
+}
+
+/// `/accstatz`: per-account connection and message counts.
+pub fn accstatz(shared: &Shared, unused: bool) -> Value {
+    let conns: Vec<Arc<Conn>> = shared.conns.lock().values().cloned().collect();
+    let accounts = shared.accounts.read();
+    let mut names: Vec<&String> = accounts.keys().collect();
+    names.sort();
+    let mut out = Vec::new();
+    for name in names {
+        let mine: Vec<&Arc<Conn>> = conns
+            .iter()
+            .filter(|c| c.account().is_some_and(|a| &a.name == name))
+            .collect();
+        if mine.is_empty() && !unused {
+            continue;
+        }
+        let sum = |f: fn(&Conn) -> u64| mine.iter().map(|c| f(c)).sum::<u64>();
+        let zero = json!({"msgs": 0, "bytes": 0});
+        out.push(json!({
+            "acc": name,
+            "name": name,
+            "conns": mine.len(),
+            "leafnodes": 0,
+            "total_conns": mine.len(),
+            "num_subscriptions": accounts.get(name).map(|a| a.sublist.count()).unwrap_or(0),
+            "sent": {"msgs": sum(|c| c.stats.out_msgs.load(Ordering::Relaxed)), "bytes": sum(|c| c.stats.out_bytes.load(Ordering::Relaxed)),
+                     "gateways": zero, "routes": zero, "leafs": zero},
+            "received": {"msgs": sum(|c| c.stats.in_msgs.load(Ordering::Relaxed)), "bytes": sum(|c| c.stats.in_bytes.load(Ordering::Relaxed)),
+                         "gateways": zero, "routes": zero, "leafs": zero},
+            "slow_consumers": 0,
+        }));
+    }
+    json!({"server_id": shared.server_id, "now": rfc3339(SystemTime::now()), "account_statz": out})
 }

@@ -1,0 +1,192 @@
+//! The HTTP monitoring listener (`http_port` / `http`): the endpoints operators
+//! `curl | jq` on nats-server, with its paths, query options, status codes and JSON.
+
+use super::{accountz, accstatz, connz_query, rfc3339, subsz, varz, ConnzQuery};
+use crate::server::Shared;
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+type Params = Query<HashMap<String, String>>;
+
+/// Pretty JSON (two-space indent, as nats-server writes it), or JSONP with `callback`.
+fn json_response(v: &Value, params: &HashMap<String, String>) -> Response {
+    let body = serde_json::to_string_pretty(v).unwrap_or_default();
+    match params.get("callback") {
+        Some(cb) if !cb.is_empty() => (
+            [(header::CONTENT_TYPE, "application/javascript")],
+            format!("{cb}({body})"),
+        )
+            .into_response(),
+        _ => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+    }
+}
+
+fn bad_request(msg: String) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        msg,
+    )
+        .into_response()
+}
+
+fn count(shared: &Shared, path: &str) {
+    *shared
+        .http_req_stats
+        .lock()
+        .entry(path.to_string())
+        .or_insert(0) += 1;
+}
+
+async fn varz_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {
+    count(&s, "/varz");
+    json_response(&varz(&s), &p)
+}
+
+async fn connz_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {
+    count(&s, "/connz");
+    match ConnzQuery::from_params(&p) {
+        Ok(q) => json_response(&connz_query(&s, &q), &p),
+        Err(msg) => bad_request(msg),
+    }
+}
+
+async fn healthz_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {
+    count(&s, "/healthz");
+    // nats-server writes this one compact.
+    let _ = p;
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({"status": "ok"}).to_string(),
+    )
+        .into_response()
+}
+
+async fn subsz_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {
+    count(&s, "/subsz");
+    match subsz(&s, &p) {
+        Ok(v) => json_response(&v, &p),
+        Err(msg) => bad_request(msg),
+    }
+}
+
+async fn accountz_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {
+    count(&s, "/accountz");
+    json_response(&accountz(&s, p.get("acc").map(String::as_str)), &p)
+}
+
+async fn accstatz_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {
+    count(&s, "/accstatz");
+    let unused = p.get("unused").is_some_and(|v| v == "1" || v == "true");
+    json_response(&accstatz(&s, unused), &p)
+}
+
+async fn routez_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {
+    count(&s, "/routez");
+    let v = json!({
+        "server_id": s.server_id,
+        "server_name": s.info().server_name,
+        "now": rfc3339(SystemTime::now()),
+        "num_routes": 0,
+        "routes": [],
+    });
+    json_response(&v, &p)
+}
+
+async fn leafz_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {
+    count(&s, "/leafz");
+    let v = json!({"server_id": s.server_id, "now": rfc3339(SystemTime::now()), "leafnodes": 0, "leafs": []});
+    json_response(&v, &p)
+}
+
+async fn gatewayz_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {
+    count(&s, "/gatewayz");
+    let v = json!({"server_id": s.server_id, "now": rfc3339(SystemTime::now()), "outbound_gateways": {}, "inbound_gateways": {}});
+    json_response(&v, &p)
+}
+
+async fn jsz_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {
+    count(&s, "/jsz");
+    let v = json!({
+        "memory": 0, "storage": 0, "reserved_memory": 0, "reserved_storage": 0, "accounts": 0, "ha_assets": 0,
+        "api": {"level": 0, "total": 0, "errors": 0},
+        "server_id": s.server_id, "now": rfc3339(SystemTime::now()), "disabled": true,
+        "config": {"max_memory": 0, "max_storage": 0},
+        "streams": 0, "consumers": 0, "messages": 0, "bytes": 0, "total": 0,
+    });
+    json_response(&v, &p)
+}
+
+async fn index_h(State(s): State<Arc<Shared>>) -> Response {
+    count(&s, "/");
+    let links: String = [
+        "varz", "connz", "routez", "gatewayz", "leafz", "subsz", "accountz", "accstatz", "jsz",
+        "healthz",
+    ]
+    .iter()
+    .map(|e| format!("<a href=\"./{e}\">{e}</a><br/>\n"))
+    .collect();
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        format!(
+            "<html><body><h1>canopy-server {}</h1>\n{links}</body></html>\n",
+            env!("CARGO_PKG_VERSION")
+        ),
+    )
+        .into_response()
+}
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/", get(index_h))
+        .route("/varz", get(varz_h).post(varz_h))
+        .route("/connz", get(connz_h))
+        .route("/healthz", get(healthz_h))
+        .route("/subsz", get(subsz_h))
+        .route("/subscriptionsz", get(subsz_h))
+        .route("/accountz", get(accountz_h))
+        .route("/accstatz", get(accstatz_h))
+        .route("/routez", get(routez_h))
+        .route("/leafz", get(leafz_h))
+        .route("/gatewayz", get(gatewayz_h))
+        .route("/jsz", get(jsz_h))
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                "404 page not found\n",
+            )
+        })
+        .with_state(shared)
+}
+
+/// Bind the monitoring listener; it serves until the server shuts down.
+pub async fn start(
+    shared: Arc<Shared>,
+    host: &str,
+    port: i64,
+) -> anyhow::Result<std::net::SocketAddr> {
+    use anyhow::Context;
+    let port = if port == -1 { 0 } else { port };
+    let port = u16::try_from(port).with_context(|| format!("invalid monitoring port {port}"))?;
+    let listener = tokio::net::TcpListener::bind((host, port))
+        .await
+        .with_context(|| format!("Can't listen to the monitor port: {host}:{port}"))?;
+    let addr = listener.local_addr()?;
+    let shutdown = shared.shutdown.clone();
+    let app = router(shared);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
+    });
+    tracing::info!("Starting http monitor on {addr}");
+    Ok(addr)
+}
