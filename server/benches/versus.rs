@@ -31,6 +31,10 @@ impl Drop for Srv {
 }
 
 fn start(kind: Kind) -> Srv {
+    start_args(kind, &[])
+}
+
+fn start_args(kind: Kind, extra: &[&str]) -> Srv {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -42,6 +46,7 @@ fn start(kind: Kind) -> Srv {
     };
     let child = Command::new(program)
         .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -288,6 +293,9 @@ fn main() {
     if run("memory") {
         memory_row(scale);
     }
+    if run("polling") {
+        polling_row(scale);
+    }
 }
 
 fn latency_rows(scale: usize) {
@@ -326,5 +334,51 @@ fn memory_row(scale: usize) {
         mem[0],
         mem[1],
         mem[0] / mem[1]
+    );
+}
+
+/// Monitoring must not slow the publish path: pub→sub 1:1 at 128 B, unpolled and
+/// with `/connz?subs=1` fetched ten times a second, on the same server binary.
+fn polling_row(scale: usize) {
+    // Long enough (about 2 s) for twenty polls.
+    let count = 10_000_000 / scale;
+    let mut r = [0.0; 2];
+    for (i, poll) in [false, true].into_iter().enumerate() {
+        let http = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let srv = start_args(Kind::Canopy, &["-m", &http.to_string()]);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let poller = poll.then(|| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut polls = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if let Ok(mut s) = TcpStream::connect(("127.0.0.1", http)) {
+                        let _ = s.write_all(b"GET /connz?subs=1 HTTP/1.0\r\n\r\n");
+                        let mut sink = Vec::new();
+                        let _ = s.read_to_end(&mut sink);
+                        polls += 1;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                polls
+            })
+        });
+        r[i] = throughput(srv.port, 1, false, 128, count);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(p) = poller {
+            let polls = p.join().unwrap();
+            assert!(polls > 0, "the poller never reached /connz");
+        }
+    }
+    println!(
+        "{:<28} {:>12.0}/s {:>12.0}/s {:>8.2}   (canopy polled ÷ canopy unpolled)",
+        "pub→sub 128 B, /connz 10/s",
+        r[1],
+        r[0],
+        r[1] / r[0]
     );
 }

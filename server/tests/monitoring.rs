@@ -258,3 +258,53 @@ fn bad_queries_and_unknown_paths_get_the_official_status_and_text() {
         );
     }
 }
+
+fn metrics(port: u16) -> std::collections::HashMap<String, f64> {
+    let (status, ctype, body) = get(port, "/metrics");
+    assert_eq!(status, 200);
+    assert!(ctype.starts_with("text/plain"), "{ctype}");
+    let lines = body.lines().map(|l| Ok(l.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text format");
+    scrape
+        .samples
+        .into_iter()
+        .filter_map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => Some((s.metric, v)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn prometheus_counters_move_by_exactly_the_workload() {
+    let http = support::free_port();
+    let s = Server::start(Impl::Canopy, &format!("http_port: {http}"));
+    let mut sub = s.raw();
+    sub.send(b"CONNECT {\"verbose\":false}\r\nSUB m.* 1\r\nSUB m.> 2\r\n");
+    sub.sync();
+    let mut p = s.raw();
+    p.send(b"CONNECT {\"verbose\":false}\r\n");
+    p.sync();
+    let before = metrics(http);
+    for _ in 0..25 {
+        p.send(b"PUB m.x 4\r\nabcd\r\n");
+    }
+    p.sync();
+    sub.sync();
+    let after = metrics(http);
+    let delta = |k: &str| after[k] - before[k];
+    assert_eq!(delta("nats_server_in_msgs_total"), 25.0);
+    assert_eq!(delta("nats_server_in_bytes_total"), 100.0);
+    assert_eq!(
+        delta("nats_server_out_msgs_total"),
+        50.0,
+        "25 messages to 2 subscriptions"
+    );
+    assert_eq!(delta("nats_server_out_bytes_total"), 200.0);
+    assert_eq!(after["nats_server_connections"], 2.0);
+    assert_eq!(after["nats_server_subscriptions"], 2.0);
+    assert_eq!(after["nats_leafnodes_connections"], 0.0);
+    assert!(after["nats_server_uptime_seconds"] >= 0.0);
+}

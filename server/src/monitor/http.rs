@@ -124,6 +124,18 @@ async fn jsz_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {
     json_response(&v, &p)
 }
 
+async fn metrics_h(State(s): State<Arc<Shared>>) -> Response {
+    count(&s, "/metrics");
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        super::metrics::render(&s),
+    )
+        .into_response()
+}
+
 async fn index_h(State(s): State<Arc<Shared>>) -> Response {
     count(&s, "/");
     let links: String = [
@@ -157,6 +169,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/leafz", get(leafz_h))
         .route("/gatewayz", get(gatewayz_h))
         .route("/jsz", get(jsz_h))
+        .route("/metrics", get(metrics_h))
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,

@@ -58,7 +58,7 @@ fn uptime(since: SystemTime) -> String {
     go_duration(Duration::from_secs(d.as_secs()))
 }
 
-fn rss_bytes() -> u64 {
+pub fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -102,7 +102,7 @@ pub fn totals(shared: &Shared) -> Totals {
     t
 }
 
-fn subscriptions(shared: &Shared) -> u64 {
+pub fn subscriptions_total(shared: &Shared) -> u64 {
     shared
         .accounts
         .read()
@@ -188,7 +188,7 @@ pub fn varz(shared: &Shared) -> Value {
         "feature_flags": {"js_ack_fc_v2": false, "js_api_reply_v2": false, "js_raft_delete_range": false, "js_snapshot_sources": false},
         "slow_consumers": shared.stats.slow_consumers.load(Ordering::Relaxed),
         "stale_connections": shared.stats.stale_connections.load(Ordering::Relaxed),
-        "subscriptions": subscriptions(shared),
+        "subscriptions": subscriptions_total(shared),
                 "system_account": shared.system_account,
         "http_req_stats": shared.http_req_stats.lock().clone(),
         "slow_consumer_stats": {"clients": shared.stats.slow_consumers.load(Ordering::Relaxed), "routes": 0, "gateways": 0, "leafs": 0},
@@ -288,7 +288,7 @@ pub fn statsz(shared: &Shared) -> Value {
         "connections": shared.conns.lock().len(),
         "total_connections": shared.stats.total_connections.load(Ordering::Relaxed),
         "active_accounts": shared.accounts.read().values().filter(|a| a.sublist.count() > 0).count(),
-        "subscriptions": subscriptions(shared),
+        "subscriptions": subscriptions_total(shared),
         "sent": {"msgs": t.out_msgs, "bytes": t.out_bytes},
         "received": {"msgs": t.in_msgs, "bytes": t.in_bytes},
         "slow_consumers": shared.stats.slow_consumers.load(Ordering::Relaxed),
@@ -312,6 +312,7 @@ mod tests {
 }
 
 pub mod http;
+pub mod metrics;
 
 /// `/connz` options, as nats-server reads them from the query string.
 pub struct ConnzQuery {

@@ -1,0 +1,144 @@
+//! `/metrics` in the Prometheus text format, so no exporter sidecar is needed.
+//! Server totals come from the same numbers as `/varz`; the leaf-node families carry
+//! the names the seed article's PromQL uses (`nats_leafnodes_*`), so its queries and
+//! alerts work unchanged once leaf links exist (issue #4).
+
+use super::{subscriptions_total, totals};
+use crate::server::Shared;
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    let _ = writeln!(out, "{name} {value}");
+}
+
+pub fn render(shared: &Shared) -> String {
+    let t = totals(shared);
+    let mut out = String::with_capacity(4096);
+    let conns = shared.conns.lock().len();
+    let uptime = SystemTime::now()
+        .duration_since(shared.started)
+        .unwrap_or_default()
+        .as_secs_f64();
+    family(
+        &mut out,
+        "nats_server_connections",
+        "gauge",
+        "Client connections open now.",
+        conns,
+    );
+    family(
+        &mut out,
+        "nats_server_connections_total",
+        "counter",
+        "Client connections accepted since start.",
+        shared.stats.total_connections.load(Ordering::Relaxed),
+    );
+    family(
+        &mut out,
+        "nats_server_in_msgs_total",
+        "counter",
+        "Messages received from clients.",
+        t.in_msgs,
+    );
+    family(
+        &mut out,
+        "nats_server_in_bytes_total",
+        "counter",
+        "Payload bytes received from clients.",
+        t.in_bytes,
+    );
+    family(
+        &mut out,
+        "nats_server_out_msgs_total",
+        "counter",
+        "Messages delivered to subscribers.",
+        t.out_msgs,
+    );
+    family(
+        &mut out,
+        "nats_server_out_bytes_total",
+        "counter",
+        "Payload bytes delivered to subscribers.",
+        t.out_bytes,
+    );
+    family(
+        &mut out,
+        "nats_server_slow_consumers_total",
+        "counter",
+        "Connections closed as slow consumers.",
+        shared.stats.slow_consumers.load(Ordering::Relaxed),
+    );
+    family(
+        &mut out,
+        "nats_server_stale_connections_total",
+        "counter",
+        "Connections closed for unanswered PINGs.",
+        shared.stats.stale_connections.load(Ordering::Relaxed),
+    );
+    family(
+        &mut out,
+        "nats_server_subscriptions",
+        "gauge",
+        "Subscriptions in all accounts.",
+        subscriptions_total(shared),
+    );
+    family(
+        &mut out,
+        "nats_server_routes",
+        "gauge",
+        "Route connections.",
+        0,
+    );
+    family(
+        &mut out,
+        "nats_server_uptime_seconds",
+        "gauge",
+        "Seconds since the server started.",
+        format!("{uptime:.3}"),
+    );
+    family(
+        &mut out,
+        "nats_server_mem_bytes",
+        "gauge",
+        "Resident memory of the server process.",
+        super::rss_bytes(),
+    );
+    family(
+        &mut out,
+        "nats_leafnodes_connections",
+        "gauge",
+        "Leaf node connections open now.",
+        0,
+    );
+    // Per-leaf families (sent/recv msgs, rtt, reconnects) have no series until leaf links exist.
+    for (name, kind, help) in [
+        (
+            "nats_leafnodes_sent_msgs",
+            "counter",
+            "Messages sent over a leaf connection.",
+        ),
+        (
+            "nats_leafnodes_recv_msgs",
+            "counter",
+            "Messages received over a leaf connection.",
+        ),
+        (
+            "nats_leafnodes_rtt_seconds",
+            "gauge",
+            "Round-trip time of a leaf connection.",
+        ),
+        (
+            "nats_leafnodes_reconnects",
+            "counter",
+            "Reconnects of a leaf remote.",
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+    }
+    out
+}
