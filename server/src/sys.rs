@@ -1,5 +1,5 @@
 //! `$SYS` requests for the system account: `$SYS.REQ.SERVER.PING[.STATSZ|.VARZ|.CONNZ|
-//! .IDZ|.HEALTHZ]` (every server answers) and `$SYS.REQ.SERVER.<id>.<ENDPOINT>` (only
+//! .SUBSZ|.ACCOUNTZ|.ROUTEZ|.LEAFZ|.GATEWAYZ|.IDZ|.HEALTHZ]` (every server answers) and `$SYS.REQ.SERVER.<id>.<ENDPOINT>` (only
 //! the named one), answered as nats-server answers them: `{"server": {...}, "data": {...}}`
 //! (STATSZ answers `{"server": {...}, "statsz": {...}}`).
 
@@ -45,8 +45,45 @@ pub fn respond(shared: &Shared, subject: &str, body: &[u8]) -> Option<Vec<u8>> {
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
         ),
-        "IDZ" => json!({"server_id": shared.server_id, "server_name": shared.info().server_name}),
+        // IDZ answers bare, without the `server`/`data` envelope, as nats-server does.
+        "IDZ" => {
+            return serde_json::to_vec(&json!({
+                "host": shared.options.host,
+                "id": shared.server_id,
+                "name": shared.info().server_name,
+            }))
+            .ok()
+        }
         "HEALTHZ" => json!({"status": "ok"}),
+        "SUBSZ" => {
+            let mut params = std::collections::HashMap::new();
+            for key in ["subscriptions", "test", "account", "offset", "limit"] {
+                if let Some(v) = opts.get(key) {
+                    let name = match key {
+                        "subscriptions" => "subs",
+                        "account" => "acc",
+                        other => other,
+                    };
+                    let text = match v {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    params.insert(name.to_string(), text);
+                }
+            }
+            monitor::subsz(shared, &params).unwrap_or_else(|e| json!({"error": e}))
+        }
+        "ACCOUNTZ" => monitor::accountz(shared, opts.get("account").and_then(Value::as_str)),
+        "ROUTEZ" => json!({"server_id": shared.server_id, "server_name": shared.info().server_name,
+                           "now": monitor::rfc3339(std::time::SystemTime::now()), "num_routes": 0, "routes": []}),
+        "LEAFZ" => {
+            json!({"server_id": shared.server_id, "now": monitor::rfc3339(std::time::SystemTime::now()),
+                          "leafnodes": 0, "leafs": []})
+        }
+        "GATEWAYZ" => {
+            json!({"server_id": shared.server_id, "now": monitor::rfc3339(std::time::SystemTime::now()),
+                             "outbound_gateways": {}, "inbound_gateways": {}})
+        }
         _ => return None,
     };
     let seq = SEQ.fetch_add(1, Ordering::Relaxed) + 1;

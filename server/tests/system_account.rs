@@ -123,3 +123,25 @@ fn other_accounts_cannot_reach_system_requests() {
         );
     }
 }
+
+#[test]
+fn every_ping_endpoint_answers_with_server_and_data() {
+    for kind in Impl::all() {
+        let s = Server::start(kind, CONFIG);
+        let mut admin = login(&s, "admin");
+        let id = server_id(&admin);
+        let idz = request(&mut admin, "$SYS.REQ.SERVER.PING.IDZ");
+        assert_eq!(idz["id"], id, "{kind:?}: {idz}");
+        assert!(
+            idz["name"].is_string() && idz["host"].is_string(),
+            "{kind:?}: {idz}"
+        );
+        for ep in [
+            "VARZ", "CONNZ", "SUBSZ", "ACCOUNTZ", "ROUTEZ", "LEAFZ", "GATEWAYZ", "HEALTHZ",
+        ] {
+            let r = request(&mut admin, &format!("$SYS.REQ.SERVER.PING.{ep}"));
+            assert_eq!(r["server"]["id"], id, "{kind:?} {ep}: {r}");
+            assert!(r["data"].is_object(), "{kind:?} {ep}: {r}");
+        }
+    }
+}
