@@ -53,6 +53,8 @@ pub struct Account {
     pub responses: Mutex<ResponseTable>,
     /// Whether any import touches this account (so the publish path must look).
     crosses: OnceLock<bool>,
+    /// Leaf links bound to this account: they hear about its interest.
+    pub leafs: parking_lot::RwLock<Vec<Arc<crate::conn::Conn>>>,
 }
 
 impl Account {
@@ -69,6 +71,16 @@ impl Account {
             service_imports: OnceLock::new(),
             responses: Mutex::new(ResponseTable::default()),
             crosses: OnceLock::new(),
+            leafs: parking_lot::RwLock::new(Vec::new()),
+        }
+    }
+
+    /// Interest in (subject, queue) grew or shrank by `delta` on connection `origin`:
+    /// every other leaf link of this account is told.
+    pub fn interest_changed(&self, subject: &str, queue: Option<&str>, delta: i32, origin: u64) {
+        let leafs = self.leafs.read();
+        for l in leafs.iter().filter(|l| l.cid != origin) {
+            l.leaf_interest(subject, queue, delta);
         }
     }
 

@@ -47,6 +47,8 @@ pub struct Shared {
     /// so unauthenticated peers cannot take every blocking thread.
     pub auth_permits: Arc<tokio::sync::Semaphore>,
     pub http_req_stats: Mutex<HashMap<String, u64>>,
+    /// The leafnode listener's port (0 = none).
+    pub leaf_port: std::sync::atomic::AtomicU64,
     /// The most recently closed connections, for `/connz?state=closed`.
     pub closed: Mutex<std::collections::VecDeque<serde_json::Value>>,
     /// The account whose users may ask `$SYS.REQ.*` (`system_account`, or `$SYS`).
@@ -54,6 +56,81 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// `leafnode_urls` for the INFO on leaf links: the advertised address, or ours.
+    pub fn leaf_urls(&self) -> Vec<String> {
+        let Some(l) = &self.options.leafnodes else {
+            return Vec::new();
+        };
+        if l.no_advertise {
+            return Vec::new();
+        }
+        let port = self.leaf_port.load(std::sync::atomic::Ordering::Relaxed);
+        match &l.advertise {
+            Some(a) => vec![a.clone()],
+            None => {
+                let host = l.host.clone().unwrap_or_else(|| self.options.host.clone());
+                let host = if host == "0.0.0.0" {
+                    "127.0.0.1".to_string()
+                } else {
+                    host
+                };
+                vec![format!("{host}:{port}")]
+            }
+        }
+    }
+
+    pub fn leaf_auth_required(&self) -> bool {
+        let l = self
+            .options
+            .leafnodes
+            .as_ref()
+            .and_then(|l| l.authorization.as_ref());
+        l.is_some() || self.auth().required
+    }
+
+    /// Which account a leaf's CONNECT binds to: the leafnodes authorization (users
+    /// with accounts, or a single user/account), else the main users, else `$G`.
+    pub fn authenticate_leaf(&self, c: &crate::protocol::info::Connect) -> Option<Arc<Account>> {
+        let accounts = self.accounts.read();
+        let account_named = |name: Option<&String>| {
+            accounts
+                .get(name.map(String::as_str).unwrap_or("$G"))
+                .cloned()
+        };
+        let ok = |want: &Option<String>, given: &Option<String>| match (want, given) {
+            (None, _) => true,
+            (Some(w), Some(g)) if crate::auth::is_bcrypt(w) => {
+                bcrypt::verify(g, w).unwrap_or(false)
+            }
+            (Some(w), Some(g)) => w == g,
+            (Some(_), None) => false,
+        };
+        if let Some(a) = self
+            .options
+            .leafnodes
+            .as_ref()
+            .and_then(|l| l.authorization.as_ref())
+        {
+            if let Some(u) = c.user.as_ref() {
+                if let Some(entry) = a.users.iter().find(|x| x.user.as_ref() == Some(u)) {
+                    return ok(&entry.password, &c.pass)
+                        .then(|| account_named(entry.account.as_ref()))
+                        .flatten();
+                }
+            }
+            if a.user.is_some() {
+                return (a.user == c.user && ok(&a.password, &c.pass))
+                    .then(|| account_named(a.account.as_ref()))
+                    .flatten();
+            }
+            if a.users.is_empty() {
+                return account_named(a.account.as_ref());
+            }
+            return None;
+        }
+        drop(accounts);
+        self.auth().authenticate(c, "", &[]).map(|b| b.account)
+    }
     pub fn auth(&self) -> Arc<Auth> {
         self.auth.read().clone()
     }
@@ -168,6 +245,7 @@ fn build_shared(
         overrides,
         started: std::time::SystemTime::now(),
         http_req_stats: Mutex::new(HashMap::new()),
+        leaf_port: std::sync::atomic::AtomicU64::new(0),
         closed: Mutex::new(std::collections::VecDeque::new()),
         auth_permits: Arc::new(tokio::sync::Semaphore::new(
             std::thread::available_parallelism()
@@ -195,6 +273,29 @@ pub async fn start_with(options: Options, overrides: Option<Overrides>) -> anyho
     let shared = build_shared(options, client_addr, overrides)?;
     log_startup(&shared, client_addr);
     tokio::spawn(accept_loop(shared.clone(), listener));
+    if let Some(l) = shared
+        .options
+        .leafnodes
+        .as_ref()
+        .filter(|l| l.port.is_some())
+    {
+        let host = l
+            .host
+            .clone()
+            .unwrap_or_else(|| shared.options.host.clone());
+        let port = l.port.unwrap_or(7422);
+        let port = if port == -1 { 0 } else { port };
+        let port = u16::try_from(port).with_context(|| format!("invalid leafnode port {port}"))?;
+        let leaf_listener = TcpListener::bind((host.as_str(), port))
+            .await
+            .with_context(|| format!("Error listening on leafnode port: {host}:{port}"))?;
+        let addr = leaf_listener.local_addr()?;
+        shared
+            .leaf_port
+            .store(addr.port() as u64, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!("Listening for leafnode connections on {addr}");
+        tokio::spawn(leaf_accept_loop(shared.clone(), leaf_listener));
+    }
     if let Some(http) = &shared.options.http {
         let host = http
             .host
@@ -229,8 +330,9 @@ fn log_startup(shared: &Shared, addr: std::net::SocketAddr) {
     if o.cluster.as_ref().is_some_and(|c| c.port.is_some()) {
         not_yet.push("cluster");
     }
-    if o.leafnodes.is_some() {
-        not_yet.push("leafnodes");
+    if o.leafnodes.as_ref().is_some_and(|l| !l.remotes.is_empty()) {
+        not_yet
+            .push("leafnodes remotes (this server accepts leaf links but does not dial them yet)");
     }
     if o.jetstream.as_ref().is_some_and(|j| j.enabled) {
         not_yet.push("jetstream");
@@ -284,6 +386,21 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     let conns: Vec<Arc<Conn>> = shared.conns.lock().values().cloned().collect();
     for c in conns {
         c.close("Server Shutdown");
+    }
+}
+
+async fn leaf_accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, addr)) => { tokio::spawn(crate::conn::leaf::serve(shared.clone(), stream, addr)); }
+                Err(e) => {
+                    tracing::error!("Error accepting leafnode connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = shared.shutdown.cancelled() => break,
+        }
     }
 }
 

@@ -189,24 +189,7 @@ async fn run<R, W>(
     W: tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let writer = tokio::spawn(super::writer(conn.clone(), wr, shared.liveness));
-    let mut client = Client {
-        shared,
-        conn,
-        binding: None,
-        connect: Connect::default(),
-        connected: false,
-        sent_pong: false,
-        cache: HashMap::new(),
-        cache_generation: 0,
-        touched: Vec::new(),
-        expired: Vec::new(),
-        rng: rand::random::<u64>() | 1,
-        server_origin: false,
-        authenticated: None,
-        nonce,
-        auth_generation: 0,
-        identities,
-    };
+    let mut client = Client::new(shared, conn, nonce, identities);
     // Whatever happens in the read loop — even a bug that panics — the connection
     // leaves the registry and its subscriptions leave the sublist.
     let outcome = std::panic::AssertUnwindSafe(client.read_loop(rd))
@@ -224,39 +207,73 @@ async fn run<R, W>(
     let _ = writer.await;
 }
 
-struct Client {
-    shared: Arc<Shared>,
-    conn: Arc<Conn>,
-    binding: Option<Binding>,
-    connect: Connect,
-    connected: bool,
-    sent_pong: bool,
+pub(super) struct Client {
+    pub(super) shared: Arc<Shared>,
+    pub(super) conn: Arc<Conn>,
+    pub(super) binding: Option<Binding>,
+    pub(super) connect: Connect,
+    pub(super) connected: bool,
+    pub(super) sent_pong: bool,
     /// Match results by subject, valid while the account's sublist generation holds.
-    cache: HashMap<Box<[u8]>, Arc<Match<Subscription>>>,
-    cache_generation: u64,
+    pub(super) cache: HashMap<Box<[u8]>, Arc<Match<Subscription>>>,
+    pub(super) cache_generation: u64,
     /// Connections written to during this read batch: flushed once at its end.
-    touched: Vec<Arc<Conn>>,
+    pub(super) touched: Vec<Arc<Conn>>,
     /// Subscriptions that reached their UNSUB max during this batch.
-    expired: Vec<Arc<Subscription>>,
+    pub(super) expired: Vec<Arc<Subscription>>,
     /// xorshift state for picking queue members.
-    rng: u64,
+    pub(super) rng: u64,
+    /// This connection is a leaf link: no queue group is eligible unless named.
+    pub(super) from_leaf: bool,
+    /// Queue groups a leaf message named, consumed by the next `route`.
+    pub(super) eligible_queues: Option<Vec<u8>>,
     /// Set while delivering something the server itself sends (a `$SYS` answer).
-    server_origin: bool,
+    pub(super) server_origin: bool,
     /// The CONNECT whose credentials were verified (a reload re-checks these).
-    authenticated: Option<Connect>,
+    pub(super) authenticated: Option<Connect>,
     /// The nonce this connection's INFO carried, for nkey signatures.
-    nonce: String,
+    pub(super) nonce: String,
     /// The reload generation this connection's binding was checked against.
-    auth_generation: u64,
+    pub(super) auth_generation: u64,
     /// Names the client certificate maps to (`verify_and_map`).
-    identities: Vec<String>,
+    pub(super) identities: Vec<String>,
+}
+
+impl Client {
+    pub(super) fn new(
+        shared: Arc<Shared>,
+        conn: Arc<Conn>,
+        nonce: String,
+        identities: Vec<String>,
+    ) -> Client {
+        Client {
+            shared,
+            conn,
+            binding: None,
+            connect: Connect::default(),
+            connected: false,
+            sent_pong: false,
+            cache: HashMap::new(),
+            cache_generation: 0,
+            touched: Vec::new(),
+            expired: Vec::new(),
+            rng: rand::random::<u64>() | 1,
+            from_leaf: false,
+            eligible_queues: None,
+            server_origin: false,
+            authenticated: None,
+            nonce,
+            auth_generation: 0,
+            identities,
+        }
+    }
 }
 
 /// Stop reading: the connection is closing.
-struct Closed;
+pub(super) struct Closed;
 
 impl Client {
-    async fn read_loop<R: tokio::io::AsyncRead + Unpin>(&mut self, mut rd: R) {
+    pub(super) async fn read_loop<R: tokio::io::AsyncRead + Unpin>(&mut self, mut rd: R) {
         let mut buf = BytesMut::with_capacity(START_READ_BUFFER);
         // Reads start small (idle connections stay small) and double while they come
         // back full, up to 64 KiB, so a fast publisher is read in few system calls.
@@ -349,7 +366,7 @@ impl Client {
     }
 
     /// Flush every connection written to in this batch, once; retire expired subs.
-    fn end_batch(&mut self) {
+    pub(super) fn end_batch(&mut self) {
         for c in self.touched.drain(..) {
             c.flush();
         }
@@ -372,7 +389,7 @@ impl Client {
         tracing::trace!("{} - cid:{} - <<- [{shown}]", self.conn.addr, self.conn.cid);
     }
 
-    fn err(&self, text: &str) {
+    pub(super) fn err(&self, text: &str) {
         let mut line = Vec::with_capacity(text.len() + 10);
         line.extend_from_slice(b"-ERR '");
         line.extend_from_slice(text.as_bytes());
@@ -649,6 +666,9 @@ impl Client {
             });
             subs.insert(sid.into(), sub.clone());
             binding.account.sublist.insert(sub);
+            binding
+                .account
+                .interest_changed(subj_str, queue_str, 1, self.conn.cid);
         }
         self.ok();
         Ok(())
@@ -765,7 +785,7 @@ impl Client {
     /// Deliver a message published in `account`: mappings first, then reply routes of
     /// service imports, local subscribers, services this account imports, and accounts
     /// that import this stream. Returns whether anyone could answer (for no-responders).
-    fn route(
+    pub(super) fn route(
         &mut self,
         account: &Arc<Account>,
         subj: &[u8],
@@ -773,6 +793,32 @@ impl Client {
         header_len: usize,
         message: &[u8],
         depth: usize,
+    ) -> bool {
+        let eligible = self.eligible_queues.take();
+        let answered = self.route_inner(
+            account,
+            subj,
+            reply,
+            header_len,
+            message,
+            depth,
+            eligible.as_deref(),
+        );
+        answered
+    }
+
+    /// `eligible`: for messages from a leaf link, the queue groups (space-separated)
+    /// the sender picked this server for; `None` from clients (every group).
+    #[allow(clippy::too_many_arguments)]
+    fn route_inner(
+        &mut self,
+        account: &Arc<Account>,
+        subj: &[u8],
+        reply: Option<&[u8]>,
+        header_len: usize,
+        message: &[u8],
+        depth: usize,
+        eligible: Option<&[u8]>,
     ) -> bool {
         // Imports may chain through accounts; a cycle of them stops here.
         if depth > 4 {
@@ -838,13 +884,29 @@ impl Client {
         };
         let echo = self.server_origin || self.conn.echo.load(Ordering::Relaxed);
         let me = self.conn.cid;
+        let mut leaf_targets: Vec<(Arc<Conn>, Vec<&str>)> = Vec::new();
         for sub in &matched.plain {
             if !echo && sub.conn.cid == me {
+                continue;
+            }
+            if sub.conn.leaf() {
+                // One frame per leaf link, however many of its subscriptions match.
+                if !leaf_targets.iter().any(|(c, _)| c.cid == sub.conn.cid) {
+                    leaf_targets.push((sub.conn.clone(), Vec::new()));
+                }
                 continue;
             }
             answered |= self.deliver_to(sub, subj, reply, header_len, message);
         }
         for group in &matched.queues {
+            if let (Some(list), Some(first)) = (eligible, group.first()) {
+                let name = first.queue.as_deref().unwrap_or("");
+                if !list.split(|b| *b == b' ').any(|q| q == name.as_bytes()) {
+                    continue;
+                }
+            } else if eligible.is_none() && self.from_leaf {
+                continue;
+            }
             // One member per group, from a random start (a shared rotating counter
             // can starve members when several groups match); skip members that
             // cannot take it (our own when echo is off).
@@ -855,9 +917,26 @@ impl Client {
                 if !echo && sub.conn.cid == me {
                     continue;
                 }
+                if sub.conn.leaf() {
+                    let q = sub.queue.as_deref().unwrap_or("");
+                    match leaf_targets.iter_mut().find(|(c, _)| c.cid == sub.conn.cid) {
+                        Some((_, qs)) => qs.push(q),
+                        None => leaf_targets.push((sub.conn.clone(), vec![q])),
+                    }
+                    answered = true;
+                    break;
+                }
                 if self.deliver_to(sub, subj, reply, header_len, message) {
                     answered = true;
                     break;
+                }
+            }
+        }
+        for (conn, queues) in leaf_targets {
+            if conn.deliver_leaf(subj, reply, &queues, header_len, message) {
+                answered = true;
+                if conn.mark_for_flush() {
+                    self.touched.push(conn);
                 }
             }
         }
@@ -972,12 +1051,18 @@ impl Client {
         }
     }
 
-    fn cleanup(&mut self) {
+    pub(super) fn cleanup(&mut self) {
         self.end_batch();
         let subs: Vec<Arc<Subscription>> = self.conn.subs.lock().drain().map(|(_, s)| s).collect();
         if let Some(b) = &self.binding {
             for s in &subs {
-                b.account.sublist.remove(s);
+                if b.account.sublist.remove(s) {
+                    b.account
+                        .interest_changed(&s.subject, s.queue.as_deref(), -1, self.conn.cid);
+                }
+            }
+            if self.conn.leaf() {
+                b.account.leafs.write().retain(|l| l.cid != self.conn.cid);
             }
         }
         self.cache.clear();
@@ -1001,7 +1086,7 @@ impl Client {
 }
 
 /// Take a subscription out of its account and its connection.
-fn remove_sub(sub: &Arc<Subscription>) {
+pub(super) fn remove_sub(sub: &Arc<Subscription>) {
     {
         let mut subs = sub.conn.subs.lock();
         // The sid may already name a newer subscription: only remove this one.
@@ -1013,7 +1098,9 @@ fn remove_sub(sub: &Arc<Subscription>) {
         }
     }
     if let Some(acc) = sub.conn.account() {
-        acc.sublist.remove(sub);
+        if acc.sublist.remove(sub) {
+            acc.interest_changed(&sub.subject, sub.queue.as_deref(), -1, sub.conn.cid);
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! slow-consumer detection (max_pending, write_deadline), and the PING timer.
 
 pub mod client;
+pub mod leaf;
 
 use crate::account::Account;
 use crate::sublist::Interest;
@@ -52,6 +53,13 @@ pub struct Conn {
     pub headers: AtomicBool,
     /// The client takes asynchronous INFO updates (CONNECT `protocol` >= 1).
     pub info_aware: AtomicBool,
+    /// A leafnode link (accepted): messages go out as LMSG, interest as LS+/LS-.
+    pub is_leaf: AtomicBool,
+    /// Leaf links: how many local subscriptions back each (subject, queue) this link
+    /// has been told about, so LS+ goes out on the first and LS- on the last.
+    pub leaf_sent: Mutex<HashMap<InterestKey, u32>>,
+    /// Leaf links: the remote server's name (CONNECT `name`).
+    pub leaf_name: Mutex<Option<String>>,
     pub stats: ConnStats,
     pings_out: AtomicU32,
     max_pending: usize,
@@ -78,6 +86,9 @@ pub struct Conn {
     grants_on: AtomicBool,
     reply_grants: Mutex<HashMap<Box<[u8]>, ReplyGrant>>,
 }
+
+/// A subject and, for queue subscriptions, the queue name.
+pub type InterestKey = (Box<str>, Option<Box<str>>);
 
 /// Replies left, and until when.
 type ReplyGrant = (u64, std::time::Instant);
@@ -155,6 +166,9 @@ impl Conn {
             reason: Mutex::new(None),
             echo: AtomicBool::new(true),
             info_aware: AtomicBool::new(false),
+            is_leaf: AtomicBool::new(false),
+            leaf_sent: Mutex::new(HashMap::new()),
+            leaf_name: Mutex::new(None),
             headers: AtomicBool::new(false),
             stats: ConnStats::default(),
             pings_out: AtomicU32::new(0),
@@ -213,6 +227,111 @@ impl Conn {
             }
         }
         g.insert(reply.into(), (max, std::time::Instant::now() + ttl));
+    }
+
+    pub fn leaf(&self) -> bool {
+        self.is_leaf.load(Ordering::Relaxed)
+    }
+
+    /// Tell this leaf link that local interest in (subject, queue) grew or shrank.
+    pub fn leaf_interest(&self, subject: &str, queue: Option<&str>, delta: i32) {
+        let line = {
+            let mut sent = self.leaf_sent.lock();
+            let key = (Box::<str>::from(subject), queue.map(Box::<str>::from));
+            let count = sent.entry(key.clone()).or_insert(0);
+            let before = *count;
+            *count = if delta >= 0 {
+                before + delta as u32
+            } else {
+                before.saturating_sub((-delta) as u32)
+            };
+            let after = *count;
+            if after == 0 {
+                sent.remove(&key);
+            }
+            match (queue, before, after) {
+                (None, 0, a) if a > 0 => Some(format!("LS+ {subject}\r\n")),
+                (None, b, 0) if b > 0 => Some(format!("LS- {subject}\r\n")),
+                (Some(q), b, 0) if b > 0 => Some(format!("LS- {subject} {q}\r\n")),
+                // A queue's weight is its member count: every change is announced.
+                (Some(q), b, a) if a > 0 && a != b => Some(format!("LS+ {subject} {q} {a}\r\n")),
+                _ => None,
+            }
+        };
+        if let Some(l) = line {
+            self.send(l.as_bytes());
+        }
+    }
+
+    /// Append one LMSG/HMSG frame for a leaf link: once per message, naming the queue
+    /// groups it was picked for (`| q1 q2` or `+ reply q1 q2`).
+    pub fn deliver_leaf(
+        &self,
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        queues: &[&str],
+        header_len: usize,
+        message: &[u8],
+    ) -> bool {
+        let with_headers = header_len > 0 && self.headers.load(Ordering::Relaxed);
+        let body = if header_len > 0 && !with_headers {
+            &message[header_len..]
+        } else {
+            message
+        };
+        let mut out = self.out.lock();
+        if out.closed {
+            return false;
+        }
+        let b = &mut out.buf;
+        b.extend_from_slice(if with_headers { b"HMSG " } else { b"LMSG " });
+        b.extend_from_slice(subject);
+        match (reply, queues.is_empty()) {
+            (Some(r), true) => {
+                b.push(b' ');
+                b.extend_from_slice(r);
+            }
+            (Some(r), false) => {
+                b.extend_from_slice(b" + ");
+                b.extend_from_slice(r);
+            }
+            (None, false) => b.extend_from_slice(b" |"),
+            (None, true) => {}
+        }
+        for q in queues {
+            b.push(b' ');
+            b.extend_from_slice(q.as_bytes());
+        }
+        b.push(b' ');
+        if with_headers {
+            push_num(b, header_len);
+            b.push(b' ');
+        }
+        push_num(b, body.len());
+        b.extend_from_slice(b"\r\n");
+        b.extend_from_slice(body);
+        b.extend_from_slice(b"\r\n");
+        let over = b.len() > self.max_pending;
+        drop(out);
+        if over {
+            // Links are not closed for a burst the way clients are; but memory stays bounded.
+            self.server_stats
+                .slow_consumers
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                "{} - lid:{} - Slow Consumer Detected on leafnode link: MaxPending of {} Exceeded",
+                self.addr,
+                self.cid,
+                self.max_pending
+            );
+            self.close("Slow Consumer (Pending Bytes)");
+            return false;
+        }
+        self.stats.out_msgs.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .out_bytes
+            .fetch_add(body.len() as u64, Ordering::Relaxed);
+        true
     }
 
     pub fn pending_bytes(&self) -> usize {

@@ -202,7 +202,7 @@ pub fn conn_json(c: &Arc<Conn>, now: SystemTime, subs_list: bool) -> Value {
         SystemTime::UNIX_EPOCH + Duration::from_nanos(c.last_activity.load(Ordering::Relaxed));
     let mut v = json!({
         "cid": c.cid,
-        "kind": "Client",
+                "kind": if c.leaf() { "Leafnode" } else { "Client" },
         "type": "nats",
         "ip": c.addr.ip().to_string(),
         "port": c.addr.port(),

@@ -1,0 +1,345 @@
+//! Accepted leafnode links (the hub side): the INFO an official leaf requires, CONNECT
+//! with the leafnode authorization, the interest snapshot and LS+/LS- updates, loop
+//! detection by `$LDS.` subjects, and LMSG/HMSG in both directions.
+
+use super::client::{remove_sub, Client, Closed};
+use super::{Conn, Subscription};
+use crate::protocol::client::ParseError;
+use crate::protocol::info::{Connect, Info};
+use crate::protocol::leaf::{parse, LeafOp};
+use crate::server::Shared;
+use bytes::{Buf, BytesMut};
+use futures_util::FutureExt;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+/// The subject this server subscribes to on every leaf link: seeing it come back as
+/// interest from a leaf means the links form a loop.
+pub fn loop_subject(shared: &Shared) -> String {
+    // 22 characters, stable for this server's life, like nats-server's.
+    format!("$LDS.{}", &shared.server_id[shared.server_id.len() - 22..])
+}
+
+fn leaf_info(shared: &Shared, cid: u64, addr: SocketAddr) -> Info {
+    let mut info = shared.info();
+    info.proto = 1;
+    info.client_id = cid;
+    info.client_ip = addr.ip().to_string();
+    info.port = shared.leaf_port.load(Ordering::Relaxed) as u16;
+    info.auth_required = shared.leaf_auth_required();
+    info.tls_required = false;
+    info.tls_available = false;
+    info.tls_verify = false;
+    info.nonce = String::new();
+    info
+}
+
+pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
+    let cid = shared.next_cid.fetch_add(1, Ordering::Relaxed) + 1;
+    let _ = stream.set_nodelay(true);
+    let conn = Arc::new(Conn::new(
+        cid,
+        addr,
+        shared.options.max_pending as usize,
+        shared.stats.clone(),
+    ));
+    conn.is_leaf.store(true, Ordering::Relaxed);
+    // A message never goes back over the link it came from.
+    conn.echo.store(false, Ordering::Relaxed);
+    conn.headers.store(true, Ordering::Relaxed);
+    let info = leaf_info(&shared, cid, addr);
+    // An official leaf treats an INFO without client_id or leafnode_urls as the wrong port.
+    let mut line = serde_json::to_value(&info).unwrap_or_default();
+    line["leafnode_urls"] = serde_json::json!(shared.leaf_urls());
+    let mut bytes = b"INFO ".to_vec();
+    bytes.extend_from_slice(line.to_string().as_bytes());
+    bytes.extend_from_slice(b" \r\n");
+    conn.send(&bytes);
+    shared.conns.lock().insert(cid, conn.clone());
+    tracing::info!("{addr} - lid:{cid} - Leafnode connection created");
+    let (rd, wr) = stream.into_split();
+    let writer = tokio::spawn(super::writer(conn.clone(), wr, shared.liveness));
+    let mut client = Client::new(shared.clone(), conn.clone(), String::new(), Vec::new());
+    client.from_leaf = true;
+    let outcome = std::panic::AssertUnwindSafe(client.leaf_read_loop(rd))
+        .catch_unwind()
+        .await;
+    if outcome.is_err() {
+        tracing::error!("{addr} - lid:{cid} - internal error: leafnode connection closed");
+        conn.close("Internal Error");
+    }
+    client.cleanup();
+    let _ = writer.await;
+    tracing::info!(
+        "{addr} - lid:{cid} - Leafnode connection closed: {}",
+        conn.close_reason().unwrap_or("Client Closed")
+    );
+}
+
+/// The synthetic sid under which a leaf's interest is kept.
+fn leaf_sid(subject: &[u8], queue: Option<&[u8]>) -> Box<[u8]> {
+    let mut sid = subject.to_vec();
+    if let Some(q) = queue {
+        sid.push(b' ');
+        sid.extend_from_slice(q);
+    }
+    sid.into()
+}
+
+impl Client {
+    pub(super) async fn leaf_read_loop<R: tokio::io::AsyncRead + Unpin>(&mut self, mut rd: R) {
+        let mut buf = BytesMut::with_capacity(4096);
+        let limits = self.shared.limits;
+        let auth_deadline = tokio::time::sleep(self.shared.auth().timeout);
+        tokio::pin!(auth_deadline);
+        loop {
+            buf.reserve(64 * 1024);
+            tokio::select! {
+                r = rd.read_buf(&mut buf) => match r {
+                    Ok(0) => { self.conn.close("Client Closed"); return; }
+                    Ok(_) => {}
+                    Err(_) => { self.conn.close("Read Error"); return; }
+                },
+                _ = self.conn.closing.cancelled() => return,
+                _ = &mut auth_deadline, if !self.connected => {
+                    self.err("Authentication Timeout");
+                    self.conn.close("Authentication Timeout");
+                    return;
+                }
+            }
+            let mut pos = 0;
+            let mut stop = false;
+            loop {
+                match parse(&buf[pos..], &limits) {
+                    Ok(Some((op, n))) => {
+                        let r = self.leaf_process(op).await;
+                        pos += n;
+                        if r.is_err() {
+                            stop = true;
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::error!(
+                            "{} - lid:{} - {}",
+                            self.conn.addr,
+                            self.conn.cid,
+                            e.reason()
+                        );
+                        if let Some(line) = e.err_line() {
+                            self.conn.send(line);
+                        }
+                        self.conn.close(if e == ParseError::MaxPayload {
+                            "Maximum Payload Exceeded"
+                        } else {
+                            "Protocol Violation"
+                        });
+                        stop = true;
+                        break;
+                    }
+                }
+            }
+            buf.advance(pos);
+            self.end_batch();
+            if stop {
+                return;
+            }
+        }
+    }
+
+    async fn leaf_process(&mut self, op: LeafOp<'_>) -> Result<(), Closed> {
+        if !self.connected
+            && !matches!(
+                op,
+                LeafOp::Connect(_) | LeafOp::Ping | LeafOp::Pong | LeafOp::Ignored
+            )
+        {
+            self.err("Authorization Violation");
+            self.conn.close("Authorization Violation");
+            return Err(Closed);
+        }
+        match op {
+            LeafOp::Connect(json) => self.leaf_connect(json).await,
+            LeafOp::Ping => {
+                self.conn.ping_received();
+                self.conn.send(b"PONG\r\n");
+                Ok(())
+            }
+            LeafOp::Pong => {
+                self.conn.pong_received();
+                Ok(())
+            }
+            LeafOp::Ignored => Ok(()),
+            LeafOp::Err(text) => {
+                tracing::error!(
+                    "{} - lid:{} - leafnode sent -ERR {}",
+                    self.conn.addr,
+                    self.conn.cid,
+                    String::from_utf8_lossy(text)
+                );
+                Ok(())
+            }
+            LeafOp::Sub { subject, queue, .. } => self.leaf_sub(subject, queue),
+            LeafOp::Unsub { subject, queue } => {
+                let sid = leaf_sid(subject, queue);
+                let sub = self.conn.subs.lock().get(&sid).cloned();
+                if let Some(sub) = sub {
+                    remove_sub(&sub);
+                }
+                Ok(())
+            }
+            LeafOp::Msg {
+                subject,
+                reply,
+                queues,
+                header_len,
+                message,
+            } => {
+                let Some(binding) = &self.binding else {
+                    return Ok(());
+                };
+                self.conn.stats.in_msgs.fetch_add(1, Ordering::Relaxed);
+                self.conn
+                    .stats
+                    .in_bytes
+                    .fetch_add(message.len() as u64, Ordering::Relaxed);
+                let account = binding.account.clone();
+                self.eligible_queues = queues.map(<[u8]>::to_vec);
+                self.route(&account, subject, reply, header_len, message, 0);
+                Ok(())
+            }
+        }
+    }
+
+    fn leaf_sub(&mut self, subject: &[u8], queue: Option<&[u8]>) -> Result<(), Closed> {
+        let Some(binding) = &self.binding else {
+            return Ok(());
+        };
+        let (Ok(subj), Ok(q)) = (
+            std::str::from_utf8(subject),
+            queue.map(std::str::from_utf8).transpose(),
+        ) else {
+            return Ok(());
+        };
+        if subj == loop_subject(&self.shared) {
+            let text = format!(
+                "Loop detected for leafnode account={:?}. Delaying attempt to reconnect for 30s",
+                binding.account.name
+            );
+            tracing::error!("{} - lid:{} - {text}", self.conn.addr, self.conn.cid);
+            self.err(&text);
+            self.conn.close("Loop Detected");
+            return Err(Closed);
+        }
+        if !crate::subject::is_valid_subscription(subject) {
+            return Ok(());
+        }
+        let sid = leaf_sid(subject, queue);
+        let mut subs = self.conn.subs.lock();
+        // A repeated LS+ for a queue only updates its weight: one member stands for the link.
+        if subs.contains_key(&sid) {
+            return Ok(());
+        }
+        let sub = Arc::new(Subscription {
+            conn: self.conn.clone(),
+            subject: subj.into(),
+            queue: q.map(Into::into),
+            sid: sid.clone(),
+            max: Default::default(),
+            delivered: Default::default(),
+            deny: None,
+        });
+        subs.insert(sid, sub.clone());
+        drop(subs);
+        binding.account.sublist.insert(sub);
+        // Interest learned from one leaf is passed to the other leafs of the account.
+        binding.account.interest_changed(subj, q, 1, self.conn.cid);
+        Ok(())
+    }
+
+    async fn leaf_connect(&mut self, json: &[u8]) -> Result<(), Closed> {
+        let c: Connect = match serde_json::from_slice(json) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(
+                    "{} - lid:{} - invalid leafnode CONNECT: {e}",
+                    self.conn.addr,
+                    self.conn.cid
+                );
+                self.conn.close("Protocol Violation");
+                return Err(Closed);
+            }
+        };
+        if self.connected {
+            return Ok(());
+        }
+        let shared = self.shared.clone();
+        let creds = c.clone();
+        let _permit = self.shared.auth_permits.clone().acquire_owned().await;
+        let account = tokio::task::spawn_blocking(move || shared.authenticate_leaf(&creds))
+            .await
+            .ok()
+            .flatten();
+        let Some(account) = account else {
+            tracing::error!(
+                "{} - lid:{} - leafnode authentication error",
+                self.conn.addr,
+                self.conn.cid
+            );
+            self.err("Authorization Violation");
+            self.conn.close("Authorization Violation");
+            return Err(Closed);
+        };
+        self.conn.bind_account(account.clone());
+        self.conn.headers.store(c.headers, Ordering::Relaxed);
+        *self.conn.leaf_name.lock() = c.name.clone();
+        self.binding = Some(crate::auth::Binding {
+            account: account.clone(),
+            permissions: None,
+            user: c.user.clone(),
+        });
+        self.connected = true;
+        tracing::info!(
+            "{} - lid:{} - Leafnode connection from {:?} bound to account {}",
+            self.conn.addr,
+            self.conn.cid,
+            c.name.as_deref().unwrap_or("?"),
+            account.name
+        );
+        let mut info = leaf_info(&self.shared, self.conn.cid, self.conn.addr);
+        info.connect_info = true;
+        info.remote_account = Some(account.name.clone());
+        let mut v = serde_json::to_value(&info).unwrap_or_default();
+        v["leafnode_urls"] = serde_json::json!(self.shared.leaf_urls());
+        let mut line = b"INFO ".to_vec();
+        line.extend_from_slice(v.to_string().as_bytes());
+        line.extend_from_slice(b" \r\n");
+        self.conn.send(&line);
+        // The interest snapshot: every subscription in the account on other links,
+        // then our loop-detection subject. Registering first means no update is missed.
+        account.leafs.write().push(self.conn.clone());
+        let conns: Vec<Arc<Conn>> = self.shared.conns.lock().values().cloned().collect();
+        let mut counts: HashMap<(Box<str>, Option<Box<str>>), i32> = HashMap::new();
+        for other in conns.iter().filter(|o| o.cid != self.conn.cid) {
+            if !other.account().is_some_and(|a| Arc::ptr_eq(a, &account)) {
+                continue;
+            }
+            for s in other.subs.lock().values() {
+                *counts
+                    .entry((s.subject.clone(), s.queue.clone()))
+                    .or_insert(0) += 1;
+            }
+        }
+        for ((subject, queue), n) in counts {
+            self.conn.leaf_interest(&subject, queue.as_deref(), n);
+        }
+        self.conn
+            .send(format!("LS+ {}\r\n", loop_subject(&self.shared)).as_bytes());
+        Ok(())
+    }
+}

