@@ -76,10 +76,13 @@ pub fn respond(shared: &Shared, subject: &str, body: &[u8]) -> Option<Vec<u8>> {
         "ACCOUNTZ" => monitor::accountz(shared, opts.get("account").and_then(Value::as_str)),
         "ROUTEZ" => json!({"server_id": shared.server_id, "server_name": shared.info().server_name,
                            "now": monitor::rfc3339(std::time::SystemTime::now()), "num_routes": 0, "routes": []}),
-        "LEAFZ" => {
-            json!({"server_id": shared.server_id, "now": monitor::rfc3339(std::time::SystemTime::now()),
-                          "leafnodes": 0, "leafs": []})
-        }
+        "LEAFZ" => monitor::leafz(
+            shared,
+            opts.get("subscriptions")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            opts.get("account").and_then(Value::as_str),
+        ),
         "GATEWAYZ" => {
             json!({"server_id": shared.server_id, "now": monitor::rfc3339(std::time::SystemTime::now()),
                              "outbound_gateways": {}, "inbound_gateways": {}})

@@ -228,3 +228,116 @@ fn a_leaf_with_wrong_credentials_is_refused_and_nothing_crosses() {
         h.log()
     );
 }
+
+fn http_json(port: u16, path: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: {e}: {raw}"))
+}
+
+fn hub_with_http(kind: Impl, leaf_port: u16, http: u16) -> Server {
+    Server::start(
+        kind,
+        &format!(
+            "http_port: {http}\naccounts {{ APP: {{ users: [ {{user: app, password: app}} ] }} }}\nleafnodes {{ listen: \"127.0.0.1:{leaf_port}\", authorization {{ users: [ {{user: leaf, password: s3cret, account: APP}} ] }} }}"
+        ),
+    )
+}
+
+#[test]
+fn the_seed_articles_leafz_queries_answer_on_a_canopy_hub_like_on_an_official_one() {
+    if skip_without_oracle() {
+        return;
+    }
+    let mut shapes = Vec::new();
+    for kind in [Impl::Canopy, Impl::Official] {
+        let (lp, http) = (support::free_port(), support::free_port());
+        let h = hub_with_http(kind, lp, http);
+        let l = official_leaf(lp);
+        let mut hub_sub = login(&h, Some("app"));
+        hub_sub.send(b"SUB up.> 1\r\n");
+        hub_sub.sync();
+        let mut leaf_pub = login(&l, None);
+        wait_for_flow(&mut leaf_pub, &mut hub_sub, "up.probe");
+        // curl -s http://hub-server:8222/leafz | jq '.leafs[] | {name: .name, account: .account, ip: .ip, rtt: .rtt}'
+        let leafz = http_json(http, "/leafz");
+        assert_eq!(leafz["leafnodes"], 1, "{kind:?}: {leafz}");
+        let leaf = &leafz["leafs"][0];
+        assert_eq!(leaf["name"], "edge", "{kind:?}");
+        assert_eq!(leaf["account"], "APP", "{kind:?}");
+        assert_eq!(leaf["ip"], "127.0.0.1", "{kind:?}");
+        assert!(leaf["rtt"].is_string(), "{kind:?}");
+        // curl -s http://hub:8222/leafz | jq '.leafs[].subscriptions'
+        assert!(leaf["subscriptions"].as_u64().is_some(), "{kind:?}");
+        // curl -s http://hub:8222/routez | jq '.routes[].subscriptions'
+        assert!(http_json(http, "/routez")["routes"].is_array(), "{kind:?}");
+        assert_eq!(http_json(http, "/varz")["leafnodes"], 1, "{kind:?}");
+        let keys: Vec<String> = leaf.as_object().unwrap().keys().cloned().collect();
+        shapes.push(keys);
+    }
+    let (ours, theirs) = (&shapes[0], &shapes[1]);
+    let missing: Vec<&String> = theirs.iter().filter(|k| !ours.contains(k)).collect();
+    assert!(
+        missing.is_empty(),
+        "/leafz leaf fields the official hub has and Canopy lacks: {missing:?}"
+    );
+}
+
+#[test]
+fn leaf_metrics_count_exactly_what_crossed_the_link() {
+    if skip_without_oracle() {
+        return;
+    }
+    let (lp, http) = (support::free_port(), support::free_port());
+    let h = hub_with_http(Impl::Canopy, lp, http);
+    let l = official_leaf(lp);
+    let mut hub_sub = login(&h, Some("app"));
+    hub_sub.send(b"SUB up.> 1\r\n");
+    hub_sub.sync();
+    let mut leaf_pub = login(&l, None);
+    wait_for_flow(&mut leaf_pub, &mut hub_sub, "up.probe");
+    let scrape = |port: u16| -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        raw.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default()
+    };
+    let value = |text: &str, metric: &str| -> f64 {
+        let lines = text.lines().map(|l| Ok(l.to_string()));
+        let scrape = prometheus_parse::Scrape::parse(lines).unwrap();
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == metric && s.labels.get("leaf").is_none_or(|v| v == "edge"))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => f64::NAN,
+            })
+            .unwrap_or_else(|| panic!("{metric} missing"))
+    };
+    let before = scrape(http);
+    for _ in 0..40 {
+        leaf_pub.send(b"PUB up.m 2\r\nhi\r\n");
+    }
+    leaf_pub.sync();
+    std::thread::sleep(Duration::from_millis(300));
+    hub_sub.sync();
+    let after = scrape(http);
+    assert_eq!(value(&after, "nats_leafnodes_connections"), 1.0);
+    assert_eq!(
+        value(&after, "nats_leafnodes_recv_msgs") - value(&before, "nats_leafnodes_recv_msgs"),
+        40.0
+    );
+    assert!(value(&after, "nats_leafnodes_rtt_seconds") >= 0.0);
+}

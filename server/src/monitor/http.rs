@@ -102,8 +102,11 @@ async fn routez_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {
 
 async fn leafz_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {
     count(&s, "/leafz");
-    let v = json!({"server_id": s.server_id, "now": rfc3339(SystemTime::now()), "leafnodes": 0, "leafs": []});
-    json_response(&v, &p)
+    let subs = p.get("subs").is_some_and(|v| v == "1" || v == "true");
+    json_response(
+        &super::leafz(&s, subs, p.get("acc").map(String::as_str)),
+        &p,
+    )
 }
 
 async fn gatewayz_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {

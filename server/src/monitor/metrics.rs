@@ -107,38 +107,83 @@ pub fn render(shared: &Shared) -> String {
         "Resident memory of the server process.",
         super::rss_bytes(),
     );
+    let leafs: Vec<std::sync::Arc<crate::conn::Conn>> = shared
+        .conns
+        .lock()
+        .values()
+        .filter(|c| c.leaf())
+        .cloned()
+        .collect();
     family(
         &mut out,
         "nats_leafnodes_connections",
         "gauge",
         "Leaf node connections open now.",
-        0,
+        leafs.len(),
     );
-    // Per-leaf families (sent/recv msgs, rtt, reconnects) have no series until leaf links exist.
-    for (name, kind, help) in [
+    // Per leaf link, with the names the seed article's PromQL uses.
+    type Pick = fn(&crate::conn::Conn) -> String;
+    let per_leaf: [(&str, &str, &str, Pick); 6] = [
         (
             "nats_leafnodes_sent_msgs",
             "counter",
             "Messages sent over a leaf connection.",
+            |c| c.stats.out_msgs.load(Ordering::Relaxed).to_string(),
         ),
         (
             "nats_leafnodes_recv_msgs",
             "counter",
             "Messages received over a leaf connection.",
+            |c| c.stats.in_msgs.load(Ordering::Relaxed).to_string(),
+        ),
+        (
+            "nats_leafnodes_sent_bytes",
+            "counter",
+            "Bytes sent over a leaf connection.",
+            |c| c.stats.out_bytes.load(Ordering::Relaxed).to_string(),
+        ),
+        (
+            "nats_leafnodes_recv_bytes",
+            "counter",
+            "Bytes received over a leaf connection.",
+            |c| c.stats.in_bytes.load(Ordering::Relaxed).to_string(),
         ),
         (
             "nats_leafnodes_rtt_seconds",
             "gauge",
             "Round-trip time of a leaf connection.",
+            |c| format!("{:.9}", c.rtt_nanos.load(Ordering::Relaxed) as f64 / 1e9),
         ),
+        // Accepted links do not reconnect themselves; remotes (issue #4) will count here.
         (
             "nats_leafnodes_reconnects",
             "counter",
             "Reconnects of a leaf remote.",
+            |_| "0".into(),
         ),
-    ] {
+    ];
+    for (name, kind, help, pick) in per_leaf {
         let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} {kind}");
+        for c in &leafs {
+            let leaf = c.leaf_name.lock().clone().unwrap_or_default();
+            let account = c.account().map(|a| a.name.clone()).unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "{name}{{leaf=\"{}\",account=\"{}\",remote=\"{}\"}} {}",
+                escape(&leaf),
+                escape(&account),
+                c.addr,
+                pick(c)
+            );
+        }
     }
     out
+}
+
+/// A label value in the text format: backslash, quote and newline escaped.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

@@ -170,8 +170,8 @@ pub fn varz(shared: &Shared) -> Value {
         "total_connections": shared.stats.total_connections.load(Ordering::Relaxed),
         "routes": 0,
         "remotes": 0,
-        "leafnodes": 0,
-                "in_msgs": t.in_msgs,
+                "leafnodes": leaf_count(shared),
+        "in_msgs": t.in_msgs,
         "out_msgs": t.out_msgs,
         "in_bytes": t.in_bytes,
         "out_bytes": t.out_bytes,
@@ -515,6 +515,54 @@ pub fn record_closed(shared: &Shared, c: &Arc<Conn>) {
         closed.pop_front();
     }
     closed.push_back(v);
+}
+
+/// `/leafz`: every accepted leaf link (`subs=1` adds its interest, `acc=` filters).
+pub fn leafz(shared: &Shared, subs: bool, acc: Option<&str>) -> Value {
+    let mut conns: Vec<Arc<Conn>> = shared
+        .conns
+        .lock()
+        .values()
+        .filter(|c| c.leaf())
+        .cloned()
+        .collect();
+    conns.sort_by_key(|c| c.cid);
+    let leafs: Vec<Value> = conns
+        .iter()
+        .filter(|c| acc.is_none_or(|a| c.account().is_some_and(|x| x.name == a)))
+        .map(|c| {
+            let mut v = json!({
+                "id": c.cid,
+                "name": c.leaf_name.lock().clone().unwrap_or_default(),
+                "is_spoke": false,
+                "account": c.account().map(|a| a.name.clone()).unwrap_or_default(),
+                "ip": c.addr.ip().to_string(),
+                "port": c.addr.port(),
+                "rtt": go_duration(Duration::from_nanos(c.rtt_nanos.load(Ordering::Relaxed))),
+                "in_msgs": c.stats.in_msgs.load(Ordering::Relaxed),
+                "out_msgs": c.stats.out_msgs.load(Ordering::Relaxed),
+                "in_bytes": c.stats.in_bytes.load(Ordering::Relaxed),
+                "out_bytes": c.stats.out_bytes.load(Ordering::Relaxed),
+                "subscriptions": c.subs.lock().len(),
+                "compression": "off",
+            });
+            if subs {
+                let list: Vec<String> = c
+                    .subs
+                    .lock()
+                    .values()
+                    .map(|s| s.subject.to_string())
+                    .collect();
+                v["subscriptions_list"] = json!(list);
+            }
+            v
+        })
+        .collect();
+    json!({"server_id": shared.server_id, "now": rfc3339(SystemTime::now()), "leafnodes": leafs.len(), "leafs": leafs})
+}
+
+pub fn leaf_count(shared: &Shared) -> usize {
+    shared.conns.lock().values().filter(|c| c.leaf()).count()
 }
 
 /// `/subsz`: sublist statistics and, with `subs=1`, the subscriptions (`test=` filters
