@@ -77,9 +77,21 @@ impl Account {
 
     /// Interest in (subject, queue) grew or shrank by `delta` on connection `origin`:
     /// every other leaf link of this account is told.
-    pub fn interest_changed(&self, subject: &str, queue: Option<&str>, delta: i32, origin: u64) {
+    pub fn interest_changed(
+        &self,
+        subject: &str,
+        queue: Option<&str>,
+        delta: i32,
+        origin: &crate::conn::Conn,
+    ) {
+        // Interest learned from a hub (over a link this server dialled) goes down to
+        // accepted leafs, never up another dialled link: that keeps trees loop-free.
+        let from_spoke = origin.spoke();
         let leafs = self.leafs.read();
-        for l in leafs.iter().filter(|l| l.cid != origin) {
+        for l in leafs
+            .iter()
+            .filter(|l| l.cid != origin.cid && !(from_spoke && l.spoke()))
+        {
             l.leaf_interest(subject, queue, delta);
         }
     }

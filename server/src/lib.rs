@@ -14,6 +14,7 @@ pub mod log;
 pub mod account;
 pub mod auth;
 pub mod conn;
+pub mod leafnode;
 pub mod mapping;
 pub mod monitor;
 pub mod nkey;

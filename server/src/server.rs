@@ -303,6 +303,7 @@ pub async fn start_with(options: Options, overrides: Option<Overrides>) -> anyho
             .unwrap_or_else(|| shared.options.host.clone());
         crate::monitor::http::start(shared.clone(), &host, http.port).await?;
     }
+    crate::leafnode::start(shared.clone());
     tracing::info!("Server is ready");
     Ok(Handle {
         client_addr,
@@ -330,9 +331,12 @@ fn log_startup(shared: &Shared, addr: std::net::SocketAddr) {
     if o.cluster.as_ref().is_some_and(|c| c.port.is_some()) {
         not_yet.push("cluster");
     }
-    if o.leafnodes.as_ref().is_some_and(|l| !l.remotes.is_empty()) {
-        not_yet
-            .push("leafnodes remotes (this server accepts leaf links but does not dial them yet)");
+    if o.leafnodes.as_ref().is_some_and(|l| {
+        l.remotes
+            .iter()
+            .any(|r| r.tls.is_some() || r.credentials.is_some())
+    }) {
+        not_yet.push("TLS and credentials files on leafnode remotes");
     }
     if o.jetstream.as_ref().is_some_and(|j| j.enabled) {
         not_yet.push("jetstream");

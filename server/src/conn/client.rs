@@ -207,12 +207,12 @@ async fn run<R, W>(
     let _ = writer.await;
 }
 
-pub(super) struct Client {
+pub(crate) struct Client {
     pub(super) shared: Arc<Shared>,
     pub(super) conn: Arc<Conn>,
-    pub(super) binding: Option<Binding>,
+    pub(crate) binding: Option<Binding>,
     pub(super) connect: Connect,
-    pub(super) connected: bool,
+    pub(crate) connected: bool,
     pub(super) sent_pong: bool,
     /// Match results by subject, valid while the account's sublist generation holds.
     pub(super) cache: HashMap<Box<[u8]>, Arc<Match<Subscription>>>,
@@ -224,7 +224,7 @@ pub(super) struct Client {
     /// xorshift state for picking queue members.
     pub(super) rng: u64,
     /// This connection is a leaf link: no queue group is eligible unless named.
-    pub(super) from_leaf: bool,
+    pub(crate) from_leaf: bool,
     /// Queue groups a leaf message named, consumed by the next `route`.
     pub(super) eligible_queues: Option<Vec<u8>>,
     /// Set while delivering something the server itself sends (a `$SYS` answer).
@@ -240,7 +240,7 @@ pub(super) struct Client {
 }
 
 impl Client {
-    pub(super) fn new(
+    pub(crate) fn new(
         shared: Arc<Shared>,
         conn: Arc<Conn>,
         nonce: String,
@@ -270,7 +270,7 @@ impl Client {
 }
 
 /// Stop reading: the connection is closing.
-pub(super) struct Closed;
+pub(crate) struct Closed;
 
 impl Client {
     pub(super) async fn read_loop<R: tokio::io::AsyncRead + Unpin>(&mut self, mut rd: R) {
@@ -668,7 +668,7 @@ impl Client {
             binding.account.sublist.insert(sub);
             binding
                 .account
-                .interest_changed(subj_str, queue_str, 1, self.conn.cid);
+                .interest_changed(subj_str, queue_str, 1, &self.conn);
         }
         self.ok();
         Ok(())
@@ -890,6 +890,9 @@ impl Client {
                 continue;
             }
             if sub.conn.leaf() {
+                if sub.denies(subj) {
+                    continue;
+                }
                 // One frame per leaf link, however many of its subscriptions match.
                 if !leaf_targets.iter().any(|(c, _)| c.cid == sub.conn.cid) {
                     leaf_targets.push((sub.conn.clone(), Vec::new()));
@@ -918,6 +921,9 @@ impl Client {
                     continue;
                 }
                 if sub.conn.leaf() {
+                    if sub.denies(subj) {
+                        continue;
+                    }
                     let q = sub.queue.as_deref().unwrap_or("");
                     match leaf_targets.iter_mut().find(|(c, _)| c.cid == sub.conn.cid) {
                         Some((_, qs)) => qs.push(q),
@@ -1051,14 +1057,14 @@ impl Client {
         }
     }
 
-    pub(super) fn cleanup(&mut self) {
+    pub(crate) fn cleanup(&mut self) {
         self.end_batch();
         let subs: Vec<Arc<Subscription>> = self.conn.subs.lock().drain().map(|(_, s)| s).collect();
         if let Some(b) = &self.binding {
             for s in &subs {
                 if b.account.sublist.remove(s) {
                     b.account
-                        .interest_changed(&s.subject, s.queue.as_deref(), -1, self.conn.cid);
+                        .interest_changed(&s.subject, s.queue.as_deref(), -1, &self.conn);
                 }
             }
             if self.conn.leaf() {
@@ -1099,7 +1105,7 @@ pub(super) fn remove_sub(sub: &Arc<Subscription>) {
     }
     if let Some(acc) = sub.conn.account() {
         if acc.sublist.remove(sub) {
-            acc.interest_changed(&sub.subject, sub.queue.as_deref(), -1, sub.conn.cid);
+            acc.interest_changed(&sub.subject, sub.queue.as_deref(), -1, &sub.conn);
         }
     }
 }

@@ -91,7 +91,7 @@ fn leaf_sid(subject: &[u8], queue: Option<&[u8]>) -> Box<[u8]> {
 }
 
 impl Client {
-    pub(super) async fn leaf_read_loop<R: tokio::io::AsyncRead + Unpin>(&mut self, mut rd: R) {
+    pub(crate) async fn leaf_read_loop<R: tokio::io::AsyncRead + Unpin>(&mut self, mut rd: R) {
         let mut buf = BytesMut::with_capacity(4096);
         let limits = self.shared.limits;
         let auth_deadline = tokio::time::sleep(self.shared.auth().timeout);
@@ -176,6 +176,9 @@ impl Client {
             }
             LeafOp::Ignored => Ok(()),
             LeafOp::Err(text) => {
+                if text.windows(13).any(|w| w == b"Loop detected") {
+                    self.conn.loop_detected.store(true, Ordering::Relaxed);
+                }
                 tracing::error!(
                     "{} - lid:{} - leafnode sent -ERR {}",
                     self.conn.addr,
@@ -203,6 +206,14 @@ impl Client {
                 let Some(binding) = &self.binding else {
                     return Ok(());
                 };
+                if let Some(f) = self.conn.leaf_filters.get() {
+                    if f.deny_imports
+                        .iter()
+                        .any(|d| crate::subject::matches(d.as_bytes(), subject))
+                    {
+                        return Ok(());
+                    }
+                }
                 self.conn.stats.in_msgs.fetch_add(1, Ordering::Relaxed);
                 self.conn
                     .stats
@@ -239,6 +250,26 @@ impl Client {
         if !crate::subject::is_valid_subscription(subject) {
             return Ok(());
         }
+        // `deny_exports` on a dialled link: interest in those subjects is not served;
+        // a wildcard that overlaps them is, with those subjects filtered at delivery.
+        let mut deny = None;
+        if let Some(f) = self.conn.leaf_filters.get() {
+            if f.deny_exports
+                .iter()
+                .any(|d| crate::subject::is_subset(subj, d))
+            {
+                return Ok(());
+            }
+            let overlap: Vec<String> = f
+                .deny_exports
+                .iter()
+                .filter(|d| crate::subject::intersects(d, subj))
+                .cloned()
+                .collect();
+            if !overlap.is_empty() {
+                deny = Some(Arc::new(overlap));
+            }
+        }
         let sid = leaf_sid(subject, queue);
         let mut subs = self.conn.subs.lock();
         // A repeated LS+ for a queue only updates its weight: one member stands for the link.
@@ -252,13 +283,13 @@ impl Client {
             sid: sid.clone(),
             max: Default::default(),
             delivered: Default::default(),
-            deny: None,
+            deny,
         });
         subs.insert(sid, sub.clone());
         drop(subs);
         binding.account.sublist.insert(sub);
         // Interest learned from one leaf is passed to the other leafs of the account.
-        binding.account.interest_changed(subj, q, 1, self.conn.cid);
+        binding.account.interest_changed(subj, q, 1, &self.conn);
         Ok(())
     }
 
@@ -322,24 +353,37 @@ impl Client {
         self.conn.send(&line);
         // The interest snapshot: every subscription in the account on other links,
         // then our loop-detection subject. Registering first means no update is missed.
-        account.leafs.write().push(self.conn.clone());
-        let conns: Vec<Arc<Conn>> = self.shared.conns.lock().values().cloned().collect();
-        let mut counts: HashMap<(Box<str>, Option<Box<str>>), i32> = HashMap::new();
-        for other in conns.iter().filter(|o| o.cid != self.conn.cid) {
-            if !other.account().is_some_and(|a| Arc::ptr_eq(a, &account)) {
-                continue;
-            }
-            for s in other.subs.lock().values() {
-                *counts
-                    .entry((s.subject.clone(), s.queue.clone()))
-                    .or_insert(0) += 1;
-            }
-        }
-        for ((subject, queue), n) in counts {
-            self.conn.leaf_interest(&subject, queue.as_deref(), n);
-        }
-        self.conn
-            .send(format!("LS+ {}\r\n", loop_subject(&self.shared)).as_bytes());
+        send_interest_snapshot(&self.shared, &self.conn, &account);
         Ok(())
     }
+}
+
+/// Register a leaf link with its account and tell it all current interest: every
+/// subscription on other connections of the account — except, on a link this server
+/// dialled, interest that itself came from a hub — then the loop-detection subject.
+/// Registering first means no later change is missed.
+pub fn send_interest_snapshot(
+    shared: &Shared,
+    link: &Arc<Conn>,
+    account: &Arc<crate::account::Account>,
+) {
+    account.leafs.write().push(link.clone());
+    let conns: Vec<Arc<Conn>> = shared.conns.lock().values().cloned().collect();
+    let mut counts: HashMap<crate::conn::InterestKey, i32> = HashMap::new();
+    for other in conns.iter().filter(|o| o.cid != link.cid) {
+        if !other.account().is_some_and(|a| Arc::ptr_eq(a, account))
+            || (link.spoke() && other.spoke())
+        {
+            continue;
+        }
+        for s in other.subs.lock().values() {
+            *counts
+                .entry((s.subject.clone(), s.queue.clone()))
+                .or_insert(0) += 1;
+        }
+    }
+    for ((subject, queue), n) in counts {
+        link.leaf_interest(&subject, queue.as_deref(), n);
+    }
+    link.send(format!("LS+ {}\r\n", loop_subject(shared)).as_bytes());
 }

@@ -58,8 +58,14 @@ pub struct Conn {
     /// Leaf links: how many local subscriptions back each (subject, queue) this link
     /// has been told about, so LS+ goes out on the first and LS- on the last.
     pub leaf_sent: Mutex<HashMap<InterestKey, u32>>,
-    /// Leaf links: the remote server's name (CONNECT `name`).
+    /// Leaf links: the remote server's name (CONNECT `name`, or the hub's INFO name).
     pub leaf_name: Mutex<Option<String>>,
+    /// A leaf link this server dialled (a `remotes` entry): it is the spoke.
+    pub is_spoke: AtomicBool,
+    /// A dialled link's `deny_imports` / `deny_exports`.
+    pub leaf_filters: OnceLock<LeafFilters>,
+    /// The hub said this link closes a loop: wait before dialling again.
+    pub loop_detected: AtomicBool,
     pub stats: ConnStats,
     pings_out: AtomicU32,
     max_pending: usize,
@@ -85,6 +91,15 @@ pub struct Conn {
     /// `responses` is set: checked without the lock on every delivery with a reply.
     grants_on: AtomicBool,
     reply_grants: Mutex<HashMap<Box<[u8]>, ReplyGrant>>,
+}
+
+/// A dialled leaf link's subject filters.
+#[derive(Debug, Default)]
+pub struct LeafFilters {
+    /// Subjects this server will not receive from the hub.
+    pub deny_imports: Vec<String>,
+    /// Subjects this server will not send to the hub.
+    pub deny_exports: Vec<String>,
 }
 
 /// A subject and, for queue subscriptions, the queue name.
@@ -121,6 +136,16 @@ pub struct Subscription {
     /// Subscribe-deny rules a wildcard subscription overlaps: matching messages are
     /// filtered at delivery (a user denied `a.secret` may subscribe to `a.>`).
     pub deny: Option<Arc<Vec<String>>>,
+}
+
+impl Subscription {
+    /// Whether a deny rule this subscription overlaps filters out `subject`.
+    pub fn denies(&self, subject: &[u8]) -> bool {
+        self.deny.as_ref().is_some_and(|d| {
+            d.iter()
+                .any(|p| crate::subject::matches(p.as_bytes(), subject))
+        })
+    }
 }
 
 impl Interest for Subscription {
@@ -169,6 +194,9 @@ impl Conn {
             is_leaf: AtomicBool::new(false),
             leaf_sent: Mutex::new(HashMap::new()),
             leaf_name: Mutex::new(None),
+            is_spoke: AtomicBool::new(false),
+            leaf_filters: OnceLock::new(),
+            loop_detected: AtomicBool::new(false),
             headers: AtomicBool::new(false),
             stats: ConnStats::default(),
             pings_out: AtomicU32::new(0),
@@ -233,8 +261,21 @@ impl Conn {
         self.is_leaf.load(Ordering::Relaxed)
     }
 
+    pub fn spoke(&self) -> bool {
+        self.is_spoke.load(Ordering::Relaxed)
+    }
+
     /// Tell this leaf link that local interest in (subject, queue) grew or shrank.
     pub fn leaf_interest(&self, subject: &str, queue: Option<&str>, delta: i32) {
+        // `deny_imports`: this server does not want those subjects, so it never asks.
+        if let Some(f) = self.leaf_filters.get() {
+            if f.deny_imports
+                .iter()
+                .any(|d| crate::subject::is_subset(subject, d))
+            {
+                return;
+            }
+        }
         let line = {
             let mut sent = self.leaf_sent.lock();
             let key = (Box::<str>::from(subject), queue.map(Box::<str>::from));
@@ -442,13 +483,8 @@ impl Conn {
     ) -> Delivered {
         // Every delivery counts, so `UNSUB <sid> <max>` after some have arrived
         // allows only the rest, as in nats-server.
-        if let Some(deny) = &sub.deny {
-            if deny
-                .iter()
-                .any(|d| crate::subject::matches(d.as_bytes(), subject))
-            {
-                return Delivered::No;
-            }
+        if sub.denies(subject) {
+            return Delivered::No;
         }
         let max = sub.max.load(Ordering::Relaxed);
         let n = sub.delivered.fetch_add(1, Ordering::AcqRel) + 1;

@@ -148,6 +148,12 @@ impl Server {
         None
     }
 
+    /// Stop the process now (a hub going away).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self._dir.0.join("server.log")).unwrap_or_default()
     }

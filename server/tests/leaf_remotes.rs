@@ -1,0 +1,221 @@
+//! A Canopy leaf dialling a hub — the official nats-server, or Canopy itself —
+//! with exact counts, deny rules, failover across hub URLs and loop detection.
+
+mod support;
+use std::time::{Duration, Instant};
+use support::{Impl, Server};
+
+fn hub(kind: Impl, leaf_port: u16) -> Server {
+    Server::start(
+        kind,
+        &format!(
+            "accounts {{ APP: {{ users: [ {{user: app, password: app}} ] }} }}\nleafnodes {{ listen: \"127.0.0.1:{leaf_port}\", authorization {{ users: [ {{user: leaf, password: s3cret, account: APP}} ] }} }}"
+        ),
+    )
+}
+
+fn canopy_leaf(urls: &[String], extra: &str) -> Server {
+    let list: Vec<String> = urls.iter().map(|u| format!("\"{u}\"")).collect();
+    Server::start(
+        Impl::Canopy,
+        &format!(
+            "server_name: canopy-edge\nleafnodes {{ reconnect: \"250ms\", remotes: [ {{ urls: [{}], no_randomize: true, deny_exports: [\"secret.>\"], deny_imports: [\"local.>\"] {extra} }} ] }}",
+            list.join(", ")
+        ),
+    )
+}
+
+fn url(port: u16) -> String {
+    format!("nats-leaf://leaf:s3cret@127.0.0.1:{port}")
+}
+
+fn login(s: &Server, user: Option<&str>) -> support::Raw {
+    let mut c = s.raw();
+    let creds = user
+        .map(|u| format!(",\"user\":\"{u}\",\"pass\":\"{u}\""))
+        .unwrap_or_default();
+    c.send(format!("CONNECT {{\"verbose\":false,\"headers\":true{creds}}}\r\n").as_bytes());
+    assert_eq!(c.sync(), "");
+    c
+}
+
+fn wait_for_flow(
+    from: &mut support::Raw,
+    to: &mut support::Raw,
+    subject: &str,
+    within: Duration,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        from.send(format!("PUB {subject} 4\r\nping\r\n").as_bytes());
+        from.sync();
+        std::thread::sleep(Duration::from_millis(50));
+        if to.sync().contains("ping") {
+            let took = start.elapsed();
+            std::thread::sleep(Duration::from_millis(200));
+            to.sync();
+            return took;
+        }
+        assert!(
+            start.elapsed() < within,
+            "no flow on {subject} within {within:?}"
+        );
+    }
+}
+
+fn hubs() -> Vec<Impl> {
+    if support::official_available() {
+        vec![Impl::Official, Impl::Canopy]
+    } else {
+        eprintln!("!!! nats-server (the oracle) is NOT installed: Canopy leaf → official hub is not tested; Canopy → Canopy only. !!!");
+        vec![Impl::Canopy]
+    }
+}
+
+#[test]
+fn canopy_leaf_exchanges_every_message_exactly_once_with_the_hub() {
+    for kind in hubs() {
+        let lp = support::free_port();
+        let h = hub(kind, lp);
+        let l = canopy_leaf(&[url(lp)], "");
+        let mut hub_sub = login(&h, Some("app"));
+        hub_sub.send(b"SUB up.> 1\r\n");
+        hub_sub.sync();
+        let mut leaf_pub = login(&l, None);
+        wait_for_flow(
+            &mut leaf_pub,
+            &mut hub_sub,
+            "up.probe",
+            Duration::from_secs(15),
+        );
+        for i in 0..100 {
+            leaf_pub.send(format!("PUB up.{i} 1\r\nx\r\n").as_bytes());
+        }
+        leaf_pub.sync();
+        std::thread::sleep(Duration::from_millis(400));
+        assert_eq!(
+            hub_sub.sync().matches("MSG up.").count(),
+            100,
+            "{kind:?} hub: leaf → hub"
+        );
+
+        let mut leaf_sub = login(&l, None);
+        leaf_sub.send(b"SUB down.* 3\r\nSUB down.> 4\r\n");
+        leaf_sub.sync();
+        let mut hub_pub = login(&h, Some("app"));
+        wait_for_flow(
+            &mut hub_pub,
+            &mut leaf_sub,
+            "down.probe",
+            Duration::from_secs(15),
+        );
+        for i in 0..100 {
+            hub_pub.send(format!("PUB down.{i} 1\r\ny\r\n").as_bytes());
+        }
+        hub_pub.sync();
+        std::thread::sleep(Duration::from_millis(400));
+        assert_eq!(
+            leaf_sub.sync().matches("MSG down.").count(),
+            200,
+            "{kind:?} hub: hub → leaf, once per subscription"
+        );
+    }
+}
+
+#[test]
+fn deny_rules_on_the_remote_hold_in_both_directions() {
+    for kind in hubs() {
+        let lp = support::free_port();
+        let h = hub(kind, lp);
+        let l = canopy_leaf(&[url(lp)], "");
+        let mut hub_sub = login(&h, Some("app"));
+        hub_sub.send(b"SUB > 1\r\n");
+        hub_sub.sync();
+        let mut leaf_pub = login(&l, None);
+        wait_for_flow(
+            &mut leaf_pub,
+            &mut hub_sub,
+            "probe.up",
+            Duration::from_secs(15),
+        );
+        leaf_pub.send(b"PUB secret.plans 1\r\nx\r\nPUB open.news 1\r\ny\r\n");
+        leaf_pub.sync();
+        std::thread::sleep(Duration::from_millis(300));
+        let got = hub_sub.sync();
+        assert!(got.contains("MSG open.news"), "{kind:?}: {got}");
+        assert!(
+            !got.contains("secret"),
+            "{kind:?}: deny_exports leaked: {got}"
+        );
+
+        let mut leaf_sub = login(&l, None);
+        leaf_sub.send(b"SUB > 1\r\n");
+        leaf_sub.sync();
+        let mut hub_pub = login(&h, Some("app"));
+        wait_for_flow(
+            &mut hub_pub,
+            &mut leaf_sub,
+            "probe.down",
+            Duration::from_secs(15),
+        );
+        hub_pub.send(b"PUB local.only 1\r\nx\r\nPUB shared.x 1\r\ny\r\n");
+        hub_pub.sync();
+        std::thread::sleep(Duration::from_millis(300));
+        let got = leaf_sub.sync();
+        assert!(got.contains("MSG shared.x"), "{kind:?}: {got}");
+        assert!(
+            !got.contains("local.only"),
+            "{kind:?}: deny_imports leaked: {got}"
+        );
+    }
+}
+
+#[test]
+fn leaf_failover_reaches_second_hub_url() {
+    for kind in hubs() {
+        let (p1, p2) = (support::free_port(), support::free_port());
+        let mut first = hub(kind, p1);
+        let second = hub(kind, p2);
+        let l = canopy_leaf(&[url(p1), url(p2)], "");
+        let mut sub1 = login(&first, Some("app"));
+        sub1.send(b"SUB up 1\r\n");
+        sub1.sync();
+        let mut sub2 = login(&second, Some("app"));
+        sub2.send(b"SUB up 1\r\n");
+        sub2.sync();
+        let mut leaf_pub = login(&l, None);
+        wait_for_flow(&mut leaf_pub, &mut sub1, "up", Duration::from_secs(15));
+        drop(sub1);
+        first.kill();
+        let took = wait_for_flow(&mut leaf_pub, &mut sub2, "up", Duration::from_secs(15));
+        eprintln!("{kind:?} hub: flow resumed through the second URL after {took:?}");
+        assert!(
+            took < Duration::from_secs(5),
+            "{kind:?}: failover took {took:?}"
+        );
+    }
+}
+
+#[test]
+fn a_loop_of_leaf_links_is_detected_and_reported() {
+    // Two Canopy servers, each a leaf of the other, in one account: a loop.
+    let (a_leaf, b_leaf) = (support::free_port(), support::free_port());
+    let a = Server::start(
+        Impl::Canopy,
+        &format!("server_name: a\nleafnodes {{ listen: \"127.0.0.1:{a_leaf}\", reconnect: \"250ms\", remotes: [ {{ url: \"nats-leaf://127.0.0.1:{b_leaf}\" }} ] }}"),
+    );
+    let b = Server::start(
+        Impl::Canopy,
+        &format!("server_name: b\nleafnodes {{ listen: \"127.0.0.1:{b_leaf}\", reconnect: \"250ms\", remotes: [ {{ url: \"nats-leaf://127.0.0.1:{a_leaf}\" }} ] }}"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(a.log().contains("Loop detected") || b.log().contains("Loop detected")) {
+        assert!(
+            Instant::now() < deadline,
+            "no loop reported:\n{}\n{}",
+            a.log(),
+            b.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
