@@ -9,7 +9,7 @@ use crate::server::Shared;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 /// After a hub reports a loop, wait this long before trying again (as nats-server).
@@ -112,12 +112,10 @@ async fn connect_once(
         .map_err(|_| anyhow!("dial timeout"))?
         .context("dial")?;
     let _ = stream.set_nodelay(true);
+    let mut stream = stream;
     let addr = stream.peer_addr()?;
-    let (rd, mut wr) = stream.into_split();
-    let mut rd = BufReader::new(rd);
-    let mut line = String::new();
     let first = remote.first_info_timeout.unwrap_or(Duration::from_secs(1));
-    tokio::time::timeout(first, rd.read_line(&mut line))
+    let line = tokio::time::timeout(first, read_line(&mut stream))
         .await
         .map_err(|_| anyhow!("no INFO from the hub within {first:?}"))??;
     let info: serde_json::Value = line
@@ -127,11 +125,6 @@ async fn connect_once(
     if info.get("leafnode_urls").is_none() || info["client_id"].as_u64().unwrap_or(0) == 0 {
         return Err(anyhow!(
             "attempted to connect to wrong port (not a leafnode port)"
-        ));
-    }
-    if info["tls_required"].as_bool() == Some(true) {
-        return Err(anyhow!(
-            "the hub requires TLS; TLS on leaf remotes is not served by this build yet"
         ));
     }
     if !remote.ignore_discovered_servers {
@@ -176,11 +169,6 @@ async fn connect_once(
     if let Some(p) = &t.pass {
         connect["pass"] = serde_json::json!(p);
     }
-    // No INFO echo: sending CONNECT straight after the hub's INFO keeps the link
-    // uncompressed with every official hub.
-    wr.write_all(format!("CONNECT {connect}\r\n").as_bytes())
-        .await?;
-
     let cid = shared.next_cid.fetch_add(1, Ordering::Relaxed) + 1;
     let conn = Arc::new(Conn::new(
         cid,
@@ -201,21 +189,50 @@ async fn connect_once(
     conn.bind_account(account.clone());
     shared.conns.lock().insert(cid, conn.clone());
     tracing::info!("{addr} - lid:{cid} - Leafnode connection created for account: {local}");
-    let writer = tokio::spawn(crate::conn::writer(conn.clone(), wr, shared.liveness));
-    crate::conn::leaf::send_interest_snapshot(shared, &conn, &account);
-    conn.send(b"PING\r\n");
-    let mut client = Client::new(shared.clone(), conn.clone(), String::new(), Vec::new());
-    client.from_leaf = true;
-    client.connected = true;
-    client.binding = Some(crate::auth::Binding {
-        account,
-        permissions: None,
-        user: t.user.clone(),
-    });
-    // Bytes the INFO read may have pulled in stay in the BufReader, which is the reader.
-    client.leaf_read_loop(rd).await;
-    client.cleanup();
-    let _ = writer.await;
+    let use_tls = remote.tls.is_some()
+        || url.starts_with("tls://")
+        || info["tls_required"].as_bool() == Some(true);
+    // No INFO echo: sending CONNECT straight after the hub's INFO keeps the link
+    // uncompressed with every official hub.
+    let connect_line = format!("CONNECT {connect}\r\n");
+    if use_tls {
+        let config = crate::tls::client_config(remote.tls.as_ref())?;
+        let host = t
+            .host_port
+            .rsplit_once(':')
+            .map(|(h, _)| h)
+            .unwrap_or(&t.host_port);
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let name = rustls_pki_types::ServerName::try_from(host)
+            .map_err(|e| anyhow!("bad TLS server name: {e}"))?;
+        let timeout = remote
+            .tls
+            .as_ref()
+            .and_then(|t| t.timeout)
+            .unwrap_or(Duration::from_secs(2));
+        let connector = tokio_rustls::TlsConnector::from(config);
+        let mut tls = match tokio::time::timeout(timeout, connector.connect(name, stream)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                shared.conns.lock().remove(&cid);
+                return Err(anyhow!("TLS leafnode handshake error (this leaf rejected the hub, or the hub rejected this leaf): {e}"));
+            }
+            Err(_) => {
+                shared.conns.lock().remove(&cid);
+                return Err(anyhow!("TLS leafnode handshake timeout"));
+            }
+        };
+        tls.write_all(connect_line.as_bytes()).await?;
+        let (rd, wr) = tokio::io::split(tls);
+        run_link(shared, &conn, account, t.user.clone(), rd, wr).await;
+    } else {
+        stream.write_all(connect_line.as_bytes()).await?;
+        let (rd, wr) = stream.into_split();
+        run_link(shared, &conn, account, t.user.clone(), rd, wr).await;
+    }
     let reason = conn.close_reason().unwrap_or("Client Closed");
     tracing::info!("{addr} - lid:{cid} - Leafnode connection closed: {reason}");
     Ok(if conn.loop_detected.load(Ordering::Relaxed) {
@@ -223,4 +240,49 @@ async fn connect_once(
     } else {
         Outcome::Closed
     })
+}
+
+/// The hub's first line (INFO), read byte by byte so nothing past it is consumed
+/// before a TLS handshake.
+async fn read_line(stream: &mut TcpStream) -> anyhow::Result<String> {
+    use tokio::io::AsyncReadExt;
+    let mut line = Vec::with_capacity(1024);
+    let mut byte = [0u8; 1];
+    while line.len() < 64 * 1024 {
+        if stream.read(&mut byte).await? == 0 {
+            return Err(anyhow::anyhow!("the hub closed the connection"));
+        }
+        line.push(byte[0]);
+        if byte[0] == b'\n' {
+            return Ok(String::from_utf8_lossy(&line).into_owned());
+        }
+    }
+    Err(anyhow::anyhow!("the hub's INFO line is too long"))
+}
+
+async fn run_link<R, W>(
+    shared: &Arc<Shared>,
+    conn: &Arc<Conn>,
+    account: Arc<crate::account::Account>,
+    user: Option<String>,
+    rd: R,
+    wr: W,
+) where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let writer = tokio::spawn(crate::conn::writer(conn.clone(), wr, shared.liveness));
+    crate::conn::leaf::send_interest_snapshot(shared, conn, &account);
+    conn.send(b"PING\r\n");
+    let mut client = Client::new(shared.clone(), conn.clone(), String::new(), Vec::new());
+    client.from_leaf = true;
+    client.connected = true;
+    client.binding = Some(crate::auth::Binding {
+        account,
+        permissions: None,
+        user,
+    });
+    client.leaf_read_loop(rd).await;
+    client.cleanup();
+    let _ = writer.await;
 }

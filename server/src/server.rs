@@ -47,6 +47,8 @@ pub struct Shared {
     /// so unauthenticated peers cannot take every blocking thread.
     pub auth_permits: Arc<tokio::sync::Semaphore>,
     pub http_req_stats: Mutex<HashMap<String, u64>>,
+    /// TLS for accepted leaf links (`leafnodes { tls {} }`).
+    pub leaf_tls: Option<Arc<crate::tls::ServerTls>>,
     /// The leafnode listener's port (0 = none).
     pub leaf_port: std::sync::atomic::AtomicU64,
     /// The most recently closed connections, for `/connz?state=closed`.
@@ -183,6 +185,13 @@ fn build_shared(
         .as_ref()
         .map(crate::tls::ServerTls::from_options)
         .transpose()?;
+    let leaf_tls = options
+        .leafnodes
+        .as_ref()
+        .and_then(|l| l.tls.as_ref())
+        .map(crate::tls::ServerTls::from_options)
+        .transpose()?
+        .map(Arc::new);
     let mut accounts = crate::account::build_accounts(&options);
     let system_account = (!options.no_system_account).then(|| {
         options
@@ -246,6 +255,7 @@ fn build_shared(
         started: std::time::SystemTime::now(),
         http_req_stats: Mutex::new(HashMap::new()),
         leaf_port: std::sync::atomic::AtomicU64::new(0),
+        leaf_tls,
         closed: Mutex::new(std::collections::VecDeque::new()),
         auth_permits: Arc::new(tokio::sync::Semaphore::new(
             std::thread::available_parallelism()
@@ -334,9 +344,9 @@ fn log_startup(shared: &Shared, addr: std::net::SocketAddr) {
     if o.leafnodes.as_ref().is_some_and(|l| {
         l.remotes
             .iter()
-            .any(|r| r.tls.is_some() || r.credentials.is_some())
+            .any(|r| r.credentials.is_some() || r.nkey.is_some())
     }) {
-        not_yet.push("TLS and credentials files on leafnode remotes");
+        not_yet.push("credentials files and nkeys on leafnode remotes (JWT/operator mode)");
     }
     if o.jetstream.as_ref().is_some_and(|j| j.enabled) {
         not_yet.push("jetstream");

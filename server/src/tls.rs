@@ -148,3 +148,93 @@ pub fn cert_identities(peer: Option<&[CertificateDer<'static>]>) -> Vec<String> 
     }
     out
 }
+
+/// The TLS client side of a leaf remote: trust `ca_file`, present `cert_file`/`key_file`
+/// when the hub verifies clients, and check the hub's name against the URL host —
+/// unless `insecure`, which skips verification (and says so in the log).
+pub fn client_config(t: Option<&TlsOptions>) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    let from_files;
+    let loaded = match t.and_then(|t| t.loaded.as_ref()) {
+        Some(l) => Some(l),
+        None => match t {
+            Some(t) => {
+                from_files = crate::config::tls::load_files(t).map_err(|e| anyhow!(e))?;
+                Some(&from_files)
+            }
+            None => None,
+        },
+    };
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?;
+    let builder = if t.is_some_and(|t| t.insecure) {
+        tracing::warn!("TLS verification of the leafnode hub is disabled (insecure: true)");
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerification(provider())))
+    } else {
+        let mut roots = RootCertStore::empty();
+        for ca in loaded.map(|l| l.roots.as_slice()).unwrap_or_default() {
+            roots
+                .add(ca.clone())
+                .context("adding ca_file certificate")?;
+        }
+        if roots.is_empty() {
+            return Err(anyhow!(
+                "a TLS leafnode remote needs ca_file (the CA that signed the hub's certificate)"
+            ));
+        }
+        builder.with_root_certificates(roots)
+    };
+    let config = match loaded.and_then(|l| l.key.as_ref().map(|k| (l.chain.clone(), k.clone_key())))
+    {
+        Some((chain, key)) if !chain.is_empty() => builder.with_client_auth_cert(chain, key)?,
+        _ => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
+}
+
+/// `insecure: true`: accept any server certificate (signatures are still checked).
+#[derive(Debug)]
+struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

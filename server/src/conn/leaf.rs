@@ -38,7 +38,8 @@ fn leaf_info(shared: &Shared, cid: u64, addr: SocketAddr) -> Info {
     info
 }
 
-pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
+pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
+    use tokio::io::AsyncWriteExt;
     let cid = shared.next_cid.fetch_add(1, Ordering::Relaxed) + 1;
     let _ = stream.set_nodelay(true);
     let conn = Arc::new(Conn::new(
@@ -51,17 +52,57 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     // A message never goes back over the link it came from.
     conn.echo.store(false, Ordering::Relaxed);
     conn.headers.store(true, Ordering::Relaxed);
-    let info = leaf_info(&shared, cid, addr);
+    let tls = shared.leaf_tls.clone();
+    let mut info = leaf_info(&shared, cid, addr);
+    if let Some(t) = &tls {
+        info.tls_required = true;
+        info.tls_verify = t.verify;
+        info.auth_required |= t.verify;
+    }
     // An official leaf treats an INFO without client_id or leafnode_urls as the wrong port.
     let mut line = serde_json::to_value(&info).unwrap_or_default();
     line["leafnode_urls"] = serde_json::json!(shared.leaf_urls());
     let mut bytes = b"INFO ".to_vec();
     bytes.extend_from_slice(line.to_string().as_bytes());
     bytes.extend_from_slice(b" \r\n");
-    conn.send(&bytes);
-    shared.conns.lock().insert(cid, conn.clone());
     tracing::info!("{addr} - lid:{cid} - Leafnode connection created");
-    let (rd, wr) = stream.into_split();
+    match tls {
+        None => {
+            conn.send(&bytes);
+            let (rd, wr) = stream.into_split();
+            run(shared, conn, rd, wr).await;
+        }
+        Some(t) => {
+            // INFO in plain text, then the leaf starts TLS.
+            if stream.write_all(&bytes).await.is_err() {
+                return;
+            }
+            let acceptor = tokio_rustls::TlsAcceptor::from(t.config.clone());
+            match tokio::time::timeout(t.timeout, acceptor.accept(stream)).await {
+                Ok(Ok(s)) => {
+                    if let Err(why) = t.check_pins(s.get_ref().1.peer_certificates()) {
+                        tracing::error!("{addr} - lid:{cid} - TLS leafnode handshake error: {why}");
+                        return;
+                    }
+                    let (rd, wr) = tokio::io::split(s);
+                    run(shared, conn, rd, wr).await;
+                }
+                Ok(Err(e)) => {
+                    tracing::error!("{addr} - lid:{cid} - TLS leafnode handshake error: {e}")
+                }
+                Err(_) => tracing::error!("{addr} - lid:{cid} - TLS leafnode handshake timeout"),
+            }
+        }
+    }
+}
+
+async fn run<R, W>(shared: Arc<Shared>, conn: Arc<Conn>, rd: R, wr: W)
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (addr, cid) = (conn.addr, conn.cid);
+    shared.conns.lock().insert(cid, conn.clone());
     let writer = tokio::spawn(super::writer(conn.clone(), wr, shared.liveness));
     let mut client = Client::new(shared.clone(), conn.clone(), String::new(), Vec::new());
     client.from_leaf = true;

@@ -2,6 +2,8 @@
 //! config text on a free loopback port, and talk to it over a raw socket.
 #![allow(dead_code)]
 
+pub mod pki;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
