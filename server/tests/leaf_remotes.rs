@@ -219,3 +219,73 @@ fn a_loop_of_leaf_links_is_detected_and_reported() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_regional_hub_relays_between_its_leafs_and_its_parent_exactly_once() {
+    // parent hub ← Canopy regional hub (hub and leaf at once) ← edge leaf
+    for kind in hubs() {
+        let (parent_leaf_port, region_leaf_port) = (support::free_port(), support::free_port());
+        let parent = hub(kind, parent_leaf_port);
+        let region = Server::start(
+            Impl::Canopy,
+            &format!(
+                "server_name: region\nleafnodes {{ listen: \"127.0.0.1:{region_leaf_port}\", reconnect: \"250ms\", remotes: [ {{ url: \"{}\" }} ] }}",
+                url(parent_leaf_port)
+            ),
+        );
+        let edge = Server::start(
+            kind,
+            &format!("server_name: edge\nleafnodes {{ reconnect: \"250ms\", remotes: [ {{ url: \"nats-leaf://127.0.0.1:{region_leaf_port}\" }} ] }}"),
+        );
+        let mut parent_sub = login(&parent, Some("app"));
+        parent_sub.send(b"SUB up.> 1\r\n");
+        parent_sub.sync();
+        let mut region_sub = login(&region, None);
+        region_sub.send(b"SUB up.> 1\r\n");
+        region_sub.sync();
+        let mut edge_pub = login(&edge, None);
+        wait_for_flow(
+            &mut edge_pub,
+            &mut parent_sub,
+            "up.probe",
+            Duration::from_secs(20),
+        );
+        region_sub.sync();
+        for i in 0..50 {
+            edge_pub.send(format!("PUB up.{i} 1\r\nx\r\n").as_bytes());
+        }
+        edge_pub.sync();
+        std::thread::sleep(Duration::from_millis(600));
+        assert_eq!(
+            parent_sub.sync().matches("MSG up.").count(),
+            50,
+            "{kind:?} parent: edge → region → parent, once"
+        );
+        assert_eq!(
+            region_sub.sync().matches("MSG up.").count(),
+            50,
+            "{kind:?} region: once"
+        );
+
+        let mut edge_sub = login(&edge, None);
+        edge_sub.send(b"SUB down.> 1\r\n");
+        edge_sub.sync();
+        let mut parent_pub = login(&parent, Some("app"));
+        wait_for_flow(
+            &mut parent_pub,
+            &mut edge_sub,
+            "down.probe",
+            Duration::from_secs(20),
+        );
+        for i in 0..50 {
+            parent_pub.send(format!("PUB down.{i} 1\r\ny\r\n").as_bytes());
+        }
+        parent_pub.sync();
+        std::thread::sleep(Duration::from_millis(600));
+        assert_eq!(
+            edge_sub.sync().matches("MSG down.").count(),
+            50,
+            "{kind:?} edge: parent → region → edge, once"
+        );
+    }
+}
