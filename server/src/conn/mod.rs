@@ -352,27 +352,35 @@ impl Conn {
         b.extend_from_slice(b"\r\n");
         b.extend_from_slice(body);
         b.extend_from_slice(b"\r\n");
-        let over = b.len() > self.max_pending;
-        drop(out);
-        if over {
-            // Links are not closed for a burst the way clients are; but memory stays bounded.
-            self.server_stats
-                .slow_consumers
-                .fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(
-                "{} - lid:{} - Slow Consumer Detected on leafnode link: MaxPending of {} Exceeded",
-                self.addr,
-                self.cid,
-                self.max_pending
-            );
-            self.close("Slow Consumer (Pending Bytes)");
+        if b.len() > self.max_pending {
+            // A link that cannot keep up is closed like a client (and redialled by its
+            // leaf): memory stays bounded.
+            self.slow_consumer(out);
             return false;
         }
+        drop(out);
         self.stats.out_msgs.fetch_add(1, Ordering::Relaxed);
         self.stats
             .out_bytes
             .fetch_add(body.len() as u64, Ordering::Relaxed);
         true
+    }
+
+    /// Pending bytes passed max_pending: drop them, close, count and log — once.
+    fn slow_consumer(&self, mut out: parking_lot::MutexGuard<'_, Outbound>) {
+        out.buf = Vec::new();
+        out.closed = true;
+        drop(out);
+        self.server_stats
+            .slow_consumers
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            "{} - cid:{} - Slow Consumer Detected: MaxPending of {} Exceeded",
+            self.addr,
+            self.cid,
+            self.max_pending
+        );
+        self.close("Slow Consumer (Pending Bytes)");
     }
 
     pub fn pending_bytes(&self) -> usize {
@@ -402,19 +410,7 @@ impl Conn {
             if out.buf.len() > self.max_pending {
                 // A peer that floods PINGs or refused ops and never reads is a slow
                 // consumer too: its answers must not grow memory without bound.
-                out.buf = Vec::new();
-                out.closed = true;
-                drop(out);
-                self.server_stats
-                    .slow_consumers
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::info!(
-                    "{} - cid:{} - Slow Consumer Detected: MaxPending of {} Exceeded",
-                    self.addr,
-                    self.cid,
-                    self.max_pending
-                );
-                self.close("Slow Consumer (Pending Bytes)");
+                self.slow_consumer(out);
                 return;
             }
         }
@@ -522,19 +518,7 @@ impl Conn {
         b.extend_from_slice(b"\r\n");
         if b.len() > self.max_pending {
             // Never let a reader that cannot keep up grow memory: drop and close.
-            out.buf = Vec::new();
-            out.closed = true;
-            drop(out);
-            self.server_stats
-                .slow_consumers
-                .fetch_add(1, Ordering::Relaxed);
-            tracing::info!(
-                "{} - cid:{} - Slow Consumer Detected: MaxPending of {} Exceeded",
-                self.addr,
-                self.cid,
-                self.max_pending
-            );
-            self.close("Slow Consumer (Pending Bytes)");
+            self.slow_consumer(out);
             return Delivered::No;
         }
         drop(out);
