@@ -117,3 +117,39 @@ fn a_leaf_with_a_certificate_from_another_ca_is_refused() {
         );
     }
 }
+
+#[test]
+fn an_official_leaf_with_handshake_first_links_to_a_canopy_hub_that_asks_for_it() {
+    if !support::official_available() {
+        eprintln!("!!! nats-server (the oracle) is NOT installed: TLS-first leaf interop is not tested. !!!");
+        return;
+    }
+    let pki = Pki::new();
+    let lp = support::free_port();
+    let h = Server::start(
+        Impl::Canopy,
+        &format!(
+            "accounts {{ APP: {{ users: [ {{user: app, password: app}} ] }} }}\nleafnodes {{ listen: \"127.0.0.1:{lp}\"\n{}\n authorization {{ users: [ {{user: leaf, password: s3cret, account: APP}} ] }} }}",
+            pki.tls_block("verify: true\n handshake_first: true")
+        ),
+    );
+    let l = Server::start(
+        Impl::Official,
+        &format!(
+            "leafnodes {{ reconnect: \"250ms\", remotes: [ {{ url: \"nats-leaf://leaf:s3cret@127.0.0.1:{lp}\"\n tls {{ cert_file: \"{}\", key_file: \"{}\", ca_file: \"{}\", handshake_first: true }} }} ] }}",
+            pki.path("client.pem").display(),
+            pki.path("client-key.pem").display(),
+            pki.path("ca.pem").display()
+        ),
+    );
+    let mut sub = login(&h, Some("app"));
+    sub.send(b"SUB up.> 1\r\n");
+    sub.sync();
+    let mut publ = login(&l, None);
+    assert!(
+        flows(&mut publ, &mut sub, Duration::from_secs(15)),
+        "TLS-first link:\n{}\n{}",
+        h.log(),
+        l.log()
+    );
+}

@@ -73,8 +73,12 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr)
             run(shared, conn, rd, wr).await;
         }
         Some(t) => {
-            // INFO in plain text, then the leaf starts TLS.
-            if stream.write_all(&bytes).await.is_err() {
+            // INFO in plain text, then the leaf starts TLS — or, with handshake_first
+            // on both ends, TLS straight away and INFO inside it.
+            let tls_first = t.handshake_first == crate::config::tls::HandshakeFirst::On;
+            if tls_first {
+                conn.send(&bytes);
+            } else if stream.write_all(&bytes).await.is_err() {
                 return;
             }
             let acceptor = tokio_rustls::TlsAcceptor::from(t.config.clone());
