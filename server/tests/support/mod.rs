@@ -106,7 +106,13 @@ impl Server {
             _dir: dir,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        // Ready means *this* process logged "Server is ready" (every listener bound) —
+        // a port answering is not enough: a parallel test's server may hold it.
+        // (A config that sends the log to a file is judged by the port alone.)
+        let logs_elsewhere = config.contains("logfile");
+        while !((logs_elsewhere || s.log().contains("Server is ready"))
+            && TcpStream::connect(("127.0.0.1", port)).is_ok())
+        {
             if let Ok(Some(status)) = s.child.try_wait() {
                 eprintln!("{kind:?} exited ({status}) at start: {}", s.log());
                 return None;
