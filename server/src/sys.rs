@@ -37,13 +37,21 @@ pub fn respond(shared: &Shared, subject: &str, body: &[u8]) -> Option<Vec<u8>> {
             return serde_json::to_vec(&json!({"server": monitor::server_header(shared, seq), "statsz": monitor::statsz(shared)})).ok();
         }
         "VARZ" => monitor::varz(shared),
-        "CONNZ" => monitor::connz(
+        "CONNZ" => monitor::connz_query(
             shared,
-            usize_opt("offset", 0),
-            usize_opt("limit", 1024).min(1024),
-            opts.get("subscriptions")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
+            &monitor::ConnzQuery {
+                sort: "cid".into(),
+                limit: usize_opt("limit", 1024).min(1024),
+                offset: usize_opt("offset", 0),
+                subs: opts
+                    .get("subscriptions")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false)
+                    .then_some(false),
+                state: "open".into(),
+                auth: false,
+                cid: None,
+            },
         ),
         // IDZ answers bare, without the `server`/`data` envelope, as nats-server does.
         "IDZ" => {

@@ -225,8 +225,6 @@ pub(crate) struct Client {
     pub(super) rng: u64,
     /// This connection is a leaf link: no queue group is eligible unless named.
     pub(crate) from_leaf: bool,
-    /// Queue groups a leaf message named, consumed by the next `route`.
-    pub(super) eligible_queues: Option<Vec<u8>>,
     /// Set while delivering something the server itself sends (a `$SYS` answer).
     pub(super) server_origin: bool,
     /// The CONNECT whose credentials were verified (a reload re-checks these).
@@ -259,7 +257,6 @@ impl Client {
             expired: Vec::new(),
             rng: rand::random::<u64>() | 1,
             from_leaf: false,
-            eligible_queues: None,
             server_origin: false,
             authenticated: None,
             nonce,
@@ -330,21 +327,7 @@ impl Client {
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        tracing::error!(
-                            "{} - cid:{} - {}",
-                            self.conn.addr,
-                            self.conn.cid,
-                            e.reason()
-                        );
-                        if let Some(line) = e.err_line() {
-                            self.conn.send(line);
-                        }
-                        self.conn.close(match e {
-                            crate::protocol::client::ParseError::MaxPayload => {
-                                "Maximum Payload Exceeded"
-                            }
-                            _ => "Protocol Violation",
-                        });
+                        self.protocol_error(e);
                         stop = true;
                         break;
                     }
@@ -389,6 +372,25 @@ impl Client {
         tracing::trace!("{} - cid:{} - <<- [{shown}]", self.conn.addr, self.conn.cid);
     }
 
+    /// A frame the parser refused: log it, send the official -ERR where there is one,
+    /// and close (the same for client and leaf connections).
+    pub(super) fn protocol_error(&self, e: crate::protocol::client::ParseError) {
+        let tag = if self.conn.leaf() { "lid" } else { "cid" };
+        tracing::error!(
+            "{} - {tag}:{} - {}",
+            self.conn.addr,
+            self.conn.cid,
+            e.reason()
+        );
+        if let Some(line) = e.err_line() {
+            self.conn.send(line);
+        }
+        self.conn.close(match e {
+            crate::protocol::client::ParseError::MaxPayload => "Maximum Payload Exceeded",
+            _ => "Protocol Violation",
+        });
+    }
+
     pub(super) fn err(&self, text: &str) {
         let mut line = Vec::with_capacity(text.len() + 10);
         line.extend_from_slice(b"-ERR '");
@@ -412,17 +414,24 @@ impl Client {
     /// After a reload: authenticate again with the CONNECT this client sent. A user
     /// that is gone (or moved to another account) is closed; new permissions apply,
     /// and subscriptions they no longer allow are removed with the usual -ERR.
-    async fn recheck_binding(&mut self) -> Result<(), Closed> {
-        self.auth_generation = self.shared.auth_generation.load(Ordering::Acquire);
+    /// Check credentials against the current auth. bcrypt is slow on purpose: the
+    /// check runs off the threads that move messages, a bounded number at once.
+    async fn check_credentials(&self, creds: Connect) -> Option<Binding> {
+        let _permit = self.shared.auth_permits.clone().acquire_owned().await;
         let shared = self.shared.clone();
-        let creds = self.authenticated.clone().unwrap_or_default();
         let nonce = self.nonce.clone();
         let ids = self.identities.clone();
-        let fresh =
-            tokio::task::spawn_blocking(move || shared.auth().authenticate(&creds, &nonce, &ids))
-                .await
-                .ok()
-                .flatten();
+        tokio::task::spawn_blocking(move || shared.auth().authenticate(&creds, &nonce, &ids))
+            .await
+            .ok()
+            .flatten()
+    }
+
+    async fn recheck_binding(&mut self) -> Result<(), Closed> {
+        self.auth_generation = self.shared.auth_generation.load(Ordering::Acquire);
+        let fresh = self
+            .check_credentials(self.authenticated.clone().unwrap_or_default())
+            .await;
         let Some(old) = self.binding.take() else {
             return Ok(());
         };
@@ -548,19 +557,7 @@ impl Client {
         if !self.connected {
             // Read the generation first: a reload during the (slow) check is re-checked.
             let generation = self.shared.auth_generation.load(Ordering::Acquire);
-            let shared = self.shared.clone();
-            let creds = c.clone();
-            let nonce = self.nonce.clone();
-            let ids = self.identities.clone();
-            // bcrypt is slow on purpose: keep it off the threads that move messages,
-            // and bound how many run at once.
-            let _permit = self.shared.auth_permits.clone().acquire_owned().await;
-            let binding = tokio::task::spawn_blocking(move || {
-                shared.auth().authenticate(&creds, &nonce, &ids)
-            })
-            .await
-            .ok()
-            .flatten();
+            let binding = self.check_credentials(c.clone()).await;
             match binding {
                 Some(b) => {
                     self.conn.bind_account(b.account.clone());
@@ -794,23 +791,13 @@ impl Client {
         message: &[u8],
         depth: usize,
     ) -> bool {
-        let eligible = self.eligible_queues.take();
-        let answered = self.route_inner(
-            account,
-            subj,
-            reply,
-            header_len,
-            message,
-            depth,
-            eligible.as_deref(),
-        );
-        answered
+        self.route_inner(account, subj, reply, header_len, message, depth, None)
     }
 
     /// `eligible`: for messages from a leaf link, the queue groups (space-separated)
     /// the sender picked this server for; `None` from clients (every group).
     #[allow(clippy::too_many_arguments)]
-    fn route_inner(
+    pub(super) fn route_inner(
         &mut self,
         account: &Arc<Account>,
         subj: &[u8],

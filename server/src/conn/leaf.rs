@@ -4,7 +4,6 @@
 
 use super::client::{remove_sub, Client, Closed};
 use super::{Conn, Subscription};
-use crate::protocol::client::ParseError;
 use crate::protocol::info::{Connect, Info};
 use crate::protocol::leaf::{parse, LeafOp};
 use crate::server::Shared;
@@ -170,20 +169,7 @@ impl Client {
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        tracing::error!(
-                            "{} - lid:{} - {}",
-                            self.conn.addr,
-                            self.conn.cid,
-                            e.reason()
-                        );
-                        if let Some(line) = e.err_line() {
-                            self.conn.send(line);
-                        }
-                        self.conn.close(if e == ParseError::MaxPayload {
-                            "Maximum Payload Exceeded"
-                        } else {
-                            "Protocol Violation"
-                        });
+                        self.protocol_error(e);
                         stop = true;
                         break;
                     }
@@ -265,8 +251,8 @@ impl Client {
                     .in_bytes
                     .fetch_add(message.len() as u64, Ordering::Relaxed);
                 let account = binding.account.clone();
-                self.eligible_queues = queues.map(<[u8]>::to_vec);
-                self.route(&account, subject, reply, header_len, message, 0);
+                // The queue groups the sender named travel as a slice of the read buffer.
+                self.route_inner(&account, subject, reply, header_len, message, 0, queues);
                 Ok(())
             }
         }

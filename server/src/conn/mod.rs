@@ -157,6 +157,19 @@ impl Interest for Subscription {
     }
 }
 
+/// The tail every message frame shares: ` [<header size> ]<size>\r\n<body>\r\n`.
+fn push_sizes_and_body(b: &mut Vec<u8>, header_len: Option<usize>, body: &[u8]) {
+    b.push(b' ');
+    if let Some(h) = header_len {
+        push_num(b, h);
+        b.push(b' ');
+    }
+    push_num(b, body.len());
+    b.extend_from_slice(b"\r\n");
+    b.extend_from_slice(body);
+    b.extend_from_slice(b"\r\n");
+}
+
 /// Append a decimal number without allocating.
 fn push_num(buf: &mut Vec<u8>, n: usize) {
     let mut b = itoa::Buffer::new();
@@ -343,15 +356,7 @@ impl Conn {
             b.push(b' ');
             b.extend_from_slice(q.as_bytes());
         }
-        b.push(b' ');
-        if with_headers {
-            push_num(b, header_len);
-            b.push(b' ');
-        }
-        push_num(b, body.len());
-        b.extend_from_slice(b"\r\n");
-        b.extend_from_slice(body);
-        b.extend_from_slice(b"\r\n");
+        push_sizes_and_body(b, with_headers.then_some(header_len), body);
         if b.len() > self.max_pending {
             // A link that cannot keep up is closed like a client (and redialled by its
             // leaf): memory stays bounded.
@@ -507,15 +512,7 @@ impl Conn {
             b.push(b' ');
             b.extend_from_slice(r);
         }
-        b.push(b' ');
-        if with_headers {
-            push_num(b, header_len);
-            b.push(b' ');
-        }
-        push_num(b, body.len());
-        b.extend_from_slice(b"\r\n");
-        b.extend_from_slice(body);
-        b.extend_from_slice(b"\r\n");
+        push_sizes_and_body(b, with_headers.then_some(header_len), body);
         if b.len() > self.max_pending {
             // Never let a reader that cannot keep up grow memory: drop and close.
             self.slow_consumer(out);

@@ -196,13 +196,13 @@ pub fn varz(shared: &Shared) -> Value {
     })
 }
 
-pub fn conn_json(c: &Arc<Conn>, now: SystemTime, subs_list: bool) -> Value {
+fn conn_json(c: &Arc<Conn>, now: SystemTime) -> Value {
     let meta = c.meta.lock().clone();
     let last =
         SystemTime::UNIX_EPOCH + Duration::from_nanos(c.last_activity.load(Ordering::Relaxed));
     let mut v = json!({
         "cid": c.cid,
-                "kind": if c.leaf() { "Leafnode" } else { "Client" },
+        "kind": if c.leaf() { "Leafnode" } else { "Client" },
         "type": "nats",
         "ip": c.addr.ip().to_string(),
         "port": c.addr.port(),
@@ -215,7 +215,7 @@ pub fn conn_json(c: &Arc<Conn>, now: SystemTime, subs_list: bool) -> Value {
         "out_msgs": c.stats.out_msgs.load(Ordering::Relaxed),
         "in_bytes": c.stats.in_bytes.load(Ordering::Relaxed),
         "out_bytes": c.stats.out_bytes.load(Ordering::Relaxed),
-                "subscriptions": c.subs.lock().len(),
+        "subscriptions": c.subs.lock().len(),
         "rtt": go_duration(Duration::from_nanos(c.rtt_nanos.load(Ordering::Relaxed))),
     });
     let obj = v.as_object_mut().expect("json object");
@@ -228,39 +228,30 @@ pub fn conn_json(c: &Arc<Conn>, now: SystemTime, subs_list: bool) -> Value {
             obj.insert(k.into(), json!(val));
         }
     }
-    if subs_list {
-        let list: Vec<String> = c
-            .subs
-            .lock()
-            .values()
-            .map(|s| s.subject.to_string())
-            .collect();
-        obj.insert("subscriptions_list".into(), json!(list));
-    }
     v
 }
 
-/// `connz` with `offset`/`limit` (default 1024), sorted by cid; optionally with subscriptions.
-pub fn connz(shared: &Shared, offset: usize, limit: usize, subs: bool) -> Value {
-    let mut conns: Vec<Arc<Conn>> = shared.conns.lock().values().cloned().collect();
-    conns.sort_by_key(|c| c.cid);
-    let now = SystemTime::now();
-    let total = conns.len();
-    let page: Vec<Value> = conns
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(|c| conn_json(c, now, subs))
-        .collect();
-    json!({
-        "server_id": shared.server_id,
-        "now": rfc3339(now),
-        "num_connections": page.len(),
-        "total": total,
-        "offset": offset,
-        "limit": limit,
-        "connections": page,
-    })
+/// The subjects a connection is subscribed to (`subscriptions_list`).
+fn subject_list(c: &Conn) -> Vec<String> {
+    c.subs
+        .lock()
+        .values()
+        .map(|s| s.subject.to_string())
+        .collect()
+}
+
+/// One subscription as `subscriptions_list_detail` and `/subsz` show it.
+fn sub_detail(s: &crate::conn::Subscription, cid: u64) -> Value {
+    let mut d = json!({
+        "subject": s.subject.to_string(),
+        "sid": String::from_utf8_lossy(&s.sid),
+        "msgs": s.delivered.load(Ordering::Relaxed),
+        "cid": cid,
+    });
+    if let Some(q) = &s.queue {
+        d["qgroup"] = json!(q.to_string());
+    }
+    d
 }
 
 /// The `server` object that heads every `$SYS` response.
@@ -400,35 +391,18 @@ impl ConnzQuery {
 
 /// A snapshot of a connection for `/connz`, also kept when it closes.
 pub fn conn_snapshot(c: &Arc<Conn>, now: SystemTime, subs: Option<bool>, auth: bool) -> Value {
-    let mut v = conn_json(c, now, false);
+    let mut v = conn_json(c, now);
     let obj = v.as_object_mut().expect("json object");
     match subs {
         Some(false) => {
-            let list: Vec<String> = c
-                .subs
-                .lock()
-                .values()
-                .map(|s| s.subject.to_string())
-                .collect();
-            obj.insert("subscriptions_list".into(), json!(list));
+            obj.insert("subscriptions_list".into(), json!(subject_list(c)));
         }
         Some(true) => {
             let list: Vec<Value> = c
                 .subs
                 .lock()
                 .values()
-                .map(|s| {
-                    let mut d = json!({
-                        "subject": s.subject.to_string(),
-                        "sid": String::from_utf8_lossy(&s.sid),
-                        "msgs": s.delivered.load(Ordering::Relaxed),
-                        "cid": c.cid,
-                    });
-                    if let Some(q) = &s.queue {
-                        d["qgroup"] = json!(q.to_string());
-                    }
-                    d
-                })
+                .map(|s| sub_detail(s, c.cid))
                 .collect();
             obj.insert("subscriptions_list_detail".into(), json!(list));
         }
@@ -547,13 +521,7 @@ pub fn leafz(shared: &Shared, subs: bool, acc: Option<&str>) -> Value {
                 "compression": "off",
             });
             if subs {
-                let list: Vec<String> = c
-                    .subs
-                    .lock()
-                    .values()
-                    .map(|s| s.subject.to_string())
-                    .collect();
-                v["subscriptions_list"] = json!(list);
+                v["subscriptions_list"] = json!(subject_list(c));
             }
             v
         })
@@ -621,17 +589,9 @@ pub fn subsz(
             {
                 continue;
             }
-            let mut d = json!({
-                "account": account,
-                "account_tag": account,
-                "subject": s.subject.to_string(),
-                "sid": String::from_utf8_lossy(&s.sid),
-                "msgs": s.delivered.load(Ordering::Relaxed),
-                "cid": c.cid,
-            });
-            if let Some(q) = &s.queue {
-                d["qgroup"] = json!(q.to_string());
-            }
+            let mut d = sub_detail(s, c.cid);
+            d["account"] = json!(account);
+            d["account_tag"] = json!(account);
             list.push(d);
         }
         fanouts.push(c.subs.lock().len());
