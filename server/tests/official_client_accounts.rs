@@ -34,6 +34,39 @@ async fn login(s: &Server, user: &str) -> async_nats::Client {
         .unwrap_or_else(|e| panic!("{user}: {e}"))
 }
 
+/// async-nats's `flush` can return before a SUB it queued has reached the server
+/// (seen under load: the SUB arrived after 50 PUBs from another connection). So a
+/// test that subscribes on one connection and publishes on another first proves the
+/// interest is in place: publish a probe until it arrives, then drain the probes.
+async fn until_subscribed(
+    publisher: &async_nats::Client,
+    subject: &str,
+    sub: &mut async_nats::Subscriber,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        publisher
+            .publish(subject.to_string(), "probe".into())
+            .await
+            .unwrap();
+        publisher.flush().await.unwrap();
+        if tokio::time::timeout(Duration::from_millis(100), sub.next())
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the subscription never became active"
+        );
+    }
+    while tokio::time::timeout(Duration::from_millis(200), sub.next())
+        .await
+        .is_ok()
+    {}
+}
+
 async fn next(sub: &mut async_nats::Subscriber) -> async_nats::Message {
     tokio::time::timeout(Duration::from_secs(5), sub.next())
         .await
@@ -48,6 +81,7 @@ async fn an_imported_stream_is_renamed_into_the_importer() {
     let other = login(&s, "other").await;
     let mut sub = other.subscribe("app.events.>").await.unwrap();
     other.flush().await.unwrap();
+    until_subscribed(&app, "events.ready", &mut sub).await;
     for i in 0..50 {
         app.publish(format!("events.{i}"), "e".into())
             .await
@@ -82,6 +116,15 @@ async fn a_stream_response_service_can_answer_many_times() {
         }
     });
     let other = login(&s, "other").await;
+    // The service's SUB is on another connection: wait until a request reaches it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while other.request("list", "".into()).await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the service never became reachable"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let inbox = other.new_inbox();
     let mut replies = other.subscribe(inbox.clone()).await.unwrap();
     other
