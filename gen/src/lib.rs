@@ -1,12 +1,105 @@
-//! canopy-gen: one topology file in, a deployable bundle out (configs, PKI, compose,
-//! Terraform, diagram). It is not a server: every `.conf` it writes is checked with
-//! the same config reader `canopy-server` runs ([`canopy_server::config`]).
+//! canopy-gen: one topology file in, a deployable bundle out — server configs, a
+//! PKI, secrets, a docker-compose bundle and a diagram (Terraform comes with issue
+//! #8). It is not a server: every `.conf` it writes is meant to pass both
+//! `nats-server -t` and canopy-server's own config reader ([`check_conf`]).
 //!
-//! The topology language and the renderers are issue #6; what is here today is the
-//! check every generated file will go through.
+//! The pipeline: [`topology::parse`] (HCL, with places) → [`model::build`] (resolved
+//! and checked, all findings at once) → the renderers in [`render`] → a
+//! [`bundle::Bundle`] in memory → written atomically.
 
+pub mod bundle;
+pub mod diag;
+pub mod model;
+pub mod render;
+pub mod topology;
+
+use anyhow::{Context, Result};
 use canopy_server::config::{self, Diagnostics};
+use diag::{Report, Source};
 use std::path::Path;
+
+/// A topology file, read and checked.
+pub struct Loaded {
+    pub source: Source,
+    pub topology: topology::Topology,
+    pub model: model::Model,
+}
+
+/// Read and check topology text; `path` is the name diagnostics use.
+pub fn load_str(path: &str, text: &str) -> Result<Loaded, Report> {
+    let source = Source {
+        path: path.to_string(),
+        text: text.to_string(),
+    };
+    let fail = |diagnostics| Report {
+        source: source.clone(),
+        diagnostics,
+    };
+    let topology = topology::parse(text).map_err(fail)?;
+    let model = model::build(&topology).map_err(fail)?;
+    Ok(Loaded {
+        source,
+        topology,
+        model,
+    })
+}
+
+/// Why a topology could not be loaded: the file, or what is in it.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{path}: {err}")]
+    Io { path: String, err: std::io::Error },
+    #[error("{0}")]
+    Invalid(Report),
+}
+
+pub fn load(path: &Path) -> Result<Loaded, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|err| LoadError::Io {
+        path: path.display().to_string(),
+        err,
+    })?;
+    load_str(&path.display().to_string(), &text).map_err(LoadError::Invalid)
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct GenOptions {
+    /// Re-issue every server and client certificate (the CA is kept).
+    pub rotate_certs: bool,
+}
+
+/// The whole bundle for a model, reusing the PKI and secrets in `existing`.
+pub fn build_bundle(
+    m: &model::Model,
+    existing: &bundle::Existing,
+    opts: &GenOptions,
+) -> Result<bundle::Bundle> {
+    let mut b = bundle::Bundle::default();
+    let mut names: Vec<String> = m.users().into_iter().map(|(u, _)| u).collect();
+    if m.leaf_auth == model::LeafAuth::Password {
+        for s in &m.servers {
+            names.extend(s.remotes.iter().map(|r| r.identity.clone()));
+        }
+    }
+    let secrets = render::secrets::render(&names, existing, &mut b);
+    let pki_opts = render::pki::Options {
+        rotate: opts.rotate_certs,
+        ..Default::default()
+    };
+    render::pki::render(m, existing, &pki_opts, &mut b)?;
+    render::conf::render(m, &secrets, &mut b)?;
+    render::compose::render(m, &mut b)?;
+    render::diagram::render(m, &mut b)?;
+    Ok(b)
+}
+
+/// Generate the bundle for `m` into `out`, keeping the PKI and secrets already there.
+pub fn generate(m: &model::Model, out: &Path, opts: &GenOptions) -> Result<bundle::Bundle> {
+    let existing = bundle::Existing::read(out)
+        .with_context(|| format!("reading the existing bundle in {}", out.display()))?;
+    let b = build_bundle(m, &existing, opts)?;
+    b.write(out)?;
+    Ok(b)
+}
 
 /// Check one server config exactly as `canopy-server -t` would: errors and warnings
 /// both fail, because a generated bundle must start without either.

@@ -98,6 +98,10 @@ pub struct Cli {
     /// Print the version and exit
     #[arg(short = 'v', long = "version", action = ArgAction::SetTrue)]
     pub version: bool,
+    /// Probe a monitoring URL (http://HOST:PORT/healthz) and exit 0 if it answers 200:
+    /// a container healthcheck for images with no shell or curl
+    #[arg(long = "healthz", value_name = "URL")]
+    pub healthz: Option<String>,
 }
 
 /// Long names nats-server accepts with a single dash (Go's flag package), and its

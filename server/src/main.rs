@@ -17,6 +17,16 @@ fn main() -> ExitCode {
     if cli.check_config {
         return check(&cli);
     }
+    if let Some(url) = &cli.healthz {
+        return match canopy_server::monitor::probe::healthz(url, std::time::Duration::from_secs(2))
+        {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("canopy-server: {url}: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(command) = &cli.signal {
         return match canopy_server::signal::send(command, &cli) {
             Ok(()) => ExitCode::SUCCESS,

@@ -91,8 +91,14 @@ impl Shared {
     }
 
     /// Which account a leaf's CONNECT binds to: the leafnodes authorization (users
-    /// with accounts, or a single user/account), else the main users, else `$G`.
-    pub fn authenticate_leaf(&self, c: &crate::protocol::info::Connect) -> Option<Arc<Account>> {
+    /// with accounts, or a single user/account), else the main users, else `$G`. With
+    /// `leafnodes { tls { verify_and_map: true } }` the leaf's verified certificate
+    /// names the leafnode user (`cert_names`), and no password is asked.
+    pub fn authenticate_leaf(
+        &self,
+        c: &crate::protocol::info::Connect,
+        cert_names: &[String],
+    ) -> Option<Arc<Account>> {
         let accounts = self.accounts.read();
         let account_named = |name: Option<&String>| {
             accounts
@@ -107,12 +113,21 @@ impl Shared {
             (Some(w), Some(g)) => w == g,
             (Some(_), None) => false,
         };
-        if let Some(a) = self
-            .options
-            .leafnodes
-            .as_ref()
-            .and_then(|l| l.authorization.as_ref())
-        {
+        let leafnodes = self.options.leafnodes.as_ref();
+        let map_certs = leafnodes
+            .and_then(|l| l.tls.as_ref())
+            .is_some_and(|t| t.verify_and_map);
+        if let Some(a) = leafnodes.and_then(|l| l.authorization.as_ref()) {
+            if map_certs {
+                let entry = a.users.iter().find(|x| {
+                    x.user.as_ref().is_some_and(|u| {
+                        cert_names
+                            .iter()
+                            .any(|n| crate::auth::cert_name_matches(n, u))
+                    })
+                })?;
+                return account_named(entry.account.as_ref());
+            }
             if let Some(u) = c.user.as_ref() {
                 if let Some(entry) = a.users.iter().find(|x| x.user.as_ref() == Some(u)) {
                     return ok(&entry.password, &c.pass)
@@ -131,7 +146,9 @@ impl Shared {
             return None;
         }
         drop(accounts);
-        self.auth().authenticate(c, "", &[]).map(|b| b.account)
+        self.auth()
+            .authenticate(c, "", cert_names)
+            .map(|b| b.account)
     }
     pub fn auth(&self) -> Arc<Auth> {
         self.auth.read().clone()

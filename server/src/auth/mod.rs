@@ -183,20 +183,13 @@ impl Auth {
     pub fn authenticate(&self, c: &Connect, nonce: &str, cert_names: &[String]) -> Option<Binding> {
         if self.map_certs {
             // The verified client certificate names the user; no password is asked.
-            // A DN matches whatever the order of its RDNs.
-            let canon = |dn: &str| {
-                let mut rdns: Vec<String> = dn.split(',').map(|r| r.trim().to_string()).collect();
-                rdns.sort();
-                rdns.join(",")
-            };
             let found = cert_names.iter().find_map(|name| {
                 if let Some(u) = self.users.get(name) {
                     return Some((name.clone(), u));
                 }
-                let want = canon(name);
                 self.users
                     .iter()
-                    .find(|(user, _)| user.contains('=') && canon(user) == want)
+                    .find(|(user, _)| cert_name_matches(name, user))
                     .map(|(user, u)| (user.clone(), u))
             });
             return found.map(|(name, u)| Binding {
@@ -240,4 +233,21 @@ impl Auth {
             user: Some(name.to_string()),
         })
     }
+}
+
+/// Whether a name a client certificate maps to (an email or DNS SAN, or its subject
+/// DN) is the configured user `user`. A DN matches whatever the order of its RDNs.
+pub fn cert_name_matches(name: &str, user: &str) -> bool {
+    if name == user {
+        return true;
+    }
+    if !user.contains('=') {
+        return false;
+    }
+    let canon = |dn: &str| {
+        let mut rdns: Vec<&str> = dn.split(',').map(str::trim).collect();
+        rdns.sort_unstable();
+        rdns.join(",")
+    };
+    canon(name) == canon(user)
 }

@@ -69,7 +69,7 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr)
         None => {
             conn.send(&bytes);
             let (rd, wr) = stream.into_split();
-            run(shared, conn, rd, wr).await;
+            run(shared, conn, rd, wr, Vec::new()).await;
         }
         Some(t) => {
             // INFO in plain text, then the leaf starts TLS — or, with handshake_first
@@ -87,8 +87,9 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr)
                         tracing::error!("{addr} - lid:{cid} - TLS leafnode handshake error: {why}");
                         return;
                     }
+                    let identities = crate::tls::cert_identities(s.get_ref().1.peer_certificates());
                     let (rd, wr) = tokio::io::split(s);
-                    run(shared, conn, rd, wr).await;
+                    run(shared, conn, rd, wr, identities).await;
                 }
                 Ok(Err(e)) => {
                     tracing::error!("{addr} - lid:{cid} - TLS leafnode handshake error: {e}")
@@ -99,7 +100,7 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr)
     }
 }
 
-async fn run<R, W>(shared: Arc<Shared>, conn: Arc<Conn>, rd: R, wr: W)
+async fn run<R, W>(shared: Arc<Shared>, conn: Arc<Conn>, rd: R, wr: W, identities: Vec<String>)
 where
     R: tokio::io::AsyncRead + Unpin,
     W: tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -109,6 +110,7 @@ where
     let writer = tokio::spawn(super::writer(conn.clone(), wr, shared.liveness));
     let mut client = Client::new(shared.clone(), conn.clone(), String::new(), Vec::new());
     client.from_leaf = true;
+    client.identities = identities;
     let outcome = std::panic::AssertUnwindSafe(client.leaf_read_loop(rd))
         .catch_unwind()
         .await;
@@ -342,8 +344,9 @@ impl Client {
         }
         let shared = self.shared.clone();
         let creds = c.clone();
+        let names = self.identities.clone();
         let _permit = self.shared.auth_permits.clone().acquire_owned().await;
-        let account = tokio::task::spawn_blocking(move || shared.authenticate_leaf(&creds))
+        let account = tokio::task::spawn_blocking(move || shared.authenticate_leaf(&creds, &names))
             .await
             .ok()
             .flatten();

@@ -304,6 +304,7 @@ mod tests {
 
 pub mod http;
 pub mod metrics;
+pub mod probe;
 
 /// `/connz` options, as nats-server reads them from the query string.
 pub struct ConnzQuery {

@@ -1,0 +1,152 @@
+//! `compose/docker-compose.yml`: one service per server, one network per site, a
+//! linksim service on both networks of every link (the only path between sites),
+//! each container mounting only its own config, certificate and key.
+//! Written for both docker-compose 1.29 and Compose v2 (no `version:`).
+
+use crate::bundle::{Bundle, PUBLIC};
+use crate::model::{LeafAuth, Model, Provider, Server};
+use anyhow::Result;
+use serde::Serialize;
+
+pub const PATH: &str = "compose/docker-compose.yml";
+pub const LINKSIM_IMAGE: &str = "canopy-linksim:dev";
+/// Port of linksim's HTTP API (partition, heal, latency) inside its container.
+pub const LINKSIM_API_PORT: u16 = 9000;
+
+#[derive(Serialize)]
+pub struct ServiceCtx {
+    pub name: String,
+    pub site: String,
+    pub host_network: bool,
+    pub client_port: u16,
+    pub http_port: u16,
+    pub host_client_port: u16,
+    pub host_http_port: u16,
+    pub mounts: Vec<String>,
+    pub jetstream: bool,
+}
+
+#[derive(Serialize)]
+struct LinkCtx {
+    name: String,
+    service: String,
+    vpn: String,
+    sites: [String; 2],
+    command: Vec<String>,
+}
+
+/// The files a server's container needs, and nothing else (no CA key, no other
+/// server's key, no secrets).
+pub fn mounts(m: &Model, s: &Server) -> Vec<String> {
+    let mut v = vec![super::conf::path(&s.name)];
+    if m.tls {
+        v.push(super::pki::CA_CERT.to_string());
+        v.push(super::pki::cert_path(&s.name));
+        v.push(super::pki::key_path(&s.name));
+        if m.leaf_auth == LeafAuth::Mtls {
+            for r in &s.remotes {
+                v.push(super::pki::cert_path(&r.identity));
+                v.push(super::pki::key_path(&r.identity));
+            }
+        }
+    }
+    v
+}
+
+/// Services with their published host ports: container servers get 4222+i and
+/// 8222+i on 127.0.0.1, in topology order.
+pub fn services(m: &Model) -> Vec<ServiceCtx> {
+    let mut i = 0u16;
+    m.servers
+        .iter()
+        .map(|s| {
+            let host_network = m
+                .site(&s.site)
+                .is_some_and(|x| x.provider == Provider::Local);
+            let (hc, hh) = if host_network {
+                (s.client_port, s.http_port)
+            } else {
+                i += 1;
+                (4221 + i, 8221 + i)
+            };
+            ServiceCtx {
+                name: s.name.clone(),
+                site: s.site.clone(),
+                host_network,
+                client_port: s.client_port,
+                http_port: s.http_port,
+                host_client_port: hc,
+                host_http_port: hh,
+                mounts: mounts(m, s),
+                jetstream: s.jetstream.is_some(),
+            }
+        })
+        .collect()
+}
+
+pub fn linksim_command(l: &crate::model::Link) -> Vec<String> {
+    let mut c = vec!["--name".to_string(), l.name.clone()];
+    for (flag, v) in [
+        ("--latency", &l.latency),
+        ("--jitter", &l.jitter),
+        ("--bandwidth", &l.bandwidth),
+    ] {
+        if let Some(v) = v {
+            c.push(flag.into());
+            c.push(v.clone());
+        }
+    }
+    for f in &l.forwards {
+        c.push("--forward".into());
+        c.push(format!("{}={}:{}", f.listen, f.server, f.port));
+    }
+    c.push("--api".into());
+    c.push(format!("0.0.0.0:{LINKSIM_API_PORT}"));
+    c
+}
+
+pub fn render(m: &Model, bundle: &mut Bundle) -> Result<()> {
+    let services = services(m);
+    let mut networks: Vec<String> = Vec::new();
+    for s in services.iter().filter(|s| !s.host_network) {
+        if !networks.contains(&s.site) {
+            networks.push(s.site.clone());
+        }
+    }
+    for l in &m.links {
+        for site in &l.sites {
+            if !networks.contains(site) {
+                networks.push(site.clone());
+            }
+        }
+    }
+    let links: Vec<LinkCtx> = m
+        .links
+        .iter()
+        .map(|l| LinkCtx {
+            name: l.name.clone(),
+            service: l.service.clone(),
+            vpn: l.vpn.clone(),
+            sites: l.sites.clone(),
+            command: linksim_command(l),
+        })
+        .collect();
+    let volumes: Vec<&str> = services
+        .iter()
+        .filter(|s| s.jetstream)
+        .map(|s| s.name.as_str())
+        .collect();
+    let mut ctx = tera::Context::new();
+    ctx.insert("topology", &m.name);
+    ctx.insert("image", &m.image);
+    ctx.insert("canopy_image", &m.image.starts_with("canopy-server"));
+    ctx.insert("linksim_image", LINKSIM_IMAGE);
+    ctx.insert("servers", &services);
+    ctx.insert("links", &links);
+    ctx.insert("networks", &networks);
+    ctx.insert("volumes", &volumes);
+    let mut text = super::render("docker-compose.yml", &ctx)?;
+    text.push('\n');
+    bundle.add(PATH, text, PUBLIC);
+    Ok(())
+}

@@ -1,0 +1,137 @@
+//! Passwords: random on the first run, kept on the next. Configs carry only their
+//! bcrypt hashes, and the hash of one password is the same on every run (its salt is
+//! derived from the name and the password), so a re-run leaves every file identical.
+
+use crate::bundle::{Bundle, Existing, PRIVATE};
+use rand::distr::{Alphanumeric, SampleString};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// bcrypt cost, as `nats server passwd` uses.
+pub const BCRYPT_COST: u32 = 11;
+
+#[derive(Debug, Clone)]
+pub struct Secret {
+    pub password: String,
+    pub bcrypt: String,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Secrets {
+    pub by_name: BTreeMap<String, Secret>,
+}
+
+impl Secrets {
+    pub fn get(&self, name: &str) -> Option<&Secret> {
+        self.by_name.get(name)
+    }
+}
+
+pub fn password_path(name: &str) -> String {
+    format!("secrets/{name}.password")
+}
+
+const HASHES: &str = "secrets/bcrypt-hashes.json";
+
+/// A 32-character alphanumeric password (190 bits), safe in URLs and configs.
+fn random_password() -> String {
+    Alphanumeric.sample_string(&mut rand::rng(), 32)
+}
+
+fn salt(name: &str, password: &str) -> [u8; 16] {
+    let mut h = Sha256::new();
+    h.update(b"canopy bcrypt salt\0");
+    h.update(name.as_bytes());
+    h.update(b"\0");
+    h.update(password.as_bytes());
+    let d = h.finalize();
+    let mut s = [0u8; 16];
+    s.copy_from_slice(&d[..16]);
+    s
+}
+
+fn hash(name: &str, password: &str) -> String {
+    bcrypt::hash_with_salt(password, BCRYPT_COST, salt(name, password))
+        .map(|h| h.format_for_version(bcrypt::Version::TwoA))
+        .unwrap_or_default()
+}
+
+/// Passwords for `names`, reusing what `existing` holds; hashes are computed once
+/// and cached beside the passwords (they are slow by design).
+pub fn render(names: &[String], existing: &Existing, bundle: &mut Bundle) -> Secrets {
+    let cached: BTreeMap<String, String> = existing
+        .get(HASHES)
+        .and_then(|b| serde_json::from_slice(b).ok())
+        .unwrap_or_default();
+    let mut out = Secrets::default();
+    let mut todo: Vec<(String, String)> = Vec::new();
+    for name in names {
+        let password = existing
+            .text(&password_path(name))
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(random_password);
+        match cached.get(name) {
+            // A cached hash counts only if it was made from this password: same salt.
+            Some(h) if h == &expected_prefix(name, &password, h) => {
+                out.by_name.insert(
+                    name.clone(),
+                    Secret {
+                        password,
+                        bcrypt: h.clone(),
+                    },
+                );
+            }
+            _ => todo.push((name.clone(), password)),
+        }
+    }
+    // bcrypt at cost 11 is ~0.1 s a hash: spread fresh ones over the cores.
+    let hashed: Vec<(String, String, String)> = std::thread::scope(|s| {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = todo.len().div_ceil(threads).max(1);
+        let handles: Vec<_> = todo
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(|(n, p)| (n.clone(), p.clone(), hash(n, p)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    for (name, password, bcrypt) in hashed {
+        out.by_name.insert(name, Secret { password, bcrypt });
+    }
+    let mut hashes = BTreeMap::new();
+    for (name, s) in &out.by_name {
+        bundle.add(password_path(name), format!("{}\n", s.password), PRIVATE);
+        hashes.insert(name.clone(), s.bcrypt.clone());
+    }
+    let json = serde_json::to_string_pretty(&hashes).unwrap_or_default() + "\n";
+    bundle.add(HASHES, json, PRIVATE);
+    out
+}
+
+/// A cached hash is trusted when its salt is the one this name and password give;
+/// returns the cached hash itself in that case, else an empty string.
+fn expected_prefix(name: &str, password: &str, cached: &str) -> String {
+    // "$2a$11$" then 22 characters of salt; the salt's encoding does not depend on
+    // the cost, so a cost-4 hash (about a millisecond) shows it.
+    let want = bcrypt::hash_with_salt("", 4, salt(name, password))
+        .map(|h| h.format_for_version(bcrypt::Version::TwoA))
+        .unwrap_or_default();
+    let salt_of = |h: &str| h.get(7..29).map(str::to_string);
+    if cached.starts_with("$2a$11$")
+        && salt_of(&want).is_some()
+        && salt_of(&want) == salt_of(cached)
+    {
+        cached.to_string()
+    } else {
+        String::new()
+    }
+}
