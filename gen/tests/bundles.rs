@@ -18,7 +18,11 @@ fn examples() -> Vec<PathBuf> {
         .filter(|p| p.extension().is_some_and(|e| e == "hcl"))
         .collect();
     v.sort();
-    assert!(v.len() >= 7, "expected the seven pattern examples in {}", dir.display());
+    assert!(
+        v.len() >= 7,
+        "expected the seven pattern examples in {}",
+        dir.display()
+    );
     v
 }
 
@@ -134,7 +138,11 @@ fn the_same_topology_and_pki_give_a_byte_identical_bundle() {
         }
         // And in place: a second run over the same directory changes nothing.
         canopy_gen::generate(&m, &a, &GenOptions::default()).unwrap();
-        assert!(read_tree(&a) == ta, "{}: re-running in place changed the bundle", stem(&ex));
+        assert!(
+            read_tree(&a) == ta,
+            "{}: re-running in place changed the bundle",
+            stem(&ex)
+        );
     }
 }
 
@@ -204,12 +212,16 @@ fn every_certificate_verifies_for_each_name_a_peer_dials_and_keys_are_private() 
         for s in &m.servers {
             let der = certs(&out.join(format!("pki/{}.pem", s.name))).remove(0);
             let cert = webpki::EndEntityCert::try_from(&der).unwrap();
-            for usage in [webpki::KeyUsage::server_auth(), webpki::KeyUsage::client_auth()] {
+            for usage in [
+                webpki::KeyUsage::server_auth(),
+                webpki::KeyUsage::client_auth(),
+            ] {
                 cert.verify_for_usage(algs, &anchors, &[], now, usage, None, None)
                     .unwrap_or_else(|e| panic!("{}: {}: {e:?}", stem(&ex), s.name));
             }
             // Every name a peer dials: its own, and each link service in front of it.
-            let mut names: Vec<String> = vec![s.host.clone(), "localhost".into(), "127.0.0.1".into()];
+            let mut names: Vec<String> =
+                vec![s.host.clone(), "localhost".into(), "127.0.0.1".into()];
             for r in m.servers.iter().flat_map(|x| &x.remotes) {
                 for d in r.dials.iter().filter(|d| d.server == s.name) {
                     names.push(d.host.clone());
@@ -223,13 +235,23 @@ fn every_certificate_verifies_for_each_name_a_peer_dials_and_keys_are_private() 
             for n in names {
                 let sn = ServerName::try_from(n.clone()).unwrap();
                 cert.verify_is_valid_for_subject_name(&sn)
-                    .unwrap_or_else(|e| panic!("{}: {} is not valid for {n}: {e:?}", stem(&ex), s.name));
+                    .unwrap_or_else(|e| {
+                        panic!("{}: {} is not valid for {n}: {e:?}", stem(&ex), s.name)
+                    });
             }
             for r in &s.remotes {
                 let der = certs(&out.join(format!("pki/{}.pem", r.identity))).remove(0);
                 let cert = webpki::EndEntityCert::try_from(&der).unwrap();
-                cert.verify_for_usage(algs, &anchors, &[], now, webpki::KeyUsage::client_auth(), None, None)
-                    .unwrap_or_else(|e| panic!("{}: {}: {e:?}", stem(&ex), r.identity));
+                cert.verify_for_usage(
+                    algs,
+                    &anchors,
+                    &[],
+                    now,
+                    webpki::KeyUsage::client_auth(),
+                    None,
+                    None,
+                )
+                .unwrap_or_else(|e| panic!("{}: {}: {e:?}", stem(&ex), r.identity));
             }
         }
         for (path, (_, mode)) in read_tree(&out) {
@@ -237,15 +259,26 @@ fn every_certificate_verifies_for_each_name_a_peer_dials_and_keys_are_private() 
                 assert_eq!(mode, 0o600, "{}: {path} is {mode:o}", stem(&ex));
             }
         }
-        let secrets_dir = std::fs::metadata(out.join("secrets")).unwrap().permissions().mode() & 0o777;
+        let secrets_dir = std::fs::metadata(out.join("secrets"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(secrets_dir, 0o700);
         // Configs carry hashes, never a password.
         for (path, (bytes, _)) in read_tree(&out) {
-            if let Some(user) = path.strip_prefix("secrets/").and_then(|p| p.strip_suffix(".password")) {
+            if let Some(user) = path
+                .strip_prefix("secrets/")
+                .and_then(|p| p.strip_suffix(".password"))
+            {
                 let pw = String::from_utf8(bytes).unwrap();
                 for (conf, (text, _)) in read_tree(&out.join("conf")) {
                     let text = String::from_utf8(text).unwrap();
-                    assert!(!text.contains(pw.trim()), "{}: conf/{conf} holds {user}'s password", stem(&ex));
+                    assert!(
+                        !text.contains(pw.trim()),
+                        "{}: conf/{conf} holds {user}'s password",
+                        stem(&ex)
+                    );
                 }
             }
         }
@@ -264,9 +297,15 @@ fn rotate_certs_reissues_under_the_same_ca_and_a_new_name_reissues_one_cert() {
     let after = read_tree(&out);
     assert_eq!(before["pki/ca.pem"], after["pki/ca.pem"], "the CA is kept");
     assert_eq!(before["pki/ca-key.pem"], after["pki/ca-key.pem"]);
-    assert_ne!(before["pki/hub-1.pem"], after["pki/hub-1.pem"], "server certs are renewed");
+    assert_ne!(
+        before["pki/hub-1.pem"], after["pki/hub-1.pem"],
+        "server certs are renewed"
+    );
     assert_ne!(before["pki/hub-1-key.pem"], after["pki/hub-1-key.pem"]);
-    assert_eq!(before["secrets/sys.password"], after["secrets/sys.password"]);
+    assert_eq!(
+        before["secrets/sys.password"],
+        after["secrets/sys.password"]
+    );
 
     // A new name for hub-1 (a link service in front of it) re-issues hub-1's cert only.
     let mut m2 = m.clone();
@@ -285,28 +324,45 @@ fn a_failed_write_leaves_the_previous_bundle_in_place() {
     let out = tmp.path().join("bundle");
     canopy_gen::generate(&m, &out, &GenOptions::default()).unwrap();
     let before = read_tree(&out);
-    let mut b = canopy_gen::build_bundle(&m, &Existing::read(&out).unwrap(), &GenOptions::default()).unwrap();
+    let mut b =
+        canopy_gen::build_bundle(&m, &Existing::read(&out).unwrap(), &GenOptions::default())
+            .unwrap();
     // A path that cannot be created (a file where a directory must be).
     b.add("conf", b"x".to_vec(), 0o644);
     assert!(b.write(&out).is_err());
-    assert!(read_tree(&out) == before, "the old bundle must survive a failed write");
+    assert!(
+        read_tree(&out) == before,
+        "the old bundle must survive a failed write"
+    );
     let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    assert_eq!(leftovers.len(), 1, "staging directories left behind: {leftovers:?}");
+    assert_eq!(
+        leftovers.len(),
+        1,
+        "staging directories left behind: {leftovers:?}"
+    );
 }
 
 #[test]
 fn the_cli_exit_codes_are_zero_findings_and_usage() {
     let canopy = env!("CARGO_BIN_EXE_canopy");
     let ex = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/secure-hub.hcl");
-    let ok = Command::new(canopy).arg("validate").arg(&ex).output().unwrap();
+    let ok = Command::new(canopy)
+        .arg("validate")
+        .arg(&ex)
+        .output()
+        .unwrap();
     assert_eq!(ok.status.code(), Some(0));
     let tmp = tempfile::tempdir().unwrap();
     let bad = tmp.path().join("bad.hcl");
     std::fs::write(&bad, "site \"a\" {\n  provider = \"azure\"\n}\n").unwrap();
-    let findings = Command::new(canopy).arg("validate").arg(&bad).output().unwrap();
+    let findings = Command::new(canopy)
+        .arg("validate")
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert_eq!(findings.status.code(), Some(1));
     let err = String::from_utf8_lossy(&findings.stderr);
     assert!(err.contains("bad.hcl:2:14"), "{err}");
@@ -317,7 +373,12 @@ fn the_cli_exit_codes_are_zero_findings_and_usage() {
     assert!(String::from_utf8_lossy(&graph.stdout).starts_with("flowchart TB\n"));
     // Lint has findings on a topology with no deny rules and a single hub URL.
     let basic = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/basic-hub-leaf.hcl");
-    let lint = Command::new(canopy).arg("lint").arg(&basic).output().unwrap();
+    let lint = Command::new(canopy)
+        .arg("lint")
+        .arg(&basic)
+        .output()
+        .unwrap();
     assert_eq!(lint.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&lint.stderr).contains("warning: leaf \"leaf-us-west\" exports every subject"));
+    assert!(String::from_utf8_lossy(&lint.stderr)
+        .contains("warning: leaf \"leaf-us-west\" exports every subject"));
 }

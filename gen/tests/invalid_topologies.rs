@@ -36,12 +36,7 @@ fn refused(marked: &str, message: &str) {
         .diagnostics
         .iter()
         .find(|d| d.message == message)
-        .unwrap_or_else(|| {
-            panic!(
-                "expected {message:?}, got:\n{}",
-                report
-            )
-        });
+        .unwrap_or_else(|| panic!("expected {message:?}, got:\n{}", report));
     assert_eq!(found.severity, Severity::Error);
     assert_eq!(
         found.location(&text),
@@ -65,7 +60,10 @@ fn syntax_error_points_where_the_parser_stopped() {
 
 #[test]
 fn unknown_top_level_block_is_named() {
-    refused("»sitee \"a\" {}\n", "unknown block `sitee` in the top level");
+    refused(
+        "»sitee \"a\" {}\n",
+        "unknown block `sitee` in the top level",
+    );
 }
 
 #[test]
@@ -102,7 +100,10 @@ fn interpolation_is_not_evaluated() {
 
 #[test]
 fn a_site_needs_a_name() {
-    refused("»site {\n  provider = \"aws\"\n}\n", "`site` block without a name");
+    refused(
+        "»site {\n  provider = \"aws\"\n}\n",
+        "`site` block without a name",
+    );
 }
 
 #[test]
@@ -123,7 +124,10 @@ fn unknown_provider_is_refused() {
 
 #[test]
 fn a_site_needs_a_provider() {
-    refused("site »\"a\" {\n  region = \"x\"\n}\n", "site \"a\" has no `provider`");
+    refused(
+        "site »\"a\" {\n  region = \"x\"\n}\n",
+        "site \"a\" has no `provider`",
+    );
 }
 
 #[test]
@@ -229,7 +233,10 @@ fn a_mapping_cannot_reference_a_missing_wildcard() {
 
 #[test]
 fn a_hub_on_an_unknown_site_is_refused() {
-    refused("hub \"h\" {\n  site = »\"nowhere\"\n}\n", "unknown site \"nowhere\"");
+    refused(
+        "hub \"h\" {\n  site = »\"nowhere\"\n}\n",
+        "unknown site \"nowhere\"",
+    );
 }
 
 #[test]
@@ -393,7 +400,9 @@ fn a_local_site_cannot_be_linked() {
 #[test]
 fn every_error_is_reported_at_once() {
     let text = "site \"a\" {\n  provider = \"azure\"\n}\nhub \"h\" {\n  site = \"b\"\n}\naccount \"SYS\" {}\n";
-    let r = canopy_gen::load_str("case.hcl", text).err().expect("refused");
+    let r = canopy_gen::load_str("case.hcl", text)
+        .err()
+        .expect("refused");
     assert_eq!(r.errors(), 3, "{r}");
 }
 
@@ -405,12 +414,21 @@ fn lint_warns_about_risky_but_legal_choices() {
     let l = canopy_gen::load_str("case.hcl", &text).unwrap_or_else(|r| panic!("{r}"));
     let w = canopy_gen::model::lint(&l.topology, &l.model);
     let messages: Vec<&str> = w.iter().map(|d| d.message.as_str()).collect();
-    assert!(messages.contains(&"no TLS across site link \"edge\" (vpn)"), "{messages:?}");
-    assert!(messages.contains(&"leaf links authenticate with passwords"), "{messages:?}");
+    assert!(
+        messages.contains(&"no TLS across site link \"edge\" (vpn)"),
+        "{messages:?}"
+    );
+    assert!(
+        messages.contains(&"leaf links authenticate with passwords"),
+        "{messages:?}"
+    );
     assert!(
         messages.contains(&"leaf \"l\" exports every subject of account \"APP\" to hub \"hub\""),
         "{messages:?}"
     );
-    assert!(messages.contains(&"upstream \"hub\" has a single hub URL"), "{messages:?}");
+    assert!(
+        messages.contains(&"upstream \"hub\" has a single hub URL"),
+        "{messages:?}"
+    );
     assert!(w.iter().all(|d| d.severity == Severity::Warning));
 }

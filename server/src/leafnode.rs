@@ -122,7 +122,10 @@ async fn connect_once(
         .strip_prefix("INFO ")
         .and_then(|j| serde_json::from_str(j.trim()).ok())
         .ok_or_else(|| anyhow!("the hub did not start with INFO"))?;
-    if info.get("leafnode_urls").is_none() || info["client_id"].as_u64().unwrap_or(0) == 0 {
+    // A client port's INFO names the client's address (client_ip) and no leafnode
+    // URLs; a leafnode port's has leafnode_urls, or neither with `no_advertise`.
+    let client_port = info.get("client_ip").is_some() && info.get("leafnode_urls").is_none();
+    if client_port || info["client_id"].as_u64().unwrap_or(0) == 0 {
         return Err(anyhow!(
             "attempted to connect to wrong port (not a leafnode port)"
         ));
