@@ -382,3 +382,106 @@ fn the_cli_exit_codes_are_zero_findings_and_usage() {
     assert!(String::from_utf8_lossy(&lint.stderr)
         .contains("warning: leaf \"leaf-us-west\" exports every subject"));
 }
+
+#[test]
+fn the_annotated_example_in_docs_generates_configs_both_servers_accept() {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/topology.md"))
+            .unwrap();
+    let start = doc
+        .find("```hcl\n")
+        .expect("an hcl block in docs/topology.md")
+        + 7;
+    let end = start + doc[start..].find("```").unwrap();
+    let l = canopy_gen::load_str("docs/topology.md", &doc[start..end])
+        .unwrap_or_else(|r| panic!("{r}"));
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("bundle");
+    canopy_gen::generate(&l.model, &out, &GenOptions::default()).unwrap();
+    let official = nats_server();
+    for s in &l.model.servers {
+        let conf = format!("conf/{}.conf", s.name);
+        let ours = Command::new(env!("CARGO_BIN_EXE_canopy"))
+            .args(["check-conf", &conf])
+            .current_dir(&out)
+            .output()
+            .unwrap();
+        assert!(
+            ours.status.success(),
+            "{}",
+            String::from_utf8_lossy(&ours.stderr)
+        );
+        if let Some(bin) = &official {
+            let theirs = Command::new(bin)
+                .args(["-t", "-c", &conf])
+                .current_dir(&out)
+                .output()
+                .unwrap();
+            assert!(
+                theirs.status.success(),
+                "{}",
+                String::from_utf8_lossy(&theirs.stderr)
+            );
+        }
+    }
+}
+
+#[test]
+fn every_compose_file_is_accepted_by_docker_compose() {
+    let Ok(v) = Command::new("docker-compose").arg("version").output() else {
+        eprintln!("!!! SKIPPING: docker-compose is not installed (apt-get install docker-compose; .ci/run does) !!!");
+        return;
+    };
+    assert!(v.status.success());
+    for ex in examples() {
+        let m = load(&ex);
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("bundle");
+        canopy_gen::generate(&m, &out, &GenOptions::default()).unwrap();
+        let check = Command::new("docker-compose")
+            .args(["-f", "compose/docker-compose.yml", "config", "-q"])
+            .current_dir(&out)
+            .output()
+            .unwrap();
+        assert!(
+            check.status.success(),
+            "{}: {}",
+            stem(&ex),
+            String::from_utf8_lossy(&check.stderr)
+        );
+        // Cross-site traffic has one path: each linksim service is the only service on
+        // two site networks.
+        let text = std::fs::read_to_string(out.join("compose/docker-compose.yml")).unwrap();
+        for s in &m.servers {
+            assert!(
+                text.contains(&format!("  {}:\n", s.name)),
+                "{}: no service {}",
+                stem(&ex),
+                s.name
+            );
+        }
+        for l in &m.links {
+            assert!(
+                text.contains(&format!(
+                    "networks: [\"site-{}\", \"site-{}\"]",
+                    l.sites[0], l.sites[1]
+                )),
+                "{}: link {} does not join its two sites",
+                stem(&ex),
+                l.name
+            );
+        }
+        for line in text.lines().map(str::trim) {
+            let published = line
+                .strip_prefix("- \"")
+                .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()));
+            if published {
+                assert!(
+                    line.starts_with("- \"127.0.0.1:"),
+                    "{}: published beyond loopback: {line}",
+                    stem(&ex)
+                );
+            }
+        }
+    }
+}

@@ -60,10 +60,10 @@ fn write(g: &Gen, out: &mut String, style: usize) {
         Gen::Array(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
-                out.push_str(if style % 2 == 0 { " " } else { "\n  " });
+                out.push_str(if style.is_multiple_of(2) { " " } else { "\n  " });
                 write(item, out, style + i);
                 // Commas, or newlines alone: both separate elements.
-                out.push_str(if style % 2 == 0 { ", " } else { "\n" });
+                out.push_str(if style.is_multiple_of(2) { ", " } else { "\n" });
             }
             out.push(']');
         }
