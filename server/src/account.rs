@@ -55,6 +55,9 @@ pub struct Account {
     crosses: OnceLock<bool>,
     /// Leaf links bound to this account: they hear about its interest.
     pub leafs: parking_lot::RwLock<Vec<Arc<crate::conn::Conn>>>,
+    /// The server's routes (shared by every account): they hear about interest that
+    /// did not itself come over a route. Set once the server exists.
+    pub routes: OnceLock<crate::route::Routes>,
 }
 
 impl Account {
@@ -72,6 +75,7 @@ impl Account {
             responses: Mutex::new(ResponseTable::default()),
             crosses: OnceLock::new(),
             leafs: parking_lot::RwLock::new(Vec::new()),
+            routes: OnceLock::new(),
         }
     }
 
@@ -93,6 +97,16 @@ impl Account {
             .filter(|l| l.cid != origin.cid && !(from_spoke && l.spoke()))
         {
             l.leaf_interest(subject, queue, delta);
+        }
+        drop(leafs);
+        // One hop: interest learned over a route is never passed to another route.
+        if origin.route() {
+            return;
+        }
+        if let Some(routes) = self.routes.get() {
+            for r in routes.read().iter() {
+                r.route_interest(&self.name, subject, queue, delta);
+            }
         }
     }
 

@@ -15,14 +15,19 @@ use tokio::net::TcpStream;
 /// After a hub reports a loop, wait this long before trying again (as nats-server).
 const LOOP_BACKOFF: Duration = Duration::from_secs(30);
 
-struct Target {
-    host_port: String,
-    user: Option<String>,
-    pass: Option<String>,
+pub(crate) struct Target {
+    pub host_port: String,
+    pub user: Option<String>,
+    pub pass: Option<String>,
 }
 
 /// `nats-leaf://user:pass@host:port` → where to dial and which credentials to send.
 fn target(url: &str) -> Option<Target> {
+    target_with_port(url, 7422)
+}
+
+/// `scheme://user:pass@host[:port]`, with `default_port` where none is given.
+pub(crate) fn target_with_port(url: &str, default_port: u16) -> Option<Target> {
     let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
     let authority = rest.split('/').next().unwrap_or(rest);
     let (userinfo, host_port) = match authority.rsplit_once('@') {
@@ -40,7 +45,7 @@ fn target(url: &str) -> Option<Target> {
     let host_port = if host_port.contains(':') {
         host_port.to_string()
     } else {
-        format!("{host_port}:7422")
+        format!("{host_port}:{default_port}")
     };
     Some(Target {
         host_port,
@@ -247,7 +252,7 @@ async fn connect_once(
 
 /// The hub's first line (INFO), read byte by byte so nothing past it is consumed
 /// before a TLS handshake.
-async fn read_line(stream: &mut TcpStream) -> anyhow::Result<String> {
+pub(crate) async fn read_line(stream: &mut TcpStream) -> anyhow::Result<String> {
     use tokio::io::AsyncReadExt;
     let mut line = Vec::with_capacity(1024);
     let mut byte = [0u8; 1];

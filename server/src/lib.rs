@@ -20,6 +20,7 @@ pub mod monitor;
 pub mod nkey;
 pub mod protocol;
 pub mod reload;
+pub mod route;
 pub mod server;
 pub mod signal;
 pub mod subject;

@@ -71,9 +71,11 @@ pub fn reload(shared: &Shared) -> anyhow::Result<()> {
     let auth = {
         let mut accounts = shared.accounts.write();
         for a in &new.accounts {
-            accounts
-                .entry(a.name.clone())
-                .or_insert_with(|| Arc::new(Account::new(&a.name)));
+            accounts.entry(a.name.clone()).or_insert_with(|| {
+                let acc = Account::new(&a.name);
+                let _ = acc.routes.set(shared.cluster.routes.clone());
+                Arc::new(acc)
+            });
         }
         Auth::new(&new, &accounts)
     };

@@ -55,6 +55,8 @@ pub struct Shared {
     pub closed: Mutex<std::collections::VecDeque<serde_json::Value>>,
     /// The account whose users may ask `$SYS.REQ.*` (`system_account`, or `$SYS`).
     pub system_account: Option<String>,
+    /// Routes to the other servers of the cluster.
+    pub cluster: crate::route::Cluster,
 }
 
 impl Shared {
@@ -150,6 +152,16 @@ impl Shared {
             .authenticate(c, "", cert_names)
             .map(|b| b.account)
     }
+    /// Set the `connect_urls` clients are given; true if they changed.
+    pub fn set_connect_urls(&self, urls: Vec<String>) -> bool {
+        let mut info = self.info.write();
+        if info.connect_urls == urls {
+            return false;
+        }
+        info.connect_urls = urls;
+        true
+    }
+
     pub fn auth(&self) -> Arc<Auth> {
         self.auth.read().clone()
     }
@@ -223,6 +235,16 @@ fn build_shared(
     }
     let auth = Auth::new(&options, &accounts);
     let server_id = crate::nkey::random_server_id();
+    let cluster = crate::route::Cluster::new(
+        options
+            .cluster
+            .as_ref()
+            .and_then(|c| c.name.clone())
+            .unwrap_or_else(|| server_id.clone()),
+    );
+    for a in accounts.values() {
+        let _ = a.routes.set(cluster.routes.clone());
+    }
     let info = Info {
         server_id: server_id.clone(),
         server_name: options
@@ -281,6 +303,7 @@ fn build_shared(
                 * 2,
         )),
         system_account,
+        cluster,
     }))
 }
 
@@ -330,6 +353,7 @@ pub async fn start_with(options: Options, overrides: Option<Overrides>) -> anyho
             .unwrap_or_else(|| shared.options.host.clone());
         crate::monitor::http::start(shared.clone(), &host, http.port).await?;
     }
+    crate::route::start(shared.clone()).await?;
     crate::leafnode::start(shared.clone());
     tracing::info!("Server is ready");
     Ok(Handle {
@@ -355,8 +379,8 @@ fn log_startup(shared: &Shared, addr: std::net::SocketAddr) {
         tracing::warn!("Not serving \"{}\" ({}): Canopy does not implement it yet; the block was checked and is ignored", u.name, u.pos);
     }
     let mut not_yet = Vec::new();
-    if o.cluster.as_ref().is_some_and(|c| c.port.is_some()) {
-        not_yet.push("cluster");
+    if o.cluster.as_ref().is_some_and(|c| c.tls.is_some()) {
+        not_yet.push("TLS on routes (cluster { tls })");
     }
     if o.leafnodes.as_ref().is_some_and(|l| {
         l.remotes

@@ -114,6 +114,28 @@ impl<S: Interest> Sublist<S> {
         self.count.load(Ordering::Relaxed)
     }
 
+    /// Every subscription, in no particular order (for interest snapshots).
+    pub fn all(&self) -> Vec<Arc<S>> {
+        fn walk<S>(n: &Node<S>, out: &mut Vec<Arc<S>>) {
+            out.extend(n.plain.iter().cloned());
+            for members in n.queues.values() {
+                out.extend(members.iter().cloned());
+            }
+            for child in n.literal.values() {
+                walk(child, out);
+            }
+            if let Some(c) = &n.star {
+                walk(c, out);
+            }
+            if let Some(c) = &n.rest {
+                walk(c, out);
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.root.read(), &mut out);
+        out
+    }
+
     pub fn stats(&self) -> (u64, u64, u64) {
         (
             self.inserts.load(Ordering::Relaxed),

@@ -208,8 +208,8 @@ async fn run<R, W>(
 }
 
 pub(crate) struct Client {
-    pub(super) shared: Arc<Shared>,
-    pub(super) conn: Arc<Conn>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) conn: Arc<Conn>,
     pub(crate) binding: Option<Binding>,
     pub(super) connect: Connect,
     pub(crate) connected: bool,
@@ -225,6 +225,11 @@ pub(crate) struct Client {
     pub(super) rng: u64,
     /// This connection is a leaf link: no queue group is eligible unless named.
     pub(crate) from_leaf: bool,
+    /// This connection is a route: one hop, so nothing it brings goes to another
+    /// route; its messages span accounts, so matches are not cached.
+    pub(crate) from_route: bool,
+    /// Routes: the interest the peer announced, by `<account> <subject> [<queue>]`.
+    pub(crate) route_subs: HashMap<Box<[u8]>, (Arc<Account>, Arc<Subscription>)>,
     /// Set while delivering something the server itself sends (a `$SYS` answer).
     pub(super) server_origin: bool,
     /// The CONNECT whose credentials were verified (a reload re-checks these).
@@ -257,6 +262,8 @@ impl Client {
             expired: Vec::new(),
             rng: rand::random::<u64>() | 1,
             from_leaf: false,
+            from_route: false,
+            route_subs: HashMap::new(),
             server_origin: false,
             authenticated: None,
             nonce,
@@ -270,7 +277,7 @@ impl Client {
 pub(crate) struct Closed;
 
 impl Client {
-    pub(super) async fn read_loop<R: tokio::io::AsyncRead + Unpin>(&mut self, mut rd: R) {
+    pub(crate) async fn read_loop<R: tokio::io::AsyncRead + Unpin>(&mut self, mut rd: R) {
         let mut buf = BytesMut::with_capacity(START_READ_BUFFER);
         // Reads start small (idle connections stay small) and double while they come
         // back full, up to 64 KiB, so a fast publisher is read in few system calls.
@@ -349,7 +356,7 @@ impl Client {
     }
 
     /// Flush every connection written to in this batch, once; retire expired subs.
-    pub(super) fn end_batch(&mut self) {
+    pub(crate) fn end_batch(&mut self) {
         for c in self.touched.drain(..) {
             c.flush();
         }
@@ -391,7 +398,7 @@ impl Client {
         });
     }
 
-    pub(super) fn err(&self, text: &str) {
+    pub(crate) fn err(&self, text: &str) {
         let mut line = Vec::with_capacity(text.len() + 10);
         line.extend_from_slice(b"-ERR '");
         line.extend_from_slice(text.as_bytes());
@@ -758,6 +765,14 @@ impl Client {
     /// The matches for `subj` in the client's own account, from the cache when the
     /// sublist has not changed since.
     fn local_matches(&mut self, account: &Account, subj: &[u8]) -> Arc<Match<Subscription>> {
+        if self.from_route {
+            return Arc::new(match std::str::from_utf8(subj) {
+                Ok(s) if s.bytes().filter(|b| *b == b'.').count() < MAX_SUBJECT_TOKENS => {
+                    account.sublist.matches(s)
+                }
+                _ => Match::default(),
+            });
+        }
         let generation = account.sublist.generation();
         if generation != self.cache_generation {
             self.cache.clear();
@@ -782,7 +797,7 @@ impl Client {
     /// Deliver a message published in `account`: mappings first, then reply routes of
     /// service imports, local subscribers, services this account imports, and accounts
     /// that import this stream. Returns whether anyone could answer (for no-responders).
-    pub(super) fn route(
+    pub(crate) fn route(
         &mut self,
         account: &Arc<Account>,
         subj: &[u8],
@@ -797,7 +812,7 @@ impl Client {
     /// `eligible`: for messages from a leaf link, the queue groups (space-separated)
     /// the sender picked this server for; `None` from clients (every group).
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn route_inner(
+    pub(crate) fn route_inner(
         &mut self,
         account: &Arc<Account>,
         subj: &[u8],
@@ -872,8 +887,18 @@ impl Client {
         let echo = self.server_origin || self.conn.echo.load(Ordering::Relaxed);
         let me = self.conn.cid;
         let mut leaf_targets: Vec<(Arc<Conn>, Vec<&str>)> = Vec::new();
+        let mut route_targets: Vec<(Arc<Conn>, Vec<&str>)> = Vec::new();
         for sub in &matched.plain {
             if !echo && sub.conn.cid == me {
+                continue;
+            }
+            if sub.conn.route() {
+                // One hop: what came over a route goes to local clients and leafs only.
+                if !self.from_route
+                    && !route_targets.iter().any(|(c, _)| c.cid == sub.conn.cid)
+                {
+                    route_targets.push((sub.conn.clone(), Vec::new()));
+                }
                 continue;
             }
             if sub.conn.leaf() {
@@ -894,7 +919,7 @@ impl Client {
                 if !list.split(|b| *b == b' ').any(|q| q == name.as_bytes()) {
                     continue;
                 }
-            } else if eligible.is_none() && self.from_leaf {
+            } else if eligible.is_none() && (self.from_leaf || self.from_route) {
                 continue;
             }
             // One member per group, from a random start (a shared rotating counter
@@ -906,6 +931,18 @@ impl Client {
                 let sub = &group[(start + i) % n];
                 if !echo && sub.conn.cid == me {
                     continue;
+                }
+                if sub.conn.route() {
+                    if self.from_route {
+                        continue;
+                    }
+                    let q = sub.queue.as_deref().unwrap_or("");
+                    match route_targets.iter_mut().find(|(c, _)| c.cid == sub.conn.cid) {
+                        Some((_, qs)) => qs.push(q),
+                        None => route_targets.push((sub.conn.clone(), vec![q])),
+                    }
+                    answered = true;
+                    break;
                 }
                 if sub.conn.leaf() {
                     if sub.denies(subj) {
@@ -927,6 +964,14 @@ impl Client {
         }
         for (conn, queues) in leaf_targets {
             if conn.deliver_leaf(subj, reply, &queues, header_len, message) {
+                answered = true;
+                if conn.mark_for_flush() {
+                    self.touched.push(conn);
+                }
+            }
+        }
+        for (conn, queues) in route_targets {
+            if conn.deliver_route(&account.name, subj, reply, &queues, header_len, message) {
                 answered = true;
                 if conn.mark_for_flush() {
                     self.touched.push(conn);
@@ -1046,6 +1091,14 @@ impl Client {
 
     pub(crate) fn cleanup(&mut self) {
         self.end_batch();
+        if self.from_route {
+            crate::route::unregister(&self.shared, &self.conn);
+            for (_, (account, sub)) in self.route_subs.drain() {
+                if account.sublist.remove(&sub) {
+                    account.interest_changed(&sub.subject, sub.queue.as_deref(), -1, &self.conn);
+                }
+            }
+        }
         let subs: Vec<Arc<Subscription>> = self.conn.subs.lock().drain().map(|(_, s)| s).collect();
         if let Some(b) = &self.binding {
             for s in &subs {

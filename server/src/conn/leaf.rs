@@ -189,7 +189,11 @@ impl Client {
         if !self.connected
             && !matches!(
                 op,
-                LeafOp::Connect(_) | LeafOp::Ping | LeafOp::Pong | LeafOp::Ignored
+                LeafOp::Connect(_)
+                    | LeafOp::Ping
+                    | LeafOp::Pong
+                    | LeafOp::Info(_)
+                    | LeafOp::Ignored
             )
         {
             self.err("Authorization Violation");
@@ -207,7 +211,7 @@ impl Client {
                 self.conn.pong_received();
                 Ok(())
             }
-            LeafOp::Ignored => Ok(()),
+            LeafOp::Ignored | LeafOp::Info(_) => Ok(()),
             LeafOp::Err(text) => {
                 if text.windows(13).any(|w| w == b"Loop detected") {
                     self.conn.loop_detected.store(true, Ordering::Relaxed);

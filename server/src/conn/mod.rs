@@ -66,6 +66,14 @@ pub struct Conn {
     pub leaf_filters: OnceLock<LeafFilters>,
     /// The hub said this link closes a loop: wait before dialling again.
     pub loop_detected: AtomicBool,
+    /// A route to another server of the cluster: RS+/RS- and RMSG, every op naming
+    /// its account.
+    pub is_route: AtomicBool,
+    /// Routes: what each (account, subject, queue) this route has been told about
+    /// counts, so RS+ goes out on the first and RS- on the last.
+    pub route_sent: Mutex<HashMap<(Box<str>, Box<str>, Option<Box<str>>), u32>>,
+    /// Routes: the peer, once its INFO arrived.
+    pub route_peer: Mutex<Option<crate::route::Peer>>,
     pub stats: ConnStats,
     pings_out: AtomicU32,
     max_pending: usize,
@@ -210,6 +218,9 @@ impl Conn {
             is_spoke: AtomicBool::new(false),
             leaf_filters: OnceLock::new(),
             loop_detected: AtomicBool::new(false),
+            is_route: AtomicBool::new(false),
+            route_sent: Mutex::new(HashMap::new()),
+            route_peer: Mutex::new(None),
             headers: AtomicBool::new(false),
             stats: ConnStats::default(),
             pings_out: AtomicU32::new(0),
@@ -278,6 +289,46 @@ impl Conn {
         self.is_spoke.load(Ordering::Relaxed)
     }
 
+    pub fn route(&self) -> bool {
+        self.is_route.load(Ordering::Relaxed)
+    }
+
+    /// Tell this route that local interest in (account, subject, queue) grew or
+    /// shrank: `RS+ <acc> <subject> [<queue> <weight>]` / `RS- <acc> <subject> [<queue>]`.
+    pub fn route_interest(&self, account: &str, subject: &str, queue: Option<&str>, delta: i32) {
+        let line = {
+            let mut sent = self.route_sent.lock();
+            let key = (
+                Box::<str>::from(account),
+                Box::<str>::from(subject),
+                queue.map(Box::<str>::from),
+            );
+            let count = sent.entry(key.clone()).or_insert(0);
+            let before = *count;
+            *count = if delta >= 0 {
+                before + delta as u32
+            } else {
+                before.saturating_sub((-delta) as u32)
+            };
+            let after = *count;
+            if after == 0 {
+                sent.remove(&key);
+            }
+            match (queue, before, after) {
+                (None, 0, a) if a > 0 => Some(format!("RS+ {account} {subject}\r\n")),
+                (None, b, 0) if b > 0 => Some(format!("RS- {account} {subject}\r\n")),
+                (Some(q), b, 0) if b > 0 => Some(format!("RS- {account} {subject} {q}\r\n")),
+                (Some(q), b, a) if a > 0 && a != b => {
+                    Some(format!("RS+ {account} {subject} {q} {a}\r\n"))
+                }
+                _ => None,
+            }
+        };
+        if let Some(l) = line {
+            self.send(l.as_bytes());
+        }
+    }
+
     /// Tell this leaf link that local interest in (subject, queue) grew or shrank.
     pub fn leaf_interest(&self, subject: &str, queue: Option<&str>, delta: i32) {
         // `deny_imports`: this server does not want those subjects, so it never asks.
@@ -327,6 +378,32 @@ impl Conn {
         header_len: usize,
         message: &[u8],
     ) -> bool {
+        self.deliver_link(None, subject, reply, queues, header_len, message)
+    }
+
+    /// Append one RMSG/HMSG frame for a route: as for a leaf link, with the account
+    /// after the op.
+    pub fn deliver_route(
+        &self,
+        account: &str,
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        queues: &[&str],
+        header_len: usize,
+        message: &[u8],
+    ) -> bool {
+        self.deliver_link(Some(account), subject, reply, queues, header_len, message)
+    }
+
+    fn deliver_link(
+        &self,
+        account: Option<&str>,
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        queues: &[&str],
+        header_len: usize,
+        message: &[u8],
+    ) -> bool {
         let with_headers = header_len > 0 && self.headers.load(Ordering::Relaxed);
         let body = if header_len > 0 && !with_headers {
             &message[header_len..]
@@ -338,7 +415,15 @@ impl Conn {
             return false;
         }
         let b = &mut out.buf;
-        b.extend_from_slice(if with_headers { b"HMSG " } else { b"LMSG " });
+        match (with_headers, account) {
+            (true, _) => b.extend_from_slice(b"HMSG "),
+            (false, None) => b.extend_from_slice(b"LMSG "),
+            (false, Some(_)) => b.extend_from_slice(b"RMSG "),
+        }
+        if let Some(a) = account {
+            b.extend_from_slice(a.as_bytes());
+            b.push(b' ');
+        }
         b.extend_from_slice(subject);
         match (reply, queues.is_empty()) {
             (Some(r), true) => {

@@ -28,6 +28,9 @@ pub enum LeafOp<'a> {
     Ping,
     Pong,
     Err(&'a [u8]),
+    /// INFO on a route carries gossip (peers to dial, client URLs); on a leaf link it
+    /// is ignored.
+    Info(&'a [u8]),
     Ignored,
 }
 
@@ -55,6 +58,24 @@ pub fn parse<'a>(
     buf: &'a [u8],
     limits: &Limits,
 ) -> Result<Option<(LeafOp<'a>, usize)>, ParseError> {
+    Ok(parse_as(buf, limits, false)?.map(|(op, _, n)| (op, n)))
+}
+
+/// The route protocol is the leaf protocol with the account first in every op:
+/// `RS+ <acc> <subject> [<queue> <weight>]`, `RS- <acc> ...`, `RMSG <acc> ...`,
+/// `HMSG <acc> ...`. Returns the op, its account, and the bytes it used.
+pub fn parse_route<'a>(
+    buf: &'a [u8],
+    limits: &Limits,
+) -> Result<Option<(LeafOp<'a>, Option<&'a [u8]>, usize)>, ParseError> {
+    parse_as(buf, limits, true)
+}
+
+fn parse_as<'a>(
+    buf: &'a [u8],
+    limits: &Limits,
+    route: bool,
+) -> Result<Option<(LeafOp<'a>, Option<&'a [u8]>, usize)>, ParseError> {
     let window = &buf[..buf.len().min(limits.max_control_line + 2)];
     let Some(nl) = memchr(b'\n', window) else {
         if buf.len() > limits.max_control_line {
@@ -73,21 +94,25 @@ pub fn parse<'a>(
     };
     let upper = |w: &[u8], s: &[u8]| w.eq_ignore_ascii_case(s);
     if upper(op, b"PING") {
-        return Ok(Some((LeafOp::Ping, after)));
+        return Ok(Some((LeafOp::Ping, None, after)));
     }
     if upper(op, b"PONG") {
-        return Ok(Some((LeafOp::Pong, after)));
+        return Ok(Some((LeafOp::Pong, None, after)));
     }
-    if upper(op, b"INFO") || upper(op, b"+OK") {
-        return Ok(Some((LeafOp::Ignored, after)));
+    if upper(op, b"INFO") {
+        let json = line.get(5..).unwrap_or_default();
+        return Ok(Some((LeafOp::Info(json), None, after)));
+    }
+    if upper(op, b"+OK") || (route && (upper(op, b"A+") || upper(op, b"A-"))) {
+        return Ok(Some((LeafOp::Ignored, None, after)));
     }
     if upper(op, b"-ERR") {
         let text = line.get(5..).unwrap_or_default();
-        return Ok(Some((LeafOp::Err(text), after)));
+        return Ok(Some((LeafOp::Err(text), None, after)));
     }
     if upper(op, b"CONNECT") {
         let json = line.get(8..).unwrap_or_default();
-        return Ok(Some((LeafOp::Connect(json), after)));
+        return Ok(Some((LeafOp::Connect(json), None, after)));
     }
     // At most 16 arguments (a dozen queue names): no allocation per message.
     let mut store: [&[u8]; 16] = [&[]; 16];
@@ -99,8 +124,21 @@ pub fn parse<'a>(
         store[n] = w;
         n += 1;
     }
-    let args = &store[..n];
-    if upper(op, b"LS+") {
+    let mut args = &store[..n];
+    let (sub_op, unsub_op, msg_op): (&[u8], &[u8], &[u8]) = if route {
+        (b"RS+", b"RS-", b"RMSG")
+    } else {
+        (b"LS+", b"LS-", b"LMSG")
+    };
+    let mut account = None;
+    if route && (upper(op, sub_op) || upper(op, unsub_op) || upper(op, msg_op) || upper(op, b"HMSG")) {
+        let (first, rest) = args
+            .split_first()
+            .ok_or(ParseError::Silent("route op without an account"))?;
+        account = Some(*first);
+        args = rest;
+    }
+    if upper(op, sub_op) {
         return match args {
             [s] => Ok(Some((
                 LeafOp::Sub {
@@ -108,6 +146,7 @@ pub fn parse<'a>(
                     queue: None,
                     weight: 0,
                 },
+                account,
                 after,
             ))),
             [s, q, w] => {
@@ -118,6 +157,7 @@ pub fn parse<'a>(
                         queue: Some(q),
                         weight: weight.max(1),
                     },
+                    account,
                     after,
                 )))
             }
@@ -127,18 +167,20 @@ pub fn parse<'a>(
                     queue: Some(q),
                     weight: 1,
                 },
+                account,
                 after,
             ))),
             _ => Err(ParseError::Silent("LS+ parse error")),
         };
     }
-    if upper(op, b"LS-") {
+    if upper(op, unsub_op) {
         return match args {
             [s] => Ok(Some((
                 LeafOp::Unsub {
                     subject: s,
                     queue: None,
                 },
+                account,
                 after,
             ))),
             [s, q] | [s, q, _] => Ok(Some((
@@ -146,13 +188,14 @@ pub fn parse<'a>(
                     subject: s,
                     queue: Some(q),
                 },
+                account,
                 after,
             ))),
             _ => Err(ParseError::Silent("LS- parse error")),
         };
     }
     let headers = upper(op, b"HMSG");
-    if upper(op, b"LMSG") || headers {
+    if upper(op, msg_op) || headers {
         let n_sizes = if headers { 2 } else { 1 };
         if args.len() < 1 + n_sizes {
             return Err(ParseError::Silent("LMSG parse error"));
@@ -202,6 +245,7 @@ pub fn parse<'a>(
                 header_len,
                 message,
             },
+            account,
             end + 2,
         )));
     }

@@ -1,0 +1,283 @@
+//! Routes: clusters of Canopy servers, and mixed clusters with the official
+//! nats-server, with exact counts (N published ⇒ N received per subscriber).
+
+mod support;
+use std::time::{Duration, Instant};
+use support::{Impl, Server};
+
+fn node(kind: Impl, cluster_port: u16, routes: &[u16], extra: &str) -> Server {
+    let list: Vec<String> = routes
+        .iter()
+        .map(|p| format!("\"nats-route://127.0.0.1:{p}\""))
+        .collect();
+    Server::start(
+        kind,
+        &format!(
+            "server_name: n{cluster_port}\naccounts {{ APP: {{ users: [ {{user: app, password: app}} ] }} }}\ncluster {{ name: canopy, listen: \"127.0.0.1:{cluster_port}\", routes: [{}] {extra} }}",
+            list.join(", ")
+        ),
+    )
+}
+
+fn login(s: &Server) -> support::Raw {
+    let mut c = s.raw();
+    c.send(b"CONNECT {\"verbose\":false,\"headers\":true,\"user\":\"app\",\"pass\":\"app\"}\r\n");
+    assert_eq!(c.sync(), "");
+    c
+}
+
+/// Publish probes on `from` until one reaches `to`; then drain what is left.
+fn wait_for_flow(from: &mut support::Raw, to: &mut support::Raw, subject: &str) -> Duration {
+    let start = Instant::now();
+    loop {
+        from.send(format!("PUB {subject} 4\r\nping\r\n").as_bytes());
+        from.sync();
+        std::thread::sleep(Duration::from_millis(50));
+        if to.sync().contains("ping") {
+            let took = start.elapsed();
+            std::thread::sleep(Duration::from_millis(200));
+            to.sync();
+            return took;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "no flow on {subject} within 15s"
+        );
+    }
+}
+
+fn kinds() -> Vec<(Impl, Impl)> {
+    if support::official_available() {
+        vec![
+            (Impl::Canopy, Impl::Canopy),
+            (Impl::Canopy, Impl::Official),
+            (Impl::Official, Impl::Canopy),
+        ]
+    } else {
+        eprintln!("!!! nats-server (the oracle) is NOT installed: mixed Canopy/official clusters are not tested; Canopy ↔ Canopy only. !!!");
+        vec![(Impl::Canopy, Impl::Canopy)]
+    }
+}
+
+#[test]
+fn two_servers_exchange_every_message_exactly_once_over_a_route() {
+    for (ka, kb) in kinds() {
+        let (pa, pb) = (support::free_port(), support::free_port());
+        let a = node(ka, pa, &[], "");
+        let b = node(kb, pb, &[pa], "");
+        let mut sub_a = login(&a);
+        sub_a.send(b"SUB orders.> 1\r\nSUB orders.* 2\r\n");
+        sub_a.sync();
+        let mut pub_b = login(&b);
+        wait_for_flow(&mut pub_b, &mut sub_a, "orders.probe");
+        for i in 0..100 {
+            pub_b.send(format!("PUB orders.{i} reply.{i} 2\r\nhi\r\n").as_bytes());
+        }
+        pub_b.send(b"HPUB orders.h 12 14\r\nNATS/1.0\r\n\r\nhi\r\n");
+        pub_b.sync();
+        std::thread::sleep(Duration::from_millis(400));
+        let got = sub_a.sync();
+        assert_eq!(
+            got.matches("MSG orders.").count(),
+            202,
+            "{ka:?} ← {kb:?}: 101 messages × 2 subscriptions\n{got}"
+        );
+        assert!(got.contains("MSG orders.7 1 reply.7 2\r\nhi"), "{got}");
+        assert!(got.contains("HMSG orders.h 1 12 14\r\nNATS/1.0\r\n\r\nhi"), "{got}");
+
+        // And the other way.
+        let mut sub_b = login(&b);
+        sub_b.send(b"SUB back.> 1\r\n");
+        sub_b.sync();
+        let mut pub_a = login(&a);
+        wait_for_flow(&mut pub_a, &mut sub_b, "back.probe");
+        for i in 0..100 {
+            pub_a.send(format!("PUB back.{i} 1\r\nx\r\n").as_bytes());
+        }
+        pub_a.sync();
+        std::thread::sleep(Duration::from_millis(400));
+        assert_eq!(sub_b.sync().matches("MSG back.").count(), 100, "{ka:?} → {kb:?}");
+    }
+}
+
+#[test]
+fn request_reply_crosses_a_route_both_ways() {
+    for (ka, kb) in kinds() {
+        let (pa, pb) = (support::free_port(), support::free_port());
+        let a = node(ka, pa, &[], "");
+        let b = node(kb, pb, &[pa], "");
+        let mut svc = login(&a);
+        svc.send(b"SUB svc.time 1\r\n");
+        svc.sync();
+        let mut requester = login(&b);
+        requester.send(b"SUB _INBOX.r1 9\r\n");
+        requester.sync();
+        let mut probe = login(&b);
+        wait_for_flow(&mut probe, &mut svc, "svc.time");
+        requester.send(b"PUB svc.time _INBOX.r1 3\r\nnow\r\n");
+        requester.sync();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut seen = String::new();
+        while !seen.contains("MSG svc.time 1 _INBOX.r1 3") {
+            seen.push_str(&svc.sync());
+            assert!(Instant::now() < deadline, "{ka:?}/{kb:?}: request not seen: {seen}");
+        }
+        // The reply goes back over the route once the requester's interest is there.
+        svc.send(b"PUB _INBOX.r1 5\r\nnoon!\r\n");
+        svc.sync();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut got = String::new();
+        while !got.contains("MSG _INBOX.r1 9 5\r\nnoon!") {
+            got.push_str(&requester.sync());
+            assert!(Instant::now() < deadline, "{ka:?}/{kb:?}: no reply: {got}");
+        }
+    }
+}
+
+#[test]
+fn a_seed_route_discovers_the_whole_mesh_and_messages_take_one_hop() {
+    let (pa, pb, pc) = (support::free_port(), support::free_port(), support::free_port());
+    let a = node(Impl::Canopy, pa, &[], "");
+    let b = node(Impl::Canopy, pb, &[pa], "");
+    let c = node(Impl::Canopy, pc, &[pa], "");
+    // B and C know only A; a message from C reaches B only over a C–B route,
+    // because A never forwards what came over a route to another route.
+    let mut sub_b = login(&b);
+    sub_b.send(b"SUB mesh.> 1\r\n");
+    sub_b.sync();
+    let mut pub_c = login(&c);
+    let took = wait_for_flow(&mut pub_c, &mut sub_b, "mesh.probe");
+    for i in 0..50 {
+        pub_c.send(format!("PUB mesh.{i} 1\r\nx\r\n").as_bytes());
+    }
+    pub_c.sync();
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(sub_b.sync().matches("MSG mesh.").count(), 50, "exactly once (found the mesh in {took:?})");
+    drop(a);
+}
+
+#[test]
+fn a_queue_group_gets_one_delivery_cluster_wide() {
+    let ports = [support::free_port(), support::free_port(), support::free_port()];
+    let servers: Vec<Server> = (0..3)
+        .map(|i| {
+            let others: Vec<u16> = ports.iter().copied().filter(|p| *p != ports[i]).collect();
+            node(Impl::Canopy, ports[i], &others, "")
+        })
+        .collect();
+    let mut members: Vec<support::Raw> = servers
+        .iter()
+        .map(|s| {
+            let mut c = login(s);
+            c.send(b"SUB work.* workers 1\r\nSUB work.* workers 2\r\n");
+            c.sync();
+            c
+        })
+        .collect();
+    // A plain subscriber on the last server tells when interest has spread.
+    let mut watcher = login(&servers[2]);
+    watcher.send(b"SUB work.* 1\r\n");
+    watcher.sync();
+    let mut publisher = login(&servers[0]);
+    wait_for_flow(&mut publisher, &mut watcher, "work.probe");
+    std::thread::sleep(Duration::from_millis(300));
+    for m in members.iter_mut() {
+        m.sync();
+    }
+    const N: usize = 300;
+    for i in 0..N {
+        publisher.send(format!("PUB work.{i} 1\r\nx\r\n").as_bytes());
+    }
+    publisher.sync();
+    std::thread::sleep(Duration::from_millis(600));
+    let counts: Vec<usize> = members
+        .iter_mut()
+        .map(|m| m.sync().matches("MSG work.").count())
+        .collect();
+    assert_eq!(counts.iter().sum::<usize>(), N, "one delivery per message: {counts:?}");
+    assert_eq!(watcher.sync().matches("MSG work.").count(), N);
+}
+
+#[test]
+fn interest_is_restored_after_a_peer_restarts() {
+    let (pa, pb) = (support::free_port(), support::free_port());
+    let a = node(Impl::Canopy, pa, &[pb], "");
+    let mut b = node(Impl::Canopy, pb, &[pa], "");
+    let mut sub_a = login(&a);
+    sub_a.send(b"SUB again.> 1\r\n");
+    sub_a.sync();
+    let mut pub_b = login(&b);
+    wait_for_flow(&mut pub_b, &mut sub_a, "again.first");
+    b.kill();
+    drop(pub_b);
+    let b2 = node(Impl::Canopy, pb, &[pa], "");
+    let mut pub_b2 = login(&b2);
+    let took = wait_for_flow(&mut pub_b2, &mut sub_a, "again.second");
+    for i in 0..100 {
+        pub_b2.send(format!("PUB again.{i} 1\r\nx\r\n").as_bytes());
+    }
+    pub_b2.sync();
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(sub_a.sync().matches("MSG again.").count(), 100, "after restart (flow back in {took:?})");
+}
+
+#[test]
+fn a_route_with_the_wrong_password_is_refused() {
+    let kinds = if support::official_available() {
+        vec![Impl::Canopy, Impl::Official]
+    } else {
+        vec![Impl::Canopy]
+    };
+    for kind in kinds {
+        let pa = support::free_port();
+        let a = node(kind, pa, &[], ", authorization { user: ruser, password: rpass }");
+        let mut raw = support::Raw::connect(pa);
+        raw.send(b"CONNECT {\"verbose\":false,\"user\":\"ruser\",\"pass\":\"wrong\",\"name\":\"NX\"}\r\n");
+        let closed = raw.expect_closed();
+        assert!(closed.contains("-ERR 'Authorization Violation'"), "{kind:?}: {closed}");
+        drop(a);
+    }
+}
+
+#[test]
+fn leaf_interest_and_messages_cross_the_cluster() {
+    // A leaf attached to server A of a two-server cluster hears a client on B.
+    let (pa, pb, lp) = (support::free_port(), support::free_port(), support::free_port());
+    let a = node(
+        Impl::Canopy,
+        pa,
+        &[],
+        &format!("}}\nleafnodes {{ listen: \"127.0.0.1:{lp}\", authorization {{ users: [ {{user: leaf, password: s, account: APP}} ] }}"),
+    );
+    let b = node(Impl::Canopy, pb, &[pa], "");
+    let leaf = Server::start(
+        Impl::Canopy,
+        &format!("leafnodes {{ reconnect: \"250ms\", remotes: [ {{ url: \"nats-leaf://leaf:s@127.0.0.1:{lp}\" }} ] }}"),
+    );
+    let mut on_leaf = leaf.raw();
+    on_leaf.send(b"CONNECT {\"verbose\":false}\r\nSUB edge.> 1\r\n");
+    on_leaf.sync();
+    let mut on_b = login(&b);
+    wait_for_flow(&mut on_b, &mut on_leaf, "edge.probe");
+    for i in 0..100 {
+        on_b.send(format!("PUB edge.{i} 1\r\nx\r\n").as_bytes());
+    }
+    on_b.sync();
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(on_leaf.sync().matches("MSG edge.").count(), 100);
+    // And up: a client on B hears the leaf.
+    let mut sub_b = login(&b);
+    sub_b.send(b"SUB up.> 1\r\n");
+    sub_b.sync();
+    let mut pub_leaf = leaf.raw();
+    pub_leaf.send(b"CONNECT {\"verbose\":false}\r\n");
+    pub_leaf.sync();
+    wait_for_flow(&mut pub_leaf, &mut sub_b, "up.probe");
+    for i in 0..100 {
+        pub_leaf.send(format!("PUB up.{i} 1\r\nx\r\n").as_bytes());
+    }
+    pub_leaf.sync();
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(sub_b.sync().matches("MSG up.").count(), 100);
+    drop(a);
+}
