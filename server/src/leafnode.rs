@@ -252,7 +252,9 @@ async fn connect_once(
 
 /// The hub's first line (INFO), read byte by byte so nothing past it is consumed
 /// before a TLS handshake.
-pub(crate) async fn read_line(stream: &mut TcpStream) -> anyhow::Result<String> {
+pub(crate) async fn read_line<S: tokio::io::AsyncRead + Unpin>(
+    stream: &mut S,
+) -> anyhow::Result<String> {
     use tokio::io::AsyncReadExt;
     let mut line = Vec::with_capacity(1024);
     let mut byte = [0u8; 1];

@@ -60,6 +60,10 @@ pub struct Cluster {
     /// a reader's future does not contain the dialler that contains readers).
     discovered: tokio::sync::mpsc::UnboundedSender<String>,
     discovered_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<String>>>,
+    /// `cluster { tls {} }`: routes start with the TLS handshake (before INFO), both
+    /// ends present certificates.
+    server_tls: std::sync::OnceLock<Arc<crate::tls::ServerTls>>,
+    client_tls: std::sync::OnceLock<Arc<rustls::ClientConfig>>,
 }
 
 impl Cluster {
@@ -73,6 +77,8 @@ impl Cluster {
             port: std::sync::atomic::AtomicU16::new(0),
             discovered: tx,
             discovered_rx: Mutex::new(Some(rx)),
+            server_tls: std::sync::OnceLock::new(),
+            client_tls: std::sync::OnceLock::new(),
         }
     }
 
@@ -90,10 +96,21 @@ pub async fn start(shared: Arc<Shared>) -> anyhow::Result<()> {
     let Some(c) = shared.options.cluster.as_ref() else {
         return Ok(());
     };
+    if let Some(t) = &c.tls {
+        let server = crate::tls::ServerTls::from_options(t)?;
+        let _ = cluster(&shared).server_tls.set(Arc::new(server));
+        let _ = cluster(&shared)
+            .client_tls
+            .set(crate::tls::client_config(Some(t))?);
+    }
     if let Some(port) = c.port {
-        let host = c.host.clone().unwrap_or_else(|| shared.options.host.clone());
+        let host = c
+            .host
+            .clone()
+            .unwrap_or_else(|| shared.options.host.clone());
         let port = if port == -1 { 0 } else { port };
-        let port = u16::try_from(port).map_err(|_| anyhow::anyhow!("invalid cluster port {port}"))?;
+        let port =
+            u16::try_from(port).map_err(|_| anyhow::anyhow!("invalid cluster port {port}"))?;
         let listener = TcpListener::bind((host.as_str(), port))
             .await
             .map_err(|e| anyhow::anyhow!("Error listening on cluster port: {host}:{port}: {e}"))?;
@@ -166,6 +183,10 @@ fn route_info(shared: &Shared) -> serde_json::Value {
         "max_payload": info.max_payload,
         "cluster": cluster(shared).name,
     });
+    if let Some(t) = cluster(shared).server_tls.get() {
+        v["tls_required"] = serde_json::json!(true);
+        v["tls_verify"] = serde_json::json!(t.verify);
+    }
     if !c.is_some_and(|c| c.no_advertise) {
         v["connect_urls"] = serde_json::json!(own_client_urls(shared));
     }
@@ -200,9 +221,30 @@ async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     let _ = stream.set_nodelay(true);
     let conn = new_conn(&shared, addr);
     tracing::debug!("{addr} - rid:{} - Route connection created", conn.cid);
-    conn.send(&info_line(&route_info(&shared)));
-    let (rd, wr) = stream.into_split();
-    run(shared, conn, rd, wr, None).await;
+    let Some(t) = cluster(&shared).server_tls.get().cloned() else {
+        conn.send(&info_line(&route_info(&shared)));
+        let (rd, wr) = stream.into_split();
+        run(shared, conn, rd, wr, None).await;
+        return;
+    };
+    // Routes speak TLS from the first byte, as nats-server's do.
+    let acceptor = tokio_rustls::TlsAcceptor::from(t.config.clone());
+    match tokio::time::timeout(t.timeout, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => {
+            if let Err(why) = t.check_pins(s.get_ref().1.peer_certificates()) {
+                tracing::error!(
+                    "{addr} - rid:{} - TLS route handshake error: {why}",
+                    conn.cid
+                );
+                return;
+            }
+            conn.send(&info_line(&route_info(&shared)));
+            let (rd, wr) = tokio::io::split(s);
+            run(shared, conn, rd, wr, None).await;
+        }
+        Ok(Err(e)) => tracing::error!("{addr} - rid:{} - TLS route handshake error: {e}", conn.cid),
+        Err(_) => tracing::error!("{addr} - rid:{} - TLS route handshake timeout", conn.cid),
+    }
 }
 
 /// Dial `url` until a route stands, and again whenever it falls (configured routes);
@@ -273,16 +315,62 @@ async fn connect_once(
 ) -> Result<(), Stop> {
     let t = crate::leafnode::target_with_port(url, 6222)
         .ok_or_else(|| Stop::Retry(format!("invalid route URL {url:?}")))?;
-    let mut stream = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(&t.host_port))
+    let stream = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(&t.host_port))
         .await
         .map_err(|_| Stop::Retry("dial timeout".into()))?
         .map_err(|e| Stop::Retry(e.to_string()))?;
     let _ = stream.set_nodelay(true);
     let addr = stream.peer_addr().map_err(|e| Stop::Retry(e.to_string()))?;
-    let line = tokio::time::timeout(Duration::from_secs(2), crate::leafnode::read_line(&mut stream))
-        .await
-        .map_err(|_| Stop::Retry("no INFO from the route".into()))?
-        .map_err(|e| Stop::Retry(e.to_string()))?;
+    let Some(config) = cluster(shared).client_tls.get().cloned() else {
+        return handshake(shared, stream, addr, &t, configured, known_id).await;
+    };
+    let host = t
+        .host_port
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or(&t.host_port)
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let name = rustls_pki_types::ServerName::try_from(host)
+        .map_err(|e| Stop::Retry(format!("bad TLS server name: {e}")))?;
+    let timeout = cluster(shared)
+        .server_tls
+        .get()
+        .map_or(Duration::from_secs(2), |t| t.timeout);
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let tls = match tokio::time::timeout(timeout, connector.connect(name, stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            return Err(Stop::Retry(format!(
+                "TLS route handshake error (this server rejected the peer, or the peer rejected this server): {e}"
+            )))
+        }
+        Err(_) => return Err(Stop::Retry("TLS route handshake timeout".into())),
+    };
+    handshake(shared, tls, addr, &t, configured, known_id).await
+}
+
+/// The dialling side, on a plain or TLS stream: read the peer's INFO, send CONNECT,
+/// our INFO and a PING, then serve the route.
+async fn handshake<S>(
+    shared: &Arc<Shared>,
+    mut stream: S,
+    addr: SocketAddr,
+    t: &crate::leafnode::Target,
+    configured: bool,
+    known_id: &mut Option<String>,
+) -> Result<(), Stop>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let line = tokio::time::timeout(
+        Duration::from_secs(2),
+        crate::leafnode::read_line(&mut stream),
+    )
+    .await
+    .map_err(|_| Stop::Retry("no INFO from the route".into()))?
+    .map_err(|e| Stop::Retry(e.to_string()))?;
     let info: serde_json::Value = line
         .strip_prefix("INFO ")
         .and_then(|j| serde_json::from_str(j.trim()).ok())
@@ -300,7 +388,7 @@ async fn connect_once(
         "echo": true,
         "verbose": false,
         "pedantic": false,
-        "tls_required": false,
+        "tls_required": cluster(shared).client_tls.get().is_some(),
         "headers": true,
         "name": shared.server_id,
         "cluster": cluster(shared).name,
@@ -316,12 +404,17 @@ async fn connect_once(
     hello.extend_from_slice(b"PING\r\n");
     conn.send(&hello);
     let peer = peer_from(&info, addr, true, configured);
-    let (rd, wr) = stream.into_split();
+    let (rd, wr) = tokio::io::split(stream);
     run(shared.clone(), conn, rd, wr, Some(peer)).await;
     Ok(())
 }
 
-fn peer_from(info: &serde_json::Value, addr: SocketAddr, solicited: bool, configured: bool) -> Peer {
+fn peer_from(
+    info: &serde_json::Value,
+    addr: SocketAddr,
+    solicited: bool,
+    configured: bool,
+) -> Peer {
     let host = match info["host"].as_str() {
         Some(h) if !h.is_empty() && h != "0.0.0.0" && h != "::" => h.to_string(),
         _ => addr.ip().to_string(),
@@ -335,7 +428,11 @@ fn peer_from(info: &serde_json::Value, addr: SocketAddr, solicited: bool, config
         configured,
         connect_urls: info["connect_urls"]
             .as_array()
-            .map(|a| a.iter().filter_map(|u| u.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|u| u.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default(),
         info: info.clone(),
     }
@@ -427,7 +524,12 @@ fn gossip(shared: &Shared, conn: &Arc<Conn>, peer: &Peer) {
     let mut info = peer.info.clone();
     info["ip"] = serde_json::json!(format!("nats-route://{}:{}/", peer.host, peer.port));
     let line = info_line(&info);
-    for r in cluster(shared).routes.read().iter().filter(|r| r.cid != conn.cid) {
+    for r in cluster(shared)
+        .routes
+        .read()
+        .iter()
+        .filter(|r| r.cid != conn.cid)
+    {
         r.send(&line);
     }
 }
@@ -583,7 +685,11 @@ impl Client {
         self.conn.close("Protocol Violation");
     }
 
-    async fn route_process(&mut self, op: LeafOp<'_>, account: Option<&[u8]>) -> Result<(), Closed> {
+    async fn route_process(
+        &mut self,
+        op: LeafOp<'_>,
+        account: Option<&[u8]>,
+    ) -> Result<(), Closed> {
         let known = self.conn.route_peer.lock().is_some();
         if !self.connected && !matches!(op, LeafOp::Connect(_) | LeafOp::Ping | LeafOp::Pong) {
             self.err("Authorization Violation");
@@ -614,7 +720,11 @@ impl Client {
                 if same {
                     let urls: Vec<String> = info["connect_urls"]
                         .as_array()
-                        .map(|a| a.iter().filter_map(|u| u.as_str().map(String::from)).collect())
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|u| u.as_str().map(String::from))
+                                .collect()
+                        })
                         .unwrap_or_default();
                     if let Some(p) = self.conn.route_peer.lock().as_mut() {
                         p.connect_urls = urls;
@@ -776,4 +886,3 @@ fn route_sid(account: &[u8], subject: &[u8], queue: Option<&[u8]>) -> Box<[u8]> 
     }
     k.into()
 }
-

@@ -379,9 +379,6 @@ fn log_startup(shared: &Shared, addr: std::net::SocketAddr) {
         tracing::warn!("Not serving \"{}\" ({}): Canopy does not implement it yet; the block was checked and is ignored", u.name, u.pos);
     }
     let mut not_yet = Vec::new();
-    if o.cluster.as_ref().is_some_and(|c| c.tls.is_some()) {
-        not_yet.push("TLS on routes (cluster { tls })");
-    }
     if o.leafnodes.as_ref().is_some_and(|l| {
         l.remotes
             .iter()

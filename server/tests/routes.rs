@@ -13,7 +13,7 @@ fn node(kind: Impl, cluster_port: u16, routes: &[u16], extra: &str) -> Server {
     Server::start(
         kind,
         &format!(
-            "server_name: n{cluster_port}\naccounts {{ APP: {{ users: [ {{user: app, password: app}} ] }} }}\ncluster {{ name: canopy, listen: \"127.0.0.1:{cluster_port}\", routes: [{}] {extra} }}",
+            "server_name: n{cluster_port}\naccounts {{ APP: {{ users: [ {{user: app, password: app}} ] }} }}\ncluster {{ name: canopy, listen: \"127.0.0.1:{cluster_port}\", routes: [{}]\n{extra} }}",
             list.join(", ")
         ),
     )
@@ -83,7 +83,10 @@ fn two_servers_exchange_every_message_exactly_once_over_a_route() {
             "{ka:?} ← {kb:?}: 101 messages × 2 subscriptions\n{got}"
         );
         assert!(got.contains("MSG orders.7 1 reply.7 2\r\nhi"), "{got}");
-        assert!(got.contains("HMSG orders.h 1 12 14\r\nNATS/1.0\r\n\r\nhi"), "{got}");
+        assert!(
+            got.contains("HMSG orders.h 1 12 14\r\nNATS/1.0\r\n\r\nhi"),
+            "{got}"
+        );
 
         // And the other way.
         let mut sub_b = login(&b);
@@ -96,7 +99,11 @@ fn two_servers_exchange_every_message_exactly_once_over_a_route() {
         }
         pub_a.sync();
         std::thread::sleep(Duration::from_millis(400));
-        assert_eq!(sub_b.sync().matches("MSG back.").count(), 100, "{ka:?} → {kb:?}");
+        assert_eq!(
+            sub_b.sync().matches("MSG back.").count(),
+            100,
+            "{ka:?} → {kb:?}"
+        );
     }
 }
 
@@ -120,7 +127,10 @@ fn request_reply_crosses_a_route_both_ways() {
         let mut seen = String::new();
         while !seen.contains("MSG svc.time 1 _INBOX.r1 3") {
             seen.push_str(&svc.sync());
-            assert!(Instant::now() < deadline, "{ka:?}/{kb:?}: request not seen: {seen}");
+            assert!(
+                Instant::now() < deadline,
+                "{ka:?}/{kb:?}: request not seen: {seen}"
+            );
         }
         // The reply goes back over the route once the requester's interest is there.
         svc.send(b"PUB _INBOX.r1 5\r\nnoon!\r\n");
@@ -136,7 +146,11 @@ fn request_reply_crosses_a_route_both_ways() {
 
 #[test]
 fn a_seed_route_discovers_the_whole_mesh_and_messages_take_one_hop() {
-    let (pa, pb, pc) = (support::free_port(), support::free_port(), support::free_port());
+    let (pa, pb, pc) = (
+        support::free_port(),
+        support::free_port(),
+        support::free_port(),
+    );
     let a = node(Impl::Canopy, pa, &[], "");
     let b = node(Impl::Canopy, pb, &[pa], "");
     let c = node(Impl::Canopy, pc, &[pa], "");
@@ -152,13 +166,21 @@ fn a_seed_route_discovers_the_whole_mesh_and_messages_take_one_hop() {
     }
     pub_c.sync();
     std::thread::sleep(Duration::from_millis(400));
-    assert_eq!(sub_b.sync().matches("MSG mesh.").count(), 50, "exactly once (found the mesh in {took:?})");
+    assert_eq!(
+        sub_b.sync().matches("MSG mesh.").count(),
+        50,
+        "exactly once (found the mesh in {took:?})"
+    );
     drop(a);
 }
 
 #[test]
 fn a_queue_group_gets_one_delivery_cluster_wide() {
-    let ports = [support::free_port(), support::free_port(), support::free_port()];
+    let ports = [
+        support::free_port(),
+        support::free_port(),
+        support::free_port(),
+    ];
     let servers: Vec<Server> = (0..3)
         .map(|i| {
             let others: Vec<u16> = ports.iter().copied().filter(|p| *p != ports[i]).collect();
@@ -194,7 +216,11 @@ fn a_queue_group_gets_one_delivery_cluster_wide() {
         .iter_mut()
         .map(|m| m.sync().matches("MSG work.").count())
         .collect();
-    assert_eq!(counts.iter().sum::<usize>(), N, "one delivery per message: {counts:?}");
+    assert_eq!(
+        counts.iter().sum::<usize>(),
+        N,
+        "one delivery per message: {counts:?}"
+    );
     assert_eq!(watcher.sync().matches("MSG work.").count(), N);
 }
 
@@ -218,7 +244,11 @@ fn interest_is_restored_after_a_peer_restarts() {
     }
     pub_b2.sync();
     std::thread::sleep(Duration::from_millis(400));
-    assert_eq!(sub_a.sync().matches("MSG again.").count(), 100, "after restart (flow back in {took:?})");
+    assert_eq!(
+        sub_a.sync().matches("MSG again.").count(),
+        100,
+        "after restart (flow back in {took:?})"
+    );
 }
 
 #[test]
@@ -230,11 +260,19 @@ fn a_route_with_the_wrong_password_is_refused() {
     };
     for kind in kinds {
         let pa = support::free_port();
-        let a = node(kind, pa, &[], ", authorization { user: ruser, password: rpass }");
+        let a = node(
+            kind,
+            pa,
+            &[],
+            "authorization { user: ruser, password: rpass }",
+        );
         let mut raw = support::Raw::connect(pa);
         raw.send(b"CONNECT {\"verbose\":false,\"user\":\"ruser\",\"pass\":\"wrong\",\"name\":\"NX\"}\r\n");
         let closed = raw.expect_closed();
-        assert!(closed.contains("-ERR 'Authorization Violation'"), "{kind:?}: {closed}");
+        assert!(
+            closed.contains("-ERR 'Authorization Violation'"),
+            "{kind:?}: {closed}"
+        );
         drop(a);
     }
 }
@@ -242,7 +280,11 @@ fn a_route_with_the_wrong_password_is_refused() {
 #[test]
 fn leaf_interest_and_messages_cross_the_cluster() {
     // A leaf attached to server A of a two-server cluster hears a client on B.
-    let (pa, pb, lp) = (support::free_port(), support::free_port(), support::free_port());
+    let (pa, pb, lp) = (
+        support::free_port(),
+        support::free_port(),
+        support::free_port(),
+    );
     let a = node(
         Impl::Canopy,
         pa,
@@ -280,4 +322,61 @@ fn leaf_interest_and_messages_cross_the_cluster() {
     std::thread::sleep(Duration::from_millis(400));
     assert_eq!(sub_b.sync().matches("MSG up.").count(), 100);
     drop(a);
+}
+
+#[test]
+fn routes_speak_tls_with_verified_certificates_both_ways() {
+    let pki = support::pki::Pki::new();
+    let tls = pki.tls_block("verify: true");
+    for (ka, kb) in kinds() {
+        let (pa, pb) = (support::free_port(), support::free_port());
+        let a = node(ka, pa, &[], &tls);
+        let b = Server::start(
+            kb,
+            &format!(
+                "server_name: n{pb}\naccounts {{ APP: {{ users: [ {{user: app, password: app}} ] }} }}\ncluster {{ name: canopy, listen: \"127.0.0.1:{pb}\", routes: [\"nats-route://localhost:{pa}\"]\n{tls} }}"
+            ),
+        );
+        let mut sub_a = login(&a);
+        sub_a.send(b"SUB secure.> 1\r\n");
+        sub_a.sync();
+        let mut pub_b = login(&b);
+        wait_for_flow(&mut pub_b, &mut sub_a, "secure.probe");
+        for i in 0..100 {
+            pub_b.send(format!("PUB secure.{i} 1\r\nx\r\n").as_bytes());
+        }
+        pub_b.sync();
+        std::thread::sleep(Duration::from_millis(400));
+        assert_eq!(
+            sub_a.sync().matches("MSG secure.").count(),
+            100,
+            "{ka:?} ← {kb:?} over TLS"
+        );
+    }
+}
+
+#[test]
+fn a_plain_route_dial_to_a_tls_cluster_port_is_refused() {
+    let pki = support::pki::Pki::new();
+    let tls = pki.tls_block("verify: true");
+    let (pa, pb) = (support::free_port(), support::free_port());
+    let a = node(Impl::Canopy, pa, &[], &tls);
+    let b = node(Impl::Canopy, pb, &[pa], "");
+    let mut sub_a = login(&a);
+    sub_a.send(b"SUB x 1\r\n");
+    sub_a.sync();
+    let mut pub_b = login(&b);
+    for _ in 0..10 {
+        pub_b.send(b"PUB x 1\r\nx\r\n");
+        pub_b.sync();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(sub_a.sync().matches("MSG x").count(), 0, "nothing crosses");
+    // The plain dialler waits for an INFO that never comes in clear; the TLS side
+    // gives up on its handshake.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !a.log().contains("TLS route handshake") {
+        assert!(Instant::now() < deadline, "{}", a.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

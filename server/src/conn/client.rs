@@ -894,9 +894,7 @@ impl Client {
             }
             if sub.conn.route() {
                 // One hop: what came over a route goes to local clients and leafs only.
-                if !self.from_route
-                    && !route_targets.iter().any(|(c, _)| c.cid == sub.conn.cid)
-                {
+                if !self.from_route && !route_targets.iter().any(|(c, _)| c.cid == sub.conn.cid) {
                     route_targets.push((sub.conn.clone(), Vec::new()));
                 }
                 continue;
@@ -937,7 +935,10 @@ impl Client {
                         continue;
                     }
                     let q = sub.queue.as_deref().unwrap_or("");
-                    match route_targets.iter_mut().find(|(c, _)| c.cid == sub.conn.cid) {
+                    match route_targets
+                        .iter_mut()
+                        .find(|(c, _)| c.cid == sub.conn.cid)
+                    {
                         Some((_, qs)) => qs.push(q),
                         None => route_targets.push((sub.conn.clone(), vec![q])),
                     }

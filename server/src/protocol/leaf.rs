@@ -131,7 +131,9 @@ fn parse_as<'a>(
         (b"LS+", b"LS-", b"LMSG")
     };
     let mut account = None;
-    if route && (upper(op, sub_op) || upper(op, unsub_op) || upper(op, msg_op) || upper(op, b"HMSG")) {
+    if route
+        && (upper(op, sub_op) || upper(op, unsub_op) || upper(op, msg_op) || upper(op, b"HMSG"))
+    {
         let (first, rest) = args
             .split_first()
             .ok_or(ParseError::Silent("route op without an account"))?;

@@ -31,7 +31,10 @@ impl Pki {
 
         let server_key = KeyPair::generate().unwrap();
         let mut sp = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
-        sp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        sp.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
         let server = sp.signed_by(&server_key, &issuer).unwrap();
 
         let client_key = KeyPair::generate().unwrap();
