@@ -764,6 +764,7 @@ impl Client {
             LeafOp::Unsub { subject, queue } => {
                 let key = route_sid(account.unwrap_or_default(), subject, queue);
                 if let Some((acc, sub)) = self.route_subs.remove(&key) {
+                    self.conn.subs.lock().remove(&key);
                     if acc.sublist.remove(&sub) {
                         acc.interest_changed(&sub.subject, sub.queue.as_deref(), -1, &self.conn);
                     }
@@ -825,6 +826,8 @@ impl Client {
         });
         acc.sublist.insert(sub.clone());
         acc.interest_changed(subj, q, 1, &self.conn);
+        // Also under the connection, for /routez's counts and lists.
+        self.conn.subs.lock().insert(key.clone(), sub.clone());
         self.route_subs.insert(key, (acc, sub));
     }
 
@@ -885,4 +888,91 @@ fn route_sid(account: &[u8], subject: &[u8], queue: Option<&[u8]>) -> Box<[u8]> 
         k.extend_from_slice(q);
     }
     k.into()
+}
+
+/// `/routez` (and `$SYS.REQ.SERVER.PING.ROUTEZ`): one entry per route connection.
+pub fn routez(shared: &Shared, subs: bool) -> serde_json::Value {
+    use crate::monitor::{go_duration, rfc3339, uptime};
+    let now = std::time::SystemTime::now();
+    let mut routes: Vec<Arc<Conn>> = cluster(shared).routes.read().clone();
+    routes.sort_by_key(|c| c.cid);
+    let list: Vec<serde_json::Value> = routes
+        .iter()
+        .map(|c| {
+            let peer = c.route_peer.lock().clone();
+            let last = std::time::SystemTime::UNIX_EPOCH
+                + Duration::from_nanos(c.last_activity.load(Ordering::Relaxed));
+            let mut v = serde_json::json!({
+                "rid": c.cid,
+                "remote_id": peer.as_ref().map(|p| p.server_id.clone()).unwrap_or_default(),
+                "remote_name": peer.as_ref().map(|p| p.server_name.clone()).unwrap_or_default(),
+                "did_solicit": peer.as_ref().is_some_and(|p| p.solicited),
+                "is_configured": peer.as_ref().is_some_and(|p| p.configured),
+                "ip": c.addr.ip().to_string(),
+                "port": c.addr.port(),
+                "start": rfc3339(c.started),
+                "last_activity": rfc3339(last),
+                "rtt": go_duration(Duration::from_nanos(c.rtt_nanos.load(Ordering::Relaxed))),
+                "uptime": uptime(c.started),
+                "idle": go_duration(Duration::from_secs(now.duration_since(last).unwrap_or_default().as_secs())),
+                "pending_size": c.pending_bytes(),
+                "in_msgs": c.stats.in_msgs.load(Ordering::Relaxed),
+                "out_msgs": c.stats.out_msgs.load(Ordering::Relaxed),
+                "in_bytes": c.stats.in_bytes.load(Ordering::Relaxed),
+                "out_bytes": c.stats.out_bytes.load(Ordering::Relaxed),
+                "subscriptions": c.subs.lock().len(),
+                "compression": "off",
+            });
+            if subs {
+                let list: Vec<String> = c.subs.lock().values().map(|s| s.subject.to_string()).collect();
+                v["subscriptions_list"] = serde_json::json!(list);
+            }
+            v
+        })
+        .collect();
+    serde_json::json!({
+        "server_id": shared.server_id,
+        "server_name": shared.info().server_name,
+        "now": rfc3339(now),
+        "num_routes": list.len(),
+        "routes": list,
+    })
+}
+
+/// Route connections, and the distinct servers they reach (`/varz` `routes`, `remotes`).
+pub fn counts(shared: &Shared) -> (usize, usize) {
+    let n = cluster(shared).routes.read().len();
+    (n, cluster(shared).by_id.lock().len())
+}
+
+/// Message counters of the live routes.
+pub fn route_conns(shared: &Shared) -> Vec<Arc<Conn>> {
+    cluster(shared).routes.read().clone()
+}
+
+/// `/varz` `cluster`: {} without a cluster, as nats-server.
+pub fn varz_cluster(shared: &Shared) -> serde_json::Value {
+    let Some(c) = shared.options.cluster.as_ref() else {
+        return serde_json::json!({});
+    };
+    let mut v = serde_json::json!({
+        "name": cluster(shared).name,
+        "addr": c.host.clone().unwrap_or_else(|| shared.options.host.clone()),
+        "cluster_port": cluster(shared).port.load(Ordering::Relaxed),
+        "auth_timeout": c.authorization.as_ref().and_then(|a| a.timeout).unwrap_or(Duration::from_secs(2)).as_secs_f64(),
+        "tls_timeout": cluster(shared).server_tls.get().map_or(2.0, |t| t.timeout.as_secs_f64()),
+        "pool_size": -1,
+    });
+    if !c.routes.is_empty() {
+        v["urls"] = serde_json::json!(c
+            .routes
+            .iter()
+            .filter_map(|u| crate::leafnode::target_with_port(u, 6222).map(|t| t.host_port))
+            .collect::<Vec<_>>());
+    }
+    if let Some(t) = cluster(shared).server_tls.get() {
+        v["tls_required"] = serde_json::json!(true);
+        v["tls_verify"] = serde_json::json!(t.verify);
+    }
+    v
 }

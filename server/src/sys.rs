@@ -82,8 +82,12 @@ pub fn respond(shared: &Shared, subject: &str, body: &[u8]) -> Option<Vec<u8>> {
             monitor::subsz(shared, &params).unwrap_or_else(|e| json!({"error": e}))
         }
         "ACCOUNTZ" => monitor::accountz(shared, opts.get("account").and_then(Value::as_str)),
-        "ROUTEZ" => json!({"server_id": shared.server_id, "server_name": shared.info().server_name,
-                           "now": monitor::rfc3339(std::time::SystemTime::now()), "num_routes": 0, "routes": []}),
+        "ROUTEZ" => crate::route::routez(
+            shared,
+            opts.get("subscriptions")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        ),
         "LEAFZ" => monitor::leafz(
             shared,
             opts.get("subscriptions")

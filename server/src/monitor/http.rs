@@ -90,14 +90,10 @@ async fn accstatz_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response 
 
 async fn routez_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {
     count(&s, "/routez");
-    let v = json!({
-        "server_id": s.server_id,
-        "server_name": s.info().server_name,
-        "now": rfc3339(SystemTime::now()),
-        "num_routes": 0,
-        "routes": [],
-    });
-    json_response(&v, &p)
+    let subs = p
+        .get("subs")
+        .is_some_and(|v| v == "1" || v == "true" || v == "detail");
+    json_response(&crate::route::routez(&s, subs), &p)
 }
 
 async fn leafz_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {

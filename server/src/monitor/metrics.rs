@@ -91,7 +91,7 @@ pub fn render(shared: &Shared) -> String {
         "nats_server_routes",
         "gauge",
         "Route connections.",
-        0,
+        crate::route::counts(shared).0,
     );
     family(
         &mut out,

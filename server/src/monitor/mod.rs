@@ -53,7 +53,7 @@ fn trim(s: String) -> String {
 }
 
 /// Whole-second uptime, as `/varz` shows it (`36s`, `1h2m3s`).
-fn uptime(since: SystemTime) -> String {
+pub fn uptime(since: SystemTime) -> String {
     let d = SystemTime::now().duration_since(since).unwrap_or_default();
     go_duration(Duration::from_secs(d.as_secs()))
 }
@@ -93,7 +93,8 @@ pub fn totals(shared: &Shared) -> Totals {
         out_msgs: c.out_msgs.load(Ordering::Relaxed),
         out_bytes: c.out_bytes.load(Ordering::Relaxed),
     };
-    for conn in shared.conns.lock().values() {
+    let routes = crate::route::route_conns(shared);
+    for conn in shared.conns.lock().values().chain(routes.iter()) {
         t.in_msgs += conn.stats.in_msgs.load(Ordering::Relaxed);
         t.in_bytes += conn.stats.in_bytes.load(Ordering::Relaxed);
         t.out_msgs += conn.stats.out_msgs.load(Ordering::Relaxed);
@@ -151,9 +152,10 @@ pub fn varz(shared: &Shared) -> Value {
         "max_control_line": o.max_control_line,
         "max_payload": o.max_payload,
         "max_pending": o.max_pending,
-        "cluster": {},
+        "cluster": crate::route::varz_cluster(shared),
+        "connect_urls": info.connect_urls,
         "gateway": {},
-        "leaf": {},
+        "leaf": varz_leaf(shared),
         "mqtt": {},
         "websocket": {},
         "jetstream": {},
@@ -168,8 +170,8 @@ pub fn varz(shared: &Shared) -> Value {
         "cpu": 0,
         "connections": shared.conns.lock().len(),
         "total_connections": shared.stats.total_connections.load(Ordering::Relaxed),
-        "routes": 0,
-        "remotes": 0,
+        "routes": crate::route::counts(shared).0,
+        "remotes": crate::route::counts(shared).1,
                 "leafnodes": leaf_count(shared),
         "in_msgs": t.in_msgs,
         "out_msgs": t.out_msgs,
@@ -194,6 +196,38 @@ pub fn varz(shared: &Shared) -> Value {
         "slow_consumer_stats": {"clients": shared.stats.slow_consumers.load(Ordering::Relaxed), "routes": 0, "gateways": 0, "leafs": 0},
         "stale_connection_stats": {"clients": shared.stats.stale_connections.load(Ordering::Relaxed), "routes": 0, "gateways": 0, "leafs": 0},
     })
+}
+
+/// `/varz` `leaf`: the leafnode listener, as nats-server shows it.
+fn varz_leaf(shared: &Shared) -> Value {
+    let Some(l) = shared.options.leafnodes.as_ref() else {
+        return json!({});
+    };
+    let mut v = json!({});
+    if l.port.is_some() {
+        v = json!({
+            "host": l.host.clone().unwrap_or_else(|| shared.options.host.clone()),
+            "port": shared.leaf_port.load(Ordering::Relaxed),
+            "auth_timeout": l.authorization.as_ref().and_then(|a| a.timeout).unwrap_or(Duration::from_secs(2)).as_secs_f64(),
+            "tls_timeout": shared.leaf_tls.as_ref().map_or(2.0, |t| t.timeout.as_secs_f64()),
+        });
+    }
+    if !l.remotes.is_empty() {
+        v["remotes"] = json!(l
+            .remotes
+            .iter()
+            .map(|r| {
+                // Host and port only: a URL's credentials never reach monitoring.
+                let urls: Vec<String> = r
+                    .urls
+                    .iter()
+                    .filter_map(|u| crate::leafnode::target_with_port(u, 7422).map(|t| t.host_port))
+                    .collect();
+                json!({"local_account": r.account.clone().unwrap_or_else(|| "$G".into()), "urls": urls})
+            })
+            .collect::<Vec<_>>());
+    }
+    v
 }
 
 fn conn_json(c: &Arc<Conn>, now: SystemTime) -> Value {

@@ -54,6 +54,9 @@ fn span<'a>(whole: &'a [u8], first: &[u8], last: &[u8]) -> &'a [u8] {
     &whole[start..end]
 }
 
+/// A parsed op, the account a route op names, and the bytes it used.
+pub type RouteParse<'a> = Result<Option<(LeafOp<'a>, Option<&'a [u8]>, usize)>, ParseError>;
+
 pub fn parse<'a>(
     buf: &'a [u8],
     limits: &Limits,
@@ -64,18 +67,11 @@ pub fn parse<'a>(
 /// The route protocol is the leaf protocol with the account first in every op:
 /// `RS+ <acc> <subject> [<queue> <weight>]`, `RS- <acc> ...`, `RMSG <acc> ...`,
 /// `HMSG <acc> ...`. Returns the op, its account, and the bytes it used.
-pub fn parse_route<'a>(
-    buf: &'a [u8],
-    limits: &Limits,
-) -> Result<Option<(LeafOp<'a>, Option<&'a [u8]>, usize)>, ParseError> {
+pub fn parse_route<'a>(buf: &'a [u8], limits: &Limits) -> RouteParse<'a> {
     parse_as(buf, limits, true)
 }
 
-fn parse_as<'a>(
-    buf: &'a [u8],
-    limits: &Limits,
-    route: bool,
-) -> Result<Option<(LeafOp<'a>, Option<&'a [u8]>, usize)>, ParseError> {
+fn parse_as<'a>(buf: &'a [u8], limits: &Limits, route: bool) -> RouteParse<'a> {
     let window = &buf[..buf.len().min(limits.max_control_line + 2)];
     let Some(nl) = memchr(b'\n', window) else {
         if buf.len() > limits.max_control_line {
