@@ -10,7 +10,6 @@
 
 use crate::conn::client::{Client, Closed};
 use crate::conn::{Conn, Subscription};
-use crate::protocol::client::ParseError;
 use crate::protocol::info::Connect;
 use crate::protocol::leaf::{parse_route, LeafOp};
 use crate::server::Shared;
@@ -444,7 +443,12 @@ fn refuse(shared: &Shared, peer: &Peer) -> Option<&'static str> {
         return Some("Duplicate Route");
     }
     let theirs = peer.info["cluster"].as_str().unwrap_or_default();
-    if !theirs.is_empty() && theirs != cluster(shared).name {
+    let named = shared
+        .options
+        .cluster
+        .as_ref()
+        .is_some_and(|c| c.name.is_some());
+    if named && !theirs.is_empty() && theirs != cluster(shared).name {
         return Some("Cluster Name Conflict");
     }
     None
@@ -661,7 +665,7 @@ impl Client {
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        self.route_protocol_error(e);
+                        self.protocol_error(e);
                         stop = true;
                         break;
                     }
@@ -673,16 +677,6 @@ impl Client {
                 return;
             }
         }
-    }
-
-    fn route_protocol_error(&self, e: ParseError) {
-        tracing::error!(
-            "{} - rid:{} - route protocol error: {e:?}",
-            self.conn.addr,
-            self.conn.cid
-        );
-        self.err("Unknown Protocol Operation");
-        self.conn.close("Protocol Violation");
     }
 
     async fn route_process(
@@ -871,6 +865,25 @@ impl Client {
                 self.conn.close("Authorization Violation");
                 return Err(Closed);
             }
+        }
+        let theirs = serde_json::from_slice::<serde_json::Value>(json)
+            .ok()
+            .and_then(|v| v["cluster"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        let ours = &cluster(&self.shared).name;
+        let named = self
+            .shared
+            .options
+            .cluster
+            .as_ref()
+            .is_some_and(|c| c.name.is_some());
+        if named && &theirs != ours {
+            let text =
+                format!("Rejecting connection, cluster name {theirs:?} does not match {ours:?}");
+            tracing::error!("{} - rid:{} - {text}", self.conn.addr, self.conn.cid);
+            self.err(&text);
+            self.conn.close("Cluster Name Conflict");
+            return Err(Closed);
         }
         self.connected = true;
         Ok(())

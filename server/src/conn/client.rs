@@ -384,7 +384,26 @@ impl Client {
 
     /// A frame the parser refused: log it, send the official -ERR where there is one,
     /// and close (the same for client and leaf connections).
-    pub(super) fn protocol_error(&self, e: crate::protocol::client::ParseError) {
+    pub(crate) fn protocol_error(&self, e: crate::protocol::client::ParseError) {
+        let link = self.conn.leaf() || self.conn.route();
+        if link && !self.connected {
+            // Before CONNECT, nats-server answers anything else on a leafnode or
+            // cluster port as an unauthenticated peer.
+            self.err("Authorization Violation");
+            self.conn.close("Authorization Violation");
+            return;
+        }
+        if link && e == crate::protocol::client::ParseError::UnknownOp {
+            // An op a link does not speak (a client SUB, say): closed without -ERR.
+            tracing::error!(
+                "{} - {}:{} - unknown protocol operation on a link",
+                self.conn.addr,
+                if self.conn.route() { "rid" } else { "lid" },
+                self.conn.cid
+            );
+            self.conn.close("Protocol Violation");
+            return;
+        }
         let tag = if self.conn.leaf() { "lid" } else { "cid" };
         tracing::error!(
             "{} - {tag}:{} - {}",
