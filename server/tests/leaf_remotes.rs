@@ -289,3 +289,106 @@ fn a_regional_hub_relays_between_its_leafs_and_its_parent_exactly_once() {
         );
     }
 }
+
+#[test]
+fn a_blackholed_leaf_link_is_declared_stale_within_ping_interval_times_ping_max_while_messages_flow(
+) {
+    for kind in hubs() {
+        let lp = support::free_port();
+        let h = hub(kind, lp);
+        // The leaf reaches the hub through a simulated VPN link that can be cut.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let link = rt
+            .block_on(linksim::start(linksim::Config {
+                name: "vpn".into(),
+                shape: Default::default(),
+                forwards: vec![linksim::Forward {
+                    listen: "127.0.0.1:0".parse().unwrap(),
+                    target: format!("127.0.0.1:{lp}"),
+                }],
+            }))
+            .unwrap();
+        let via = link.bound.read()[0].0.port();
+        let l = Server::start(
+            Impl::Canopy,
+            &format!(
+                "ping_interval: \"1s\"\nping_max: 2\nleafnodes {{ reconnect: \"250ms\", remotes: [ {{ url: \"{}\" }} ] }}",
+                url(via)
+            ),
+        );
+        let mut hub_sub = login(&h, Some("app"));
+        hub_sub.send(b"SUB flow.> 1\r\n");
+        hub_sub.sync();
+        let mut leaf_pub = login(&l, None);
+        wait_for_flow(
+            &mut leaf_pub,
+            &mut hub_sub,
+            "flow.probe",
+            Duration::from_secs(15),
+        );
+        // Keep messages flowing into the link the whole time: data must not
+        // postpone the PINGs that find the link dead.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let pumping = {
+            let stop = stop.clone();
+            let mut p = login(&l, None);
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    p.send(b"PUB flow.data 4\r\ndata\r\n");
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            })
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        let cut = Instant::now();
+        link.partition();
+        while !l
+            .log()
+            .contains("Leafnode connection closed: Stale Connection")
+        {
+            assert!(
+                cut.elapsed() < Duration::from_secs(8),
+                "{kind:?} hub: not declared stale:\n{}",
+                l.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let took = cut.elapsed();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        pumping.join().unwrap();
+        // ping_interval 1s × ping_max 2: the third tick finds two PINGs unanswered.
+        assert!(
+            took <= Duration::from_millis(3500),
+            "{kind:?} hub: stale after {took:?}"
+        );
+        eprintln!("{kind:?} hub: blackholed link declared stale after {took:?}");
+        // During the partition, traffic local to the leaf's site keeps flowing.
+        let mut local_sub = login(&l, None);
+        local_sub.send(b"SUB site.x 1\r\n");
+        local_sub.sync();
+        leaf_pub.send(b"PUB site.x 2\r\nok\r\n");
+        leaf_pub.sync();
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(
+            local_sub.sync().matches("MSG site.x").count(),
+            1,
+            "{kind:?}: local flow during the partition"
+        );
+        // Heal: the leaf comes back and flow resumes.
+        link.heal();
+        let mut leaf_pub = login(&l, None);
+        let mut hub_sub = login(&h, Some("app"));
+        hub_sub.send(b"SUB flow.> 1\r\n");
+        hub_sub.sync();
+        wait_for_flow(
+            &mut leaf_pub,
+            &mut hub_sub,
+            "flow.healed",
+            Duration::from_secs(15),
+        );
+    }
+}
