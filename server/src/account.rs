@@ -90,7 +90,8 @@ impl Account {
     ) {
         // Interest learned from a hub (over a link this server dialled) goes down to
         // accepted leafs, never up another dialled link: that keeps trees loop-free.
-        let from_spoke = origin.spoke();
+        // Interest from a route is a peer's: it relays that up its own spoke links.
+        let from_spoke = origin.spoke() || origin.route();
         let leafs = self.leafs.read();
         for l in leafs
             .iter()

@@ -367,6 +367,9 @@ fn a_blackholed_leaf_link_is_declared_stale_within_ping_interval_times_ping_max_
         );
         eprintln!("{kind:?} hub: blackholed link declared stale after {took:?}");
         // During the partition, traffic local to the leaf's site keeps flowing.
+        // (Fresh connections: with ping_interval 1s the leaf also drops clients that
+        // did not answer its PINGs while this test waited.)
+        let mut leaf_pub = login(&l, None);
         let mut local_sub = login(&l, None);
         local_sub.send(b"SUB site.x 1\r\n");
         local_sub.sync();
@@ -380,7 +383,6 @@ fn a_blackholed_leaf_link_is_declared_stale_within_ping_interval_times_ping_max_
         );
         // Heal: the leaf comes back and flow resumes.
         link.heal();
-        let mut leaf_pub = login(&l, None);
         let mut hub_sub = login(&h, Some("app"));
         hub_sub.send(b"SUB flow.> 1\r\n");
         hub_sub.sync();

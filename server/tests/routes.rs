@@ -380,3 +380,128 @@ fn a_plain_route_dial_to_a_tls_cluster_port_is_refused() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+fn leaf_of(urls: &[u16]) -> Server {
+    let list: Vec<String> = urls
+        .iter()
+        .map(|p| format!("\"nats-leaf://leaf:s@127.0.0.1:{p}\""))
+        .collect();
+    Server::start(
+        Impl::Canopy,
+        &format!(
+            "leafnodes {{ reconnect: \"250ms\", remotes: [ {{ urls: [{}], no_randomize: true }} ] }}",
+            list.join(", ")
+        ),
+    )
+}
+
+fn anon(s: &Server) -> support::Raw {
+    let mut c = s.raw();
+    c.send(b"CONNECT {\"verbose\":false}\r\n");
+    c.sync();
+    c
+}
+
+#[test]
+fn a_three_hub_cluster_with_two_leaves_delivers_once_fails_over_and_back() {
+    let cp = [
+        support::free_port(),
+        support::free_port(),
+        support::free_port(),
+    ];
+    let lp = [
+        support::free_port(),
+        support::free_port(),
+        support::free_port(),
+    ];
+    let hub_conf = |i: usize| {
+        let others: Vec<String> = cp
+            .iter()
+            .filter(|p| **p != cp[i])
+            .map(|p| format!("\"nats-route://127.0.0.1:{p}\""))
+            .collect();
+        format!(
+            "server_name: hub{i}\naccounts {{ APP: {{ users: [ {{user: app, password: app}} ] }} }}\ncluster {{ name: hubs, listen: \"127.0.0.1:{}\", routes: [{}] }}\nleafnodes {{ listen: \"127.0.0.1:{}\", authorization {{ users: [ {{user: leaf, password: s, account: APP}} ] }} }}",
+            cp[i],
+            others.join(", "),
+            lp[i]
+        )
+    };
+    let mut hubs: Vec<Option<Server>> = (0..3)
+        .map(|i| Some(Server::start(Impl::Canopy, &hub_conf(i))))
+        .collect();
+    // Leaf 1 prefers hub 0 then hub 1; leaf 2 is on hub 2.
+    let l1 = leaf_of(&[lp[0], lp[1]]);
+    let l2 = leaf_of(&[lp[2]]);
+
+    // No duplicates: leaf 1 → (hub 0 → hub 2) → leaf 2, each message once per sub.
+    let mut sub2 = anon(&l2);
+    sub2.send(b"SUB tele.> 1\r\n");
+    sub2.sync();
+    let mut pub1 = anon(&l1);
+    wait_for_flow(&mut pub1, &mut sub2, "tele.probe");
+    for i in 0..200 {
+        pub1.send(format!("PUB tele.{i} 1\r\nx\r\n").as_bytes());
+    }
+    pub1.sync();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        sub2.sync().matches("MSG tele.").count(),
+        200,
+        "leaf → cluster → leaf, no duplicates"
+    );
+
+    // A queue group with members on hub 1, on leaf 2 and on leaf 1 itself: one delivery.
+    let mut q_hub = login(hubs[1].as_ref().unwrap());
+    q_hub.send(b"SUB jobs.* pool 1\r\n");
+    q_hub.sync();
+    let mut q_leaf2 = anon(&l2);
+    q_leaf2.send(b"SUB jobs.* pool 1\r\n");
+    q_leaf2.sync();
+    let mut watch = anon(&l2);
+    watch.send(b"SUB jobs.* 1\r\n");
+    watch.sync();
+    wait_for_flow(&mut pub1, &mut watch, "jobs.probe");
+    std::thread::sleep(Duration::from_millis(300));
+    q_hub.sync();
+    q_leaf2.sync();
+    for i in 0..300 {
+        pub1.send(format!("PUB jobs.{i} 1\r\nx\r\n").as_bytes());
+    }
+    pub1.sync();
+    std::thread::sleep(Duration::from_millis(600));
+    let (a, b) = (
+        q_hub.sync().matches("MSG jobs.").count(),
+        q_leaf2.sync().matches("MSG jobs.").count(),
+    );
+    assert_eq!(
+        a + b,
+        300,
+        "one delivery per message across the cluster: hub {a}, leaf {b}"
+    );
+
+    // Hub 0 dies: leaf 1 fails over to hub 1 and flow resumes.
+    let killed = Instant::now();
+    hubs[0].take().unwrap().kill();
+    let took = wait_for_flow(&mut pub1, &mut sub2, "tele.after-failover");
+    eprintln!(
+        "leaf failed over to the second hub URL; flow back {:?} after the kill",
+        killed.elapsed()
+    );
+    assert!(took < Duration::from_secs(10));
+    // Hub 0 returns, hub 1 dies: leaf 1 goes back to the first URL.
+    hubs[0] = Some(Server::start(Impl::Canopy, &hub_conf(0)));
+    std::thread::sleep(Duration::from_millis(500));
+    hubs[1].take().unwrap().kill();
+    wait_for_flow(&mut pub1, &mut sub2, "tele.back");
+    for i in 0..100 {
+        pub1.send(format!("PUB tele.b{i} 1\r\nx\r\n").as_bytes());
+    }
+    pub1.sync();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        sub2.sync().matches("MSG tele.b").count(),
+        100,
+        "after failing back: once each"
+    );
+}

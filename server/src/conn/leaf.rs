@@ -411,19 +411,21 @@ pub fn send_interest_snapshot(
     account: &Arc<crate::account::Account>,
 ) {
     account.leafs.write().push(link.clone());
-    let conns: Vec<Arc<Conn>> = shared.conns.lock().values().cloned().collect();
+    // From the account's sublist: clients, other leafs, and interest learned over
+    // routes (route connections are not in the client registry).
     let mut counts: HashMap<crate::conn::InterestKey, i32> = HashMap::new();
-    for other in conns.iter().filter(|o| o.cid != link.cid) {
-        if !other.account().is_some_and(|a| Arc::ptr_eq(a, account))
-            || (link.spoke() && other.spoke())
-        {
+    for s in account.sublist.all() {
+        if s.conn.cid == link.cid || (link.spoke() && s.conn.spoke()) {
             continue;
         }
-        for s in other.subs.lock().values() {
-            *counts
-                .entry((s.subject.clone(), s.queue.clone()))
-                .or_insert(0) += 1;
+        // Interest a route brought from a leaf of a peer is the peer's to relay up a
+        // spoke link, not ours: a spoke link hears only this server's own interest.
+        if link.spoke() && s.conn.route() {
+            continue;
         }
+        *counts
+            .entry((s.subject.clone(), s.queue.clone()))
+            .or_insert(0) += 1;
     }
     for ((subject, queue), n) in counts {
         link.leaf_interest(&subject, queue.as_deref(), n);
