@@ -86,6 +86,19 @@ fn wait_for(s: &mut TcpStream, needle: &[u8]) {
 /// Messages per second from one publisher to `subs` subscribers (or one queue group
 /// of `subs` members) of `size`-byte payloads.
 fn throughput(port: u16, subs: usize, queue: bool, size: usize, count: usize) -> f64 {
+    throughput_across(port, port, subs, queue, size, count)
+}
+
+/// As `throughput`, publishing on one server and subscribing on another (a route or
+/// leaf hop between them).
+fn throughput_across(
+    pub_port: u16,
+    port: u16,
+    subs: usize,
+    queue: bool,
+    size: usize,
+    count: usize,
+) -> f64 {
     let frame_len = |sid: &str| format!("MSG bench {sid} {size}\r\n").len() + size + 2;
     let mut handles = Vec::new();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -126,7 +139,11 @@ fn throughput(port: u16, subs: usize, queue: bool, size: usize, count: usize) ->
     for _ in 0..subs {
         ready_rx.recv().unwrap();
     }
-    let mut p = raw(port);
+    if pub_port != port {
+        // Interest crosses the hop before the first message.
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let mut p = raw(pub_port);
     let mut frame = format!("PUB bench {size}\r\n").into_bytes();
     frame.extend(std::iter::repeat_n(b'x', size));
     frame.extend_from_slice(b"\r\n");
@@ -169,6 +186,11 @@ fn throughput(port: u16, subs: usize, queue: bool, size: usize, count: usize) ->
 }
 
 fn latency(port: u16, rounds: usize) -> (Duration, Duration) {
+    latency_across(port, port, rounds)
+}
+
+/// Request on `req_port`, answered by a responder on `port`.
+fn latency_across(req_port: u16, port: u16, rounds: usize) -> (Duration, Duration) {
     let mut responder = raw(port);
     responder.write_all(b"SUB req 1\r\nPING\r\n").unwrap();
     wait_for(&mut responder, b"PONG\r\n");
@@ -196,9 +218,12 @@ fn latency(port: u16, rounds: usize) -> (Duration, Duration) {
             }
         }
     });
-    let mut req = raw(port);
+    let mut req = raw(req_port);
     req.write_all(b"SUB inbox.1 9\r\nPING\r\n").unwrap();
     wait_for(&mut req, b"PONG\r\n");
+    if req_port != port {
+        std::thread::sleep(Duration::from_millis(500));
+    }
     let mut samples = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         let t = Instant::now();
@@ -295,6 +320,99 @@ fn main() {
     }
     if run("polling") {
         polling_row(scale);
+    }
+    if run("hops") {
+        hop_rows(scale);
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Two servers of one kind joined by a route, or a hub and its leaf: (publisher's
+/// server, subscriber's server). The pair is kept alive by the returned handles.
+fn pair(kind: Kind, leaf: bool) -> (Srv, Srv, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!(
+        "canopy-versus-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (a_conf, b_conf) = (dir.join("a.conf"), dir.join("b.conf"));
+    let (pa, pb) = (free_port(), free_port());
+    if leaf {
+        std::fs::write(
+            &a_conf,
+            format!("leafnodes {{ listen: \"127.0.0.1:{pa}\" }}\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            &b_conf,
+            format!("leafnodes {{ remotes: [ {{ url: \"nats-leaf://127.0.0.1:{pa}\" }} ] }}\n"),
+        )
+        .unwrap();
+    } else {
+        std::fs::write(
+            &a_conf,
+            format!("cluster {{ name: bench, listen: \"127.0.0.1:{pa}\" }}\n"),
+        )
+        .unwrap();
+        std::fs::write(&b_conf, format!("cluster {{ name: bench, listen: \"127.0.0.1:{pb}\", routes: [\"nats-route://127.0.0.1:{pa}\"] }}\n")).unwrap();
+    }
+    let a = start_args(kind, &["-c", a_conf.to_str().unwrap()]);
+    let b = start_args(kind, &["-c", b_conf.to_str().unwrap()]);
+    // Let the link come up.
+    std::thread::sleep(Duration::from_millis(1500));
+    (a, b, dir)
+}
+
+fn hop_rows(scale: usize) {
+    for (name, leaf) in [("route hop", false), ("leaf hop", true)] {
+        for (size, count) in [(128usize, 500_000usize), (16 * 1024, 20_000)] {
+            let count = count / scale;
+            let mut r = [0.0; 2];
+            for (i, kind) in [Kind::Canopy, Kind::Official].into_iter().enumerate() {
+                let (a, b, dir) = pair(kind, leaf);
+                // Publish on the leaf (b), receive on the hub (a); for routes, b → a.
+                r[i] = throughput_across(b.port, a.port, 1, false, size, count);
+                drop((a, b));
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            println!(
+                "{:<28} {:>12.0}/s {:>12.0}/s {:>8.2}",
+                format!("{name} {size} B"),
+                r[0],
+                r[1],
+                r[0] / r[1]
+            );
+        }
+        let rounds = 10_000 / scale;
+        let mut lat = [(Duration::ZERO, Duration::ZERO); 2];
+        for (i, kind) in [Kind::Canopy, Kind::Official].into_iter().enumerate() {
+            let (a, b, dir) = pair(kind, leaf);
+            lat[i] = latency_across(b.port, a.port, rounds);
+            drop((a, b));
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        for (label, pick) in [("p50", 0), ("p99", 1)] {
+            let (c, o) = if pick == 0 {
+                (lat[0].0, lat[1].0)
+            } else {
+                (lat[0].1, lat[1].1)
+            };
+            println!(
+                "{:<28} {:>14?} {:>14?} {:>8.2}",
+                format!("{name} req/rep {label}"),
+                c,
+                o,
+                c.as_secs_f64() / o.as_secs_f64()
+            );
+        }
     }
 }
 
