@@ -117,8 +117,18 @@ async fn connect_once(
         .map_err(|_| anyhow!("dial timeout"))?
         .context("dial")?;
     let _ = stream.set_nodelay(true);
-    let mut stream = stream;
     let addr = stream.peer_addr()?;
+    // `handshake_first` in the remote's tls block: TLS from the first byte, the hub's
+    // INFO inside it (the hub's leafnodes tls must say the same).
+    let tls_first = remote
+        .tls
+        .as_ref()
+        .is_some_and(|x| x.handshake_first == crate::config::tls::HandshakeFirst::On);
+    let mut stream: tokio_util::either::Either<TcpStream, TlsClient> = if tls_first {
+        tokio_util::either::Either::Right(tls_connect(remote, &t, stream).await?)
+    } else {
+        tokio_util::either::Either::Left(stream)
+    };
     let first = remote.first_info_timeout.unwrap_or(Duration::from_secs(1));
     let line = tokio::time::timeout(first, read_line(&mut stream))
         .await
@@ -203,44 +213,22 @@ async fn connect_once(
     // No INFO echo: sending CONNECT straight after the hub's INFO keeps the link
     // uncompressed with every official hub.
     let connect_line = format!("CONNECT {connect}\r\n");
-    if use_tls {
-        let config = crate::tls::client_config(remote.tls.as_ref())?;
-        let host = t
-            .host_port
-            .rsplit_once(':')
-            .map(|(h, _)| h)
-            .unwrap_or(&t.host_port);
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        let name = rustls_pki_types::ServerName::try_from(host)
-            .map_err(|e| anyhow!("bad TLS server name: {e}"))?;
-        let timeout = remote
-            .tls
-            .as_ref()
-            .and_then(|t| t.timeout)
-            .unwrap_or(Duration::from_secs(2));
-        let connector = tokio_rustls::TlsConnector::from(config);
-        let mut tls = match tokio::time::timeout(timeout, connector.connect(name, stream)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                shared.conns.lock().remove(&cid);
-                return Err(anyhow!("TLS leafnode handshake error (this leaf rejected the hub, or the hub rejected this leaf): {e}"));
+    let stream = match stream {
+        tokio_util::either::Either::Left(plain) if use_tls => {
+            match tls_connect(remote, &t, plain).await {
+                Ok(tls) => tokio_util::either::Either::Right(tls),
+                Err(e) => {
+                    shared.conns.lock().remove(&cid);
+                    return Err(e);
+                }
             }
-            Err(_) => {
-                shared.conns.lock().remove(&cid);
-                return Err(anyhow!("TLS leafnode handshake timeout"));
-            }
-        };
-        tls.write_all(connect_line.as_bytes()).await?;
-        let (rd, wr) = tokio::io::split(tls);
-        run_link(shared, &conn, account, t.user.clone(), rd, wr).await;
-    } else {
-        stream.write_all(connect_line.as_bytes()).await?;
-        let (rd, wr) = stream.into_split();
-        run_link(shared, &conn, account, t.user.clone(), rd, wr).await;
-    }
+        }
+        other => other,
+    };
+    let mut stream = stream;
+    stream.write_all(connect_line.as_bytes()).await?;
+    let (rd, wr) = tokio::io::split(stream);
+    run_link(shared, &conn, account, t.user.clone(), rd, wr).await;
     let reason = conn.close_reason().unwrap_or("Client Closed");
     tracing::info!("{addr} - lid:{cid} - Leafnode connection closed: {reason}");
     Ok(if conn.loop_detected.load(Ordering::Relaxed) {
@@ -252,6 +240,36 @@ async fn connect_once(
 
 /// The hub's first line (INFO), read byte by byte so nothing past it is consumed
 /// before a TLS handshake.
+type TlsClient = tokio_rustls::client::TlsStream<TcpStream>;
+
+/// The TLS client handshake of a remote: the hub is verified against the remote's
+/// ca_file and the URL's host name.
+async fn tls_connect(remote: &Remote, t: &Target, stream: TcpStream) -> anyhow::Result<TlsClient> {
+    use anyhow::anyhow;
+    let config = crate::tls::client_config(remote.tls.as_ref())?;
+    let host = t
+        .host_port
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or(&t.host_port)
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let name = rustls_pki_types::ServerName::try_from(host)
+        .map_err(|e| anyhow!("bad TLS server name: {e}"))?;
+    let timeout = remote
+        .tls
+        .as_ref()
+        .and_then(|t| t.timeout)
+        .unwrap_or(Duration::from_secs(2));
+    let connector = tokio_rustls::TlsConnector::from(config);
+    match tokio::time::timeout(timeout, connector.connect(name, stream)).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(anyhow!("TLS leafnode handshake error (this leaf rejected the hub, or the hub rejected this leaf): {e}")),
+        Err(_) => Err(anyhow!("TLS leafnode handshake timeout")),
+    }
+}
+
 pub(crate) async fn read_line<S: tokio::io::AsyncRead + Unpin>(
     stream: &mut S,
 ) -> anyhow::Result<String> {

@@ -153,3 +153,43 @@ fn an_official_leaf_with_handshake_first_links_to_a_canopy_hub_that_asks_for_it(
         l.log()
     );
 }
+
+#[test]
+fn a_canopy_leaf_with_handshake_first_links_to_hubs_that_ask_for_it() {
+    let hubs = if support::official_available() {
+        vec![Impl::Official, Impl::Canopy]
+    } else {
+        eprintln!("!!! nats-server (the oracle) is NOT installed: TLS-first remote tested against Canopy only. !!!");
+        vec![Impl::Canopy]
+    };
+    for kind in hubs {
+        let pki = Pki::new();
+        let lp = support::free_port();
+        let h = Server::start(
+            kind,
+            &format!(
+                "accounts {{ APP: {{ users: [ {{user: app, password: app}} ] }} }}\nleafnodes {{ listen: \"127.0.0.1:{lp}\"\n{}\n authorization {{ users: [ {{user: leaf, password: s3cret, account: APP}} ] }} }}",
+                pki.tls_block("verify: true\n handshake_first: true")
+            ),
+        );
+        let l = Server::start(
+            Impl::Canopy,
+            &format!(
+                "leafnodes {{ reconnect: \"250ms\", remotes: [ {{ url: \"nats-leaf://leaf:s3cret@localhost:{lp}\"\n tls {{ cert_file: \"{}\", key_file: \"{}\", ca_file: \"{}\", handshake_first: true }} }} ] }}",
+                pki.path("client.pem").display(),
+                pki.path("client-key.pem").display(),
+                pki.path("ca.pem").display()
+            ),
+        );
+        let mut sub = login(&h, Some("app"));
+        sub.send(b"SUB up.> 1\r\n");
+        sub.sync();
+        let mut publ = login(&l, None);
+        assert!(
+            flows(&mut publ, &mut sub, Duration::from_secs(15)),
+            "{kind:?} hub, TLS-first remote:\n{}\n{}",
+            h.log(),
+            l.log()
+        );
+    }
+}
