@@ -155,6 +155,8 @@ pub struct LeafUser {
 #[derive(Debug, Clone)]
 pub struct Server {
     pub name: String,
+    /// The container image that runs it (the topology's default unless the node names one).
+    pub image: String,
     pub cluster: String,
     pub kind: NodeKind,
     pub site: String,
@@ -182,6 +184,8 @@ pub struct Model {
     pub name: String,
     pub image: String,
     pub tls: bool,
+    /// How often servers PING their peers; a link is stale after 3 unanswered.
+    pub ping_interval: Option<String>,
     pub leaf_auth: LeafAuth,
     pub sites: Vec<Site>,
     pub links: Vec<Link>,
@@ -344,6 +348,18 @@ pub fn build(t: &Topology) -> Result<Model, Vec<Diagnostic>> {
         .as_ref()
         .map_or(DEFAULT_IMAGE.to_string(), |i| i.value.clone());
     let tls = t.defaults.tls.as_ref().is_none_or(|b| b.value);
+    let ping_interval = t.defaults.ping_interval.as_ref().and_then(|p| {
+        if duration_ok(&p.value) && p.value != "0s" {
+            Some(p.value.clone())
+        } else {
+            c.err(
+                Diagnostic::error(format!("invalid ping_interval \"{}\"", p.value), p.span.clone())
+                    .label("not a duration")
+                    .help("write a number and a unit, e.g. \"20s\": a leaf link is declared stale after 3 unanswered PINGs"),
+            );
+            None
+        }
+    });
     let leaf_auth = match &t.defaults.leaf_auth {
         None if tls => LeafAuth::Mtls,
         None => LeafAuth::Password,
@@ -895,6 +911,7 @@ pub fn build(t: &Topology) -> Result<Model, Vec<Diagnostic>> {
             server_span.insert(sname.clone(), n.name.span.clone());
             servers.push(Server {
                 name: sname.clone(),
+                image: n.image.as_ref().map_or(image.clone(), |i| i.value.clone()),
                 cluster: n.name.value.clone(),
                 kind: n.kind,
                 site: site.name.clone(),
@@ -1276,6 +1293,7 @@ pub fn build(t: &Topology) -> Result<Model, Vec<Diagnostic>> {
         name,
         image,
         tls,
+        ping_interval,
         leaf_auth,
         sites,
         links,

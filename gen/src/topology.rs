@@ -43,6 +43,7 @@ pub struct Defaults {
     pub image: Option<Str>,
     pub tls: Option<Spanned<bool>>,
     pub leaf_auth: Option<Str>,
+    pub ping_interval: Option<Str>,
 }
 
 #[derive(Debug)]
@@ -130,6 +131,7 @@ pub struct Node {
     pub kind: NodeKind,
     pub name: Str,
     pub site: Option<Str>,
+    pub image: Option<Str>,
     pub size: Option<Spanned<u64>>,
     pub client_port: Option<Spanned<u64>>,
     pub http_port: Option<Spanned<u64>>,
@@ -280,7 +282,7 @@ impl Reader {
             body,
             &Shape {
                 what: "`defaults`".into(),
-                attrs: &["image", "tls", "leaf_auth"],
+                attrs: &["image", "tls", "leaf_auth", "ping_interval"],
                 blocks: &[],
             },
         );
@@ -288,6 +290,7 @@ impl Reader {
             image: self.string(body, "image"),
             tls: self.boolean(body, "tls"),
             leaf_auth: self.string(body, "leaf_auth"),
+            ping_interval: self.string(body, "ping_interval"),
         }
     }
 
@@ -438,6 +441,7 @@ impl Reader {
         let attrs: &'static [&'static str] = match kind {
             NodeKind::Hub => &[
                 "site",
+                "image",
                 "size",
                 "client_port",
                 "http_port",
@@ -445,7 +449,7 @@ impl Reader {
                 "cluster_port",
                 "accounts",
             ],
-            NodeKind::Leaf => &["site", "client_port", "http_port", "accounts"],
+            NodeKind::Leaf => &["site", "image", "client_port", "http_port", "accounts"],
         };
         self.check_shape(
             body,
@@ -458,6 +462,7 @@ impl Reader {
         let mut n = Node {
             kind,
             site: self.string(body, "site"),
+            image: self.string(body, "image"),
             size: self.int(body, "size"),
             client_port: self.int(body, "client_port"),
             http_port: self.int(body, "http_port"),

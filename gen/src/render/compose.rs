@@ -16,6 +16,9 @@ pub const LINKSIM_API_PORT: u16 = 9000;
 #[derive(Serialize)]
 pub struct ServiceCtx {
     pub name: String,
+    pub image: String,
+    /// The image is canopy-server's: it has `--healthz` for the healthcheck.
+    pub canopy: bool,
     pub site: String,
     pub host_network: bool,
     pub client_port: u16,
@@ -28,6 +31,8 @@ pub struct ServiceCtx {
 
 #[derive(Serialize)]
 struct LinkCtx {
+    /// linksim's API, published on 127.0.0.1 (9100, 9101, ... in topology order).
+    api_port: u16,
     name: String,
     service: String,
     vpn: String,
@@ -71,6 +76,8 @@ pub fn services(m: &Model) -> Vec<ServiceCtx> {
             };
             ServiceCtx {
                 name: s.name.clone(),
+                image: s.image.clone(),
+                canopy: s.image.starts_with("canopy-server"),
                 site: s.site.clone(),
                 host_network,
                 client_port: s.client_port,
@@ -82,6 +89,11 @@ pub fn services(m: &Model) -> Vec<ServiceCtx> {
             }
         })
         .collect()
+}
+
+/// Where link `i`'s API is published on the host.
+pub fn link_api_port(i: usize) -> u16 {
+    9100 + i as u16
 }
 
 pub fn linksim_command(l: &crate::model::Link) -> Vec<String> {
@@ -123,7 +135,9 @@ pub fn render(m: &Model, bundle: &mut Bundle) -> Result<()> {
     let links: Vec<LinkCtx> = m
         .links
         .iter()
-        .map(|l| LinkCtx {
+        .enumerate()
+        .map(|(i, l)| LinkCtx {
+            api_port: link_api_port(i),
             name: l.name.clone(),
             service: l.service.clone(),
             vpn: l.vpn.clone(),

@@ -224,6 +224,7 @@ fn render_one(m: &Model, s: &Server, secrets: &Secrets) -> Result<(String, bool)
     ctx.insert("topology", &m.name);
     ctx.insert("role", &role);
     ctx.insert("tls", &m.tls);
+    ctx.insert("ping_interval", &m.ping_interval);
     ctx.insert("mtls", &(m.leaf_auth == LeafAuth::Mtls));
     ctx.insert(
         "site",

@@ -142,6 +142,7 @@ struct AccountRow {
 
 #[derive(Serialize)]
 struct LinkRow {
+    api: u16,
     name: String,
     sites: [String; 2],
     vpn: String,
@@ -244,7 +245,9 @@ pub fn render(m: &Model, bundle: &mut Bundle) -> Result<()> {
     let links: Vec<LinkRow> = m
         .links
         .iter()
-        .map(|l| LinkRow {
+        .enumerate()
+        .map(|(i, l)| LinkRow {
+            api: super::compose::link_api_port(i),
             name: l.name.clone(),
             sites: l.sites.clone(),
             vpn: l.vpn.clone(),
