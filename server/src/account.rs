@@ -101,7 +101,10 @@ impl Account {
         }
         drop(leafs);
         // One hop: interest learned over a route is never passed to another route.
-        if origin.route() {
+        // Interest from a hub (a spoke link) is not either: every server of a cluster
+        // dials the hub itself and hears it there; relaying it would bring a server's
+        // own interest back down another server's link (a false loop).
+        if origin.route() || origin.spoke() {
             return;
         }
         if let Some(routes) = self.routes.get() {

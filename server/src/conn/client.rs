@@ -922,7 +922,9 @@ impl Client {
                 continue;
             }
             if sub.conn.leaf() {
-                if sub.denies(subj) {
+                // Each server of a cluster sends up its own link to the hub: a message
+                // that came over a route is never sent up a spoke link.
+                if sub.denies(subj) || (self.from_route && sub.conn.spoke()) {
                     continue;
                 }
                 // One frame per leaf link, however many of its subscriptions match.
@@ -968,7 +970,7 @@ impl Client {
                     break;
                 }
                 if sub.conn.leaf() {
-                    if sub.denies(subj) {
+                    if sub.denies(subj) || (self.from_route && sub.conn.spoke()) {
                         continue;
                     }
                     let q = sub.queue.as_deref().unwrap_or("");

@@ -148,7 +148,13 @@ impl Client {
                 r = rd.read_buf(&mut buf) => match r {
                     Ok(0) => { self.conn.close("Client Closed"); return; }
                     Ok(_) => {}
-                    Err(_) => { self.conn.close("Read Error"); return; }
+                    Err(e) => {
+                        // A TLS alert from the peer (it refused our certificate, say)
+                        // arrives as a read error: say what it was.
+                        tracing::error!("{} - lid:{} - read error: {e}", self.conn.addr, self.conn.cid);
+                        self.conn.close("Read Error");
+                        return;
+                    }
                 },
                 _ = self.conn.closing.cancelled() => return,
                 _ = &mut auth_deadline, if !self.connected => {
