@@ -394,3 +394,43 @@ fn a_blackholed_leaf_link_is_declared_stale_within_ping_interval_times_ping_max_
         );
     }
 }
+
+#[test]
+fn the_seed_three_hub_mesh_is_detected_as_a_loop_by_both_servers() {
+    // The seed article's US → EU → APAC → US triangle of leaf links in one account.
+    for kind in Impl::all() {
+        let ports = [
+            support::free_port(),
+            support::free_port(),
+            support::free_port(),
+        ];
+        let servers: Vec<Server> = (0..3)
+            .map(|i| {
+                Server::start(
+                    kind,
+                    &format!(
+                        "server_name: t{i}\nleafnodes {{ listen: \"127.0.0.1:{}\", reconnect: \"250ms\", remotes: [ {{ url: \"nats-leaf://127.0.0.1:{}\" }} ] }}",
+                        ports[i],
+                        ports[(i + 1) % 3]
+                    ),
+                )
+            })
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !servers.iter().any(|s| {
+            s.log()
+                .contains("Loop detected for leafnode account=\"$G\"")
+        }) {
+            assert!(
+                Instant::now() < deadline,
+                "{kind:?}: the triangle was not reported as a loop:\n{}",
+                servers
+                    .iter()
+                    .map(|s| s.log())
+                    .collect::<Vec<_>>()
+                    .join("\n---\n")
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
