@@ -353,6 +353,16 @@ pub async fn start_with(options: Options, overrides: Option<Overrides>) -> anyho
             .unwrap_or_else(|| shared.options.host.clone());
         crate::monitor::http::start(shared.clone(), &host, http.port).await?;
     }
+    if let Some(https) = &shared.options.https {
+        let host = https
+            .host
+            .clone()
+            .unwrap_or_else(|| shared.options.host.clone());
+        let tls = shared
+            .tls()
+            .ok_or_else(|| anyhow::anyhow!("https monitoring needs the server's tls {{}} block"))?;
+        crate::monitor::http::start_https(shared.clone(), &host, https.port, tls).await?;
+    }
     crate::route::start(shared.clone()).await?;
     crate::leafnode::start(shared.clone());
     tracing::info!("Server is ready");
@@ -388,9 +398,6 @@ fn log_startup(shared: &Shared, addr: std::net::SocketAddr) {
     }
     if o.jetstream.as_ref().is_some_and(|j| j.enabled) {
         not_yet.push("jetstream");
-    }
-    if o.https.is_some() {
-        not_yet.push("monitoring over https (use http_port)");
     }
     for name in not_yet {
         tracing::warn!(

@@ -465,3 +465,42 @@ fn a_hub_with_a_leaf_and_a_route_peer_serves_every_official_field_and_the_same_c
 }
 
 type BTreeMapJson = std::collections::BTreeMap<&'static str, Value>;
+
+#[test]
+fn monitoring_is_served_over_https_with_the_servers_tls_block() {
+    let pki = support::pki::Pki::new();
+    for kind in Impl::all() {
+        let https = support::free_port();
+        let _s = Server::start(
+            kind,
+            &format!("{CONFIG}\nhttps_port: {https}\n{}", pki.tls_block("")),
+        );
+        let get = |path: &str| {
+            let out = std::process::Command::new("curl")
+                .args(["-sS", "--max-time", "5", "--cacert"])
+                .arg(pki.path("ca.pem"))
+                .arg(format!("https://localhost:{https}{path}"))
+                .output()
+                .expect("curl");
+            assert!(
+                out.status.success(),
+                "{kind:?} {path}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let varz: Value = serde_json::from_str(&get("/varz")).unwrap();
+        assert_eq!(varz["https_port"], https, "{kind:?}");
+        assert!(get("/healthz").contains("ok"), "{kind:?}");
+        // Plain HTTP on the HTTPS port gets no JSON.
+        let plain = std::process::Command::new("curl")
+            .args(["-s", "--max-time", "3"])
+            .arg(format!("http://127.0.0.1:{https}/varz"))
+            .output()
+            .unwrap();
+        assert!(
+            !String::from_utf8_lossy(&plain.stdout).contains("server_id"),
+            "{kind:?}"
+        );
+    }
+}

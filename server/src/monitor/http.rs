@@ -202,3 +202,75 @@ pub async fn start(
     tracing::info!("Starting http monitor on {addr}");
     Ok(addr)
 }
+
+/// Connections that finished their TLS handshake, for axum: handshakes run in their
+/// own tasks (with the TLS timeout), so a slow client cannot hold up the others.
+struct TlsListener {
+    ready: tokio::sync::mpsc::Receiver<(
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+        std::net::SocketAddr,
+    )>,
+    local: std::net::SocketAddr,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(c) => c,
+            // The acceptor ended (shutdown): accept nothing more.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
+}
+
+/// `https_port` / `https`: the same endpoints over TLS, with the server's `tls {}` block.
+pub async fn start_https(
+    shared: Arc<Shared>,
+    host: &str,
+    port: i64,
+    tls: Arc<crate::tls::ServerTls>,
+) -> anyhow::Result<std::net::SocketAddr> {
+    use anyhow::Context;
+    let port = if port == -1 { 0 } else { port };
+    let port = u16::try_from(port).with_context(|| format!("invalid monitoring port {port}"))?;
+    let tcp = tokio::net::TcpListener::bind((host, port))
+        .await
+        .with_context(|| format!("Can't listen to the monitor port: {host}:{port}"))?;
+    let local = tcp.local_addr()?;
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
+    let shutdown = shared.shutdown.clone();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, addr) = tokio::select! {
+                r = tcp.accept() => match r {
+                    Ok(c) => c,
+                    Err(_) => { tokio::time::sleep(std::time::Duration::from_millis(50)).await; continue; }
+                },
+                _ = stop.cancelled() => return,
+            };
+            let (acceptor, tx, timeout) = (acceptor.clone(), tx.clone(), tls.timeout);
+            tokio::spawn(async move {
+                if let Ok(Ok(s)) = tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                    let _ = tx.send((s, addr)).await;
+                }
+            });
+        }
+    });
+    let app = router(shared);
+    tokio::spawn(async move {
+        let _ = axum::serve(TlsListener { ready: rx, local }, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
+    });
+    tracing::info!("Starting https monitor on {local}");
+    Ok(local)
+}
