@@ -130,10 +130,18 @@ impl fmt::Display for Report {
     }
 }
 
+/// A span inside the text, on character boundaries (the renderer slices by bytes).
 fn clamp(span: Option<Range<usize>>, text: &str) -> Range<usize> {
     let span = span.unwrap_or(0..0);
-    let end = span.end.min(text.len());
-    span.start.min(end)..end
+    let mut end = span.end.min(text.len());
+    while !text.is_char_boundary(end) {
+        end += 1;
+    }
+    let mut start = span.start.min(end);
+    while !text.is_char_boundary(start) {
+        start -= 1;
+    }
+    start..end
 }
 
 #[cfg(test)]
