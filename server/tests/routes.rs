@@ -505,3 +505,45 @@ fn a_three_hub_cluster_with_two_leaves_delivers_once_fails_over_and_back() {
         "after failing back: once each"
     );
 }
+
+#[test]
+fn clients_hear_connect_urls_as_peers_come_and_go() {
+    for (ka, kb) in kinds() {
+        let (pa, pb) = (support::free_port(), support::free_port());
+        let a = node(ka, pa, &[], "");
+        let mut c = a.raw();
+        c.send(b"CONNECT {\"verbose\":false,\"protocol\":1,\"user\":\"app\",\"pass\":\"app\"}\r\n");
+        c.sync();
+        let mut b = node(kb, pb, &[pa], "");
+        let b_url = format!("127.0.0.1:{}", b.port);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut seen = String::new();
+        while !seen.contains(&b_url) {
+            seen.push_str(&c.drain(Duration::from_millis(200)));
+            assert!(
+                Instant::now() < deadline,
+                "{ka:?}+{kb:?}: no INFO naming {b_url}: {seen}"
+            );
+        }
+        assert!(
+            seen.contains("INFO {") && seen.contains("\"connect_urls\""),
+            "{seen}"
+        );
+        // B leaves: a new INFO no longer names it.
+        b.kill();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut after = String::new();
+        loop {
+            after.push_str(&c.drain(Duration::from_millis(200)));
+            if let Some(last) = after.rfind("INFO {") {
+                if !after[last..].contains(&b_url) {
+                    break;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{ka:?}+{kb:?}: no INFO without {b_url}: {after}"
+            );
+        }
+    }
+}
