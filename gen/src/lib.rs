@@ -89,6 +89,8 @@ pub fn build_bundle(
     render::conf::render(m, &secrets, &mut b)?;
     render::compose::render(m, &mut b)?;
     render::diagram::render(m, &mut b)?;
+    render::payload::render(m, &secrets, &mut b)?;
+    render::terraform::render(m, &mut b)?;
     Ok(b)
 }
 

@@ -77,11 +77,23 @@ fn every_generated_config_passes_canopy_server_and_nats_server_checks() {
         let tmp = tempfile::tempdir().unwrap();
         let out = tmp.path().join("bundle");
         canopy_gen::generate(&m, &out, &GenOptions::default()).unwrap();
-        for s in &m.servers {
-            let conf = format!("conf/{}.conf", s.name);
+        // conf/ (compose, local) and deploy/<server>/ (hosts: hubs dialled directly).
+        let places: Vec<(String, PathBuf)> = m
+            .servers
+            .iter()
+            .flat_map(|s| {
+                [
+                    (s.name.clone(), out.clone()),
+                    (s.name.clone(), out.join("deploy").join(&s.name)),
+                ]
+            })
+            .collect();
+        for (name, dir) in &places {
+            let conf = format!("conf/{name}.conf");
+            let out = dir;
             let ours = Command::new(env!("CARGO_BIN_EXE_canopy"))
                 .args(["check-conf", &conf])
-                .current_dir(&out)
+                .current_dir(out)
                 .output()
                 .unwrap();
             assert!(
@@ -93,7 +105,7 @@ fn every_generated_config_passes_canopy_server_and_nats_server_checks() {
             if let Some(bin) = &official {
                 let theirs = Command::new(bin)
                     .args(["-t", "-c", &conf])
-                    .current_dir(&out)
+                    .current_dir(out)
                     .output()
                     .unwrap();
                 assert!(

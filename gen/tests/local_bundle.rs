@@ -350,3 +350,61 @@ fn official_hub_refuses_a_leaf_certificate_from_another_ca_too() {
     let Some(o) = nats_server() else { return };
     foreign_certificate_is_refused(&o, &canopy_server());
 }
+
+/// The deploy payload (install.sh + systemd unit + files) installed under a local
+/// root: the server starts from the installed config and certificates, as the unit
+/// would start it, and answers /healthz.
+#[test]
+fn the_deploy_payload_installs_a_server_that_answers_healthz() {
+    let ports = [
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    ];
+    let loaded = canopy_gen::load_str("local.hcl", &topology("mtls", &ports))
+        .unwrap_or_else(|r| panic!("{r}"));
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tmp.path().join("bundle");
+    canopy_gen::generate(&loaded.model, &bundle, &Default::default()).unwrap();
+    let root = tmp.path().join("root");
+    let out = Command::new("sh")
+        .arg(bundle.join("deploy/hub/install.sh"))
+        .env("ROOT", &root)
+        .env("CANOPY_SERVER_BIN", canopy_server())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let unit = std::fs::read_to_string(root.join("etc/systemd/system/canopy-hub.service")).unwrap();
+    assert!(
+        unit.contains("WorkingDirectory=/etc/canopy/bundle"),
+        "{unit}"
+    );
+    assert!(
+        unit.contains("ExecStart=/usr/local/bin/canopy-server -c conf/hub.conf"),
+        "{unit}"
+    );
+    let installed = root.join("etc/canopy/bundle");
+    use std::os::unix::fs::PermissionsExt;
+    let key_mode = std::fs::metadata(installed.join("pki/hub-key.pem"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(key_mode, 0o600);
+    // Start it the way the unit does: from the installed binary and directory.
+    let hub = Proc::start(&root.join("usr/local/bin/canopy-server"), &installed, "hub");
+    let health = ureq_get(ports[1], "/healthz");
+    assert!(
+        health.starts_with("HTTP/1.0 200") || health.starts_with("HTTP/1.1 200"),
+        "{health}"
+    );
+    assert!(health.contains("ok"), "{health}");
+    drop(hub);
+}

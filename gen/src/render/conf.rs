@@ -103,7 +103,7 @@ pub fn leaf_user(auth: LeafAuth, identity: &str) -> String {
 
 pub fn render(m: &Model, secrets: &Secrets, bundle: &mut Bundle) -> Result<()> {
     for s in &m.servers {
-        let (text, secret_inside) = render_one(m, s, secrets)?;
+        let (text, secret_inside) = render_one(m, s, secrets, Addressing::Links)?;
         // A config that carries a link password is as private as the password.
         bundle.add(
             path(&s.name),
@@ -121,7 +121,22 @@ fn hash_of(secrets: &Secrets, name: &str) -> String {
         .unwrap_or_default()
 }
 
-fn render_one(m: &Model, s: &Server, secrets: &Secrets) -> Result<(String, bool)> {
+/// How a leaf remote reaches a hub on another site.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Addressing {
+    /// Through the link's linksim service (compose bundles).
+    Links,
+    /// Straight to each hub server by name, across the real VPN (hosts, Terraform).
+    Direct,
+}
+
+/// One server's config text, and whether it carries a secret.
+pub fn render_one(
+    m: &Model,
+    s: &Server,
+    secrets: &Secrets,
+    addressing: Addressing,
+) -> Result<(String, bool)> {
     let mut accounts = vec![AccountCtx {
         name: SYSTEM_ACCOUNT.into(),
         users: vec![UserCtx {
@@ -200,11 +215,18 @@ fn render_one(m: &Model, s: &Server, secrets: &Secrets) -> Result<(String, bool)
                 local_account: r.local_account.clone(),
                 hub_account: r.hub_account.clone(),
                 identity: r.identity.clone(),
-                link: r.link.clone(),
+                link: r.link.clone().filter(|_| addressing == Addressing::Links),
                 urls: r
                     .dials
                     .iter()
-                    .map(|d| format!("nats-leaf://{userinfo}{}:{}", d.host, d.port))
+                    .map(|d| match (addressing, m.server(&d.server)) {
+                        (Addressing::Direct, Some(h)) => format!(
+                            "nats-leaf://{userinfo}{}:{}",
+                            h.host,
+                            h.leaf_port.unwrap_or(7422)
+                        ),
+                        _ => format!("nats-leaf://{userinfo}{}:{}", d.host, d.port),
+                    })
                     .collect(),
                 deny_imports: r.deny_imports.clone(),
                 deny_exports: r.deny_exports.clone(),

@@ -4,8 +4,10 @@
 pub mod compose;
 pub mod conf;
 pub mod diagram;
+pub mod payload;
 pub mod pki;
 pub mod secrets;
+pub mod terraform;
 
 use std::sync::OnceLock;
 
@@ -27,6 +29,14 @@ pub(crate) fn templates() -> &'static tera::Tera {
             (
                 "topology.md",
                 include_str!("../../templates/topology.md.tera"),
+            ),
+            (
+                "install.sh",
+                include_str!("../../templates/deploy/install.sh.tera"),
+            ),
+            (
+                "unit.service",
+                include_str!("../../templates/deploy/unit.service.tera"),
             ),
         ] {
             // The templates are part of the binary and tested; a broken one is a bug here.

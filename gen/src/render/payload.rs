@@ -1,0 +1,83 @@
+//! `deploy/<server>/`: everything one host needs to run one server — its config, its
+//! certificate and key (and its leaf links' client certificates), the CA, a systemd
+//! unit and `install.sh`, which installs them under /etc/canopy/bundle and starts the
+//! unit. The same payload serves every provider: on-prem Terraform copies it over SSH
+//! and runs it.
+
+use crate::bundle::Bundle;
+use crate::model::{Model, Server};
+use anyhow::Result;
+
+/// The payload directory of a server.
+pub fn dir(server: &str) -> String {
+    format!("deploy/{server}")
+}
+
+/// The systemd unit's name.
+pub fn unit(server: &str) -> String {
+    format!("canopy-{server}.service")
+}
+
+fn binary(s: &Server) -> &'static str {
+    if s.image.starts_with("canopy-server") {
+        "canopy-server"
+    } else {
+        "nats-server"
+    }
+}
+
+pub fn render(m: &Model, secrets: &super::secrets::Secrets, bundle: &mut Bundle) -> Result<()> {
+    for s in &m.servers {
+        let files = super::compose::mounts(m, s);
+        let d = dir(&s.name);
+        // The host's config dials hubs on other sites directly (over the real VPN),
+        // not through a linksim service; the rest is what its container would mount.
+        let (conf, secret_inside) =
+            super::conf::render_one(m, s, secrets, super::conf::Addressing::Direct)?;
+        let conf_path = super::conf::path(&s.name);
+        bundle.add(
+            format!("{d}/{conf_path}"),
+            conf,
+            if secret_inside {
+                crate::bundle::PRIVATE
+            } else {
+                crate::bundle::PUBLIC
+            },
+        );
+        for f in files.iter().filter(|f| **f != conf_path) {
+            if let Some((bytes, mode)) = bundle.files.get(std::path::Path::new(f)).cloned() {
+                bundle.add(format!("{d}/{f}"), bytes, mode);
+            }
+        }
+        let (private, public): (Vec<String>, Vec<String>) = files
+            .iter()
+            .filter(|f| f.starts_with("pki/"))
+            .cloned()
+            .partition(|f| f.ends_with("-key.pem"));
+        let role = match (s.kind, s.remotes.is_empty()) {
+            (crate::topology::NodeKind::Hub, true) => format!("hub cluster {}", s.cluster),
+            (crate::topology::NodeKind::Hub, false) => {
+                format!("regional hub cluster {}", s.cluster)
+            }
+            (crate::topology::NodeKind::Leaf, _) => "leaf".into(),
+        };
+        let mut ctx = tera::Context::new();
+        ctx.insert("server", &s.name);
+        ctx.insert("role", &role);
+        ctx.insert("binary", binary(s));
+        ctx.insert("unit", &unit(&s.name));
+        ctx.insert("public_files", &public);
+        ctx.insert("private_files", &private);
+        bundle.add(
+            format!("{d}/install.sh"),
+            super::render("install.sh", &ctx)?,
+            0o755,
+        );
+        bundle.add(
+            format!("{d}/{}", unit(&s.name)),
+            super::render("unit.service", &ctx)?,
+            0o644,
+        );
+    }
+    Ok(())
+}
