@@ -216,3 +216,46 @@ fn root_modules_declare_what_they_use_and_supply_every_module_input() {
         "on-prem and edge sites of the examples get root modules ({sites})"
     );
 }
+
+#[test]
+fn checkov_passes_on_every_bundle() {
+    let found = std::process::Command::new("checkov")
+        .arg("--version")
+        .output();
+    if !found.is_ok_and(|o| o.status.success()) {
+        eprintln!("!!! SKIPPING: checkov is not installed (pip install checkov; .ci/run does) !!!");
+        return;
+    }
+    let allow = Path::new(env!("CARGO_MANIFEST_DIR")).join("../terraform/checkov.yaml");
+    for ex in examples() {
+        let l = canopy_gen::load(&ex).unwrap_or_else(|e| panic!("{e}"));
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("bundle");
+        canopy_gen::generate(&l.model, &out, &Default::default()).unwrap();
+        if !out.join("terraform").exists() {
+            continue;
+        }
+        let run = std::process::Command::new("checkov")
+            .args([
+                "-d",
+                "terraform",
+                "--framework",
+                "terraform",
+                "--quiet",
+                "--compact",
+                "--config-file",
+            ])
+            .arg(&allow)
+            .env("BC_SKIP_MAPPING", "TRUE")
+            .current_dir(&out)
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{}: checkov failed:\n{}{}",
+            ex.display(),
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
+}
