@@ -67,6 +67,34 @@ async fn exactly(
     drain(sub, Duration::from_millis(1500)).await
 }
 
+/// Answer every request on `subject` with its own payload.
+async fn echo_service(c: &async_nats::Client, subject: &str) {
+    let mut svc = c.subscribe(subject.to_string()).await.unwrap();
+    c.flush().await.unwrap();
+    let responder = c.clone();
+    tokio::spawn(async move {
+        while let Some(m) = svc.next().await {
+            if let Some(reply) = m.reply {
+                let _ = responder.publish(reply, m.payload).await;
+            }
+        }
+    });
+}
+
+/// Whether a request on `subject` comes back with its payload within about 20 s
+/// (until the service's interest has crossed, it gets no responders: try again).
+async fn answered(c: &async_nats::Client, subject: &str, payload: &'static str) -> bool {
+    for _ in 0..40 {
+        let asked = c.request(subject.to_string(), payload.into());
+        if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_millis(500), asked).await {
+            assert_eq!(&m.payload[..], payload.as_bytes());
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    false
+}
+
 /// The hub server a leaf is attached to, from the leaf's /leafz.
 fn attached_hub(r: &Running, leaf: &str) -> Option<String> {
     let (_, http_port) = r.ports(leaf);
@@ -102,58 +130,17 @@ async fn secure_hub(images: &Images) {
     eprintln!("secure-hub: cross-site flow {took:?} after healthy");
 
     // Request/reply both ways across the link.
-    let mut svc = leaf.subscribe("svc.leaf").await.unwrap();
-    leaf.flush().await.unwrap();
-    let responder = leaf.clone();
-    tokio::spawn(async move {
-        while let Some(m) = svc.next().await {
-            if let Some(reply) = m.reply {
-                let _ = responder.publish(reply, m.payload).await;
-            }
-        }
-    });
-    let mut answered = false;
-    for _ in 0..40 {
-        if let Ok(Ok(m)) = tokio::time::timeout(
-            Duration::from_millis(500),
-            hub1.request("svc.leaf", "hi".into()),
-        )
-        .await
-        {
-            assert_eq!(&m.payload[..], b"hi");
-            answered = true;
-            break;
-        }
-        // No responders yet (interest still crossing): try again shortly.
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    assert!(answered, "hub → leaf request answered");
+    echo_service(&leaf, "svc.leaf").await;
+    assert!(
+        answered(&hub1, "svc.leaf", "hi").await,
+        "hub → leaf request answered"
+    );
     let hub2 = client(&r, "hub-2", "us_west_app").await;
-    let mut svc2 = hub2.subscribe("svc.hub").await.unwrap();
-    hub2.flush().await.unwrap();
-    let responder = hub2.clone();
-    tokio::spawn(async move {
-        while let Some(m) = svc2.next().await {
-            if let Some(reply) = m.reply {
-                let _ = responder.publish(reply, m.payload).await;
-            }
-        }
-    });
-    let mut answered = false;
-    for _ in 0..40 {
-        if let Ok(Ok(m)) = tokio::time::timeout(
-            Duration::from_millis(500),
-            leaf.request("svc.hub", "yo".into()),
-        )
-        .await
-        {
-            assert_eq!(&m.payload[..], b"yo");
-            answered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    assert!(answered, "leaf → hub request answered");
+    echo_service(&hub2, "svc.hub").await;
+    assert!(
+        answered(&leaf, "svc.hub", "yo").await,
+        "leaf → hub request answered"
+    );
 
     // Account isolation and deny rules across sites: EU_WEST sees nothing of US_WEST,
     // and local.> never leaves the leaf's site.

@@ -179,6 +179,19 @@ pub struct Server {
     pub dns_names: BTreeSet<String>,
 }
 
+impl Server {
+    /// What the server is, as generated files describe it.
+    pub fn role(&self) -> String {
+        match (self.kind, self.remotes.is_empty()) {
+            (NodeKind::Hub, true) => format!("hub cluster \"{}\"", self.cluster),
+            (NodeKind::Hub, false) => {
+                format!("regional hub cluster \"{}\" (also a leaf)", self.cluster)
+            }
+            (NodeKind::Leaf, _) => "leaf".into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Model {
     pub name: String,
@@ -283,13 +296,12 @@ fn invalid_subject(s: &Str, what: &str) -> Diagnostic {
         .help("tokens are separated by single dots, with no spaces; `*` matches one token and `>` the rest (last token only)")
 }
 
-fn closest<'a>(want: &str, names: impl Iterator<Item = &'a str>) -> String {
-    let names: Vec<&str> = names.collect();
-    if names.is_empty() {
+/// The help line of an unknown name: the names that are defined.
+fn defined<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let quoted: Vec<String> = names.map(|n| format!("\"{n}\"")).collect();
+    if quoted.is_empty() {
         return "none is defined".into();
     }
-    let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
-    let _ = want;
     format!("defined: {}", quoted.join(", "))
 }
 
@@ -387,15 +399,12 @@ pub fn build(t: &Topology) -> Result<Model, Vec<Diagnostic>> {
 
     // ---- sites ----
     let mut sites: Vec<Site> = Vec::new();
-    let mut site_spans: HashMap<String, Range<usize>> = HashMap::new();
     for s in &t.sites {
         check_dns_name(&mut c, "site", &s.name);
-        if let Some(first) = site_spans.get(&s.name.value) {
-            let _ = first;
+        if sites.iter().any(|x| x.name == s.name.value) {
             c.err(duplicate("site", &s.name));
             continue;
         }
-        site_spans.insert(s.name.value.clone(), s.name.span.clone());
         let provider = match s
             .provider
             .as_ref()
@@ -477,7 +486,7 @@ pub fn build(t: &Topology) -> Result<Model, Vec<Diagnostic>> {
         for e in &ends.value {
             match site_named(&e.value) {
                 None => {
-                    c.err(unknown("site", e, site_spans.keys().map(String::as_str)));
+                    c.err(unknown("site", e, sites.iter().map(|s| s.name.as_str())));
                     ok = false;
                 }
                 Some(s) if s.provider == Provider::Local => {
@@ -762,7 +771,7 @@ pub fn build(t: &Topology) -> Result<Model, Vec<Diagnostic>> {
     // ---- hubs and leaves: clusters and their servers ----
     let mut clusters: Vec<Cluster> = Vec::new();
     let mut servers: Vec<Server> = Vec::new();
-    let mut server_span: HashMap<String, Range<usize>> = HashMap::new();
+    let mut server_names: BTreeSet<String> = BTreeSet::new();
     let nodes: Vec<&topology::Node> = t.hubs.iter().chain(t.leaves.iter()).collect();
     let mut domains: HashMap<String, String> = HashMap::new();
     for n in &nodes {
@@ -899,8 +908,7 @@ pub fn build(t: &Topology) -> Result<Model, Vec<Diagnostic>> {
         };
         let local = site.provider == Provider::Local;
         for sname in &names {
-            if let Some(first) = server_span.get(sname) {
-                let _ = first;
+            if server_names.contains(sname) {
                 c.err(
                     Diagnostic::error(format!("server name \"{sname}\" is taken"), n.name.span.clone())
                         .label(format!("this {} names a server \"{sname}\"", n.kind.as_str()))
@@ -908,7 +916,7 @@ pub fn build(t: &Topology) -> Result<Model, Vec<Diagnostic>> {
                 );
                 continue;
             }
-            server_span.insert(sname.clone(), n.name.span.clone());
+            server_names.insert(sname.clone());
             servers.push(Server {
                 name: sname.clone(),
                 image: n.image.as_ref().map_or(image.clone(), |i| i.value.clone()),
@@ -1371,7 +1379,7 @@ fn missing(attr: &str, n: &Str, kind: &str, example: &str) -> Diagnostic {
 fn unknown<'a>(what: &str, n: &Str, names: impl Iterator<Item = &'a str>) -> Diagnostic {
     Diagnostic::error(format!("unknown {what} \"{}\"", n.value), n.span.clone())
         .label(format!("no {what} has this name"))
-        .help(closest(&n.value, names))
+        .help(defined(names))
 }
 
 #[derive(Default)]

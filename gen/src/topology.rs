@@ -8,7 +8,7 @@ use crate::diag::Diagnostic;
 use hcl_edit::expr::{Expression, ObjectKey};
 use hcl_edit::structure::{Block, Body, Structure};
 use hcl_edit::Span;
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::ops::Range;
 
 /// A value and where it was written.
@@ -176,10 +176,7 @@ pub fn parse(text: &str) -> Result<Topology, Vec<Diagnostic>> {
         .label("here")
         .help("the topology file is HCL; see docs/topology.md")]
     })?;
-    let mut r = Reader {
-        d: Vec::new(),
-        text_len: text.len(),
-    };
+    let mut r = Reader { d: Vec::new() };
     let t = r.topology(&body);
     if r.d.is_empty() {
         Ok(t)
@@ -205,7 +202,6 @@ fn offset_of(text: &str, line: usize, col: usize) -> usize {
 
 struct Reader {
     d: Vec<Diagnostic>,
-    text_len: usize,
 }
 
 fn span_of(s: &impl Span) -> Range<usize> {
@@ -535,7 +531,7 @@ impl Reader {
     // ---- shape checks ----
 
     fn check_shape(&mut self, body: &Body, shape: &Shape) {
-        let mut seen: HashMap<&str, Range<usize>> = HashMap::new();
+        let mut seen: HashSet<&str> = HashSet::new();
         for s in body.iter() {
             match s {
                 Structure::Attribute(a) => {
@@ -552,8 +548,7 @@ impl Reader {
                             expected(shape.attrs, "attributes")
                         });
                         self.d.push(d);
-                    } else if let Some(first) = seen.get(key) {
-                        let (_, _) = (first, ());
+                    } else if !seen.insert(key) {
                         self.d.push(
                             Diagnostic::error(
                                 format!("duplicate attribute `{key}`"),
@@ -562,8 +557,6 @@ impl Reader {
                             .label("set a second time here")
                             .help("each attribute may be set once per block"),
                         );
-                    } else {
-                        seen.insert(key, span_of(&a.key));
                     }
                 }
                 Structure::Block(b) => {
@@ -742,7 +735,6 @@ impl Reader {
                 x => self.type_error(x, key, "an object of strings"),
             }
         }
-        let _ = self.text_len;
         out
     }
 }

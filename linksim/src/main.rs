@@ -42,9 +42,6 @@ struct Cli {
     /// Start partitioned
     #[arg(long)]
     partitioned: bool,
-    /// Probe an HTTP URL and exit 0 on a 200 (a container healthcheck without curl)
-    #[arg(long, value_name = "URL")]
-    healthz: Option<String>,
 }
 
 fn config(cli: &Cli) -> Result<linksim::Config, String> {
@@ -85,38 +82,8 @@ fn config(cli: &Cli) -> Result<linksim::Config, String> {
     Ok(c)
 }
 
-fn healthz(url: &str) -> Result<(), String> {
-    use std::io::{Read, Write};
-    let rest = url.strip_prefix("http://").ok_or("only http:// URLs")?;
-    let (authority, path) = rest
-        .split_once('/')
-        .map_or((rest, "/healthz".to_string()), |(a, p)| {
-            (a, format!("/{p}"))
-        });
-    let mut s = std::net::TcpStream::connect(authority).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(std::time::Duration::from_secs(2)))
-        .map_err(|e| e.to_string())?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {authority}\r\n\r\n").map_err(|e| e.to_string())?;
-    let mut head = [0u8; 12];
-    s.read_exact(&mut head).map_err(|e| e.to_string())?;
-    if &head[9..12] == b"200" {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&head).into_owned())
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(url) = &cli.healthz {
-        return match healthz(url) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("linksim: {url}: {e}");
-                ExitCode::FAILURE
-            }
-        };
-    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),

@@ -310,7 +310,8 @@ async fn run_link<R, W>(
         permissions: None,
         user,
     });
-    client.leaf_read_loop(rd).await;
+    let timeout = shared.auth().timeout;
+    client.link_read_loop(rd, timeout).await;
     client.cleanup();
     let _ = writer.await;
 }

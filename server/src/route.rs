@@ -11,16 +11,14 @@
 use crate::conn::client::{Client, Closed};
 use crate::conn::{Conn, Subscription};
 use crate::protocol::info::Connect;
-use crate::protocol::leaf::{parse_route, LeafOp};
+use crate::protocol::leaf::LeafOp;
 use crate::server::Shared;
-use bytes::{Buf, BytesMut};
 use parking_lot::{Mutex, RwLock};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 
 /// The established routes, shared by every account (they announce interest on them).
@@ -49,6 +47,8 @@ pub struct Peer {
 /// Cluster state of one server.
 pub struct Cluster {
     pub name: String,
+    /// The name came from the config (an unnamed cluster takes any peer's name).
+    named: bool,
     pub routes: Routes,
     /// Established routes by the peer's server_id.
     by_id: Mutex<HashMap<String, Arc<Conn>>>,
@@ -66,10 +66,12 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    pub fn new(name: String) -> Cluster {
+    /// `name` from the config, else `fallback` (the server id).
+    pub fn new(name: Option<String>, fallback: String) -> Cluster {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         Cluster {
-            name,
+            named: name.is_some(),
+            name: name.unwrap_or(fallback),
             routes: Arc::new(RwLock::new(Vec::new())),
             by_id: Mutex::new(HashMap::new()),
             dialling: Mutex::new(HashSet::new()),
@@ -79,6 +81,11 @@ impl Cluster {
             server_tls: std::sync::OnceLock::new(),
             client_tls: std::sync::OnceLock::new(),
         }
+    }
+
+    /// A peer in a cluster of another name must not join ours.
+    fn name_conflicts(&self, theirs: &str) -> bool {
+        self.named && theirs != self.name
     }
 
     pub fn connected_to(&self, server_id: &str) -> bool {
@@ -443,12 +450,7 @@ fn refuse(shared: &Shared, peer: &Peer) -> Option<&'static str> {
         return Some("Duplicate Route");
     }
     let theirs = peer.info["cluster"].as_str().unwrap_or_default();
-    let named = shared
-        .options
-        .cluster
-        .as_ref()
-        .is_some_and(|c| c.name.is_some());
-    if named && !theirs.is_empty() && theirs != cluster(shared).name {
+    if !theirs.is_empty() && cluster(shared).name_conflicts(theirs) {
         return Some("Cluster Name Conflict");
     }
     None
@@ -583,7 +585,14 @@ where
     }
     if ok {
         use futures_util::FutureExt;
-        let outcome = std::panic::AssertUnwindSafe(client.route_read_loop(rd))
+        let timeout = shared
+            .options
+            .cluster
+            .as_ref()
+            .and_then(|c| c.authorization.as_ref())
+            .and_then(|a| a.timeout)
+            .unwrap_or(Duration::from_secs(2));
+        let outcome = std::panic::AssertUnwindSafe(client.link_read_loop(rd, timeout))
             .catch_unwind()
             .await;
         if outcome.is_err() {
@@ -623,69 +632,7 @@ impl Client {
         true
     }
 
-    pub(crate) async fn route_read_loop<R: tokio::io::AsyncRead + Unpin>(&mut self, mut rd: R) {
-        let mut buf = BytesMut::with_capacity(4096);
-        let limits = self.shared.limits;
-        let timeout = self
-            .shared
-            .options
-            .cluster
-            .as_ref()
-            .and_then(|c| c.authorization.as_ref())
-            .and_then(|a| a.timeout)
-            .unwrap_or(Duration::from_secs(2));
-        let auth_deadline = tokio::time::sleep(timeout);
-        tokio::pin!(auth_deadline);
-        loop {
-            buf.reserve(64 * 1024);
-            tokio::select! {
-                r = rd.read_buf(&mut buf) => match r {
-                    Ok(0) => { self.conn.close("Client Closed"); return; }
-                    Ok(_) => {}
-                    Err(e) => {
-                        // A TLS alert from the peer (it refused our certificate, say)
-                        // arrives as a read error: say what it was.
-                        tracing::error!("{} - rid:{} - read error: {e}", self.conn.addr, self.conn.cid);
-                        self.conn.close("Read Error");
-                        return;
-                    }
-                },
-                _ = self.conn.closing.cancelled() => return,
-                _ = &mut auth_deadline, if !self.connected => {
-                    self.err("Authentication Timeout");
-                    self.conn.close("Authentication Timeout");
-                    return;
-                }
-            }
-            let mut pos = 0;
-            let mut stop = false;
-            loop {
-                match parse_route(&buf[pos..], &limits) {
-                    Ok(Some((op, account, n))) => {
-                        let r = self.route_process(op, account).await;
-                        pos += n;
-                        if r.is_err() {
-                            stop = true;
-                            break;
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        self.protocol_error(e);
-                        stop = true;
-                        break;
-                    }
-                }
-            }
-            buf.advance(pos);
-            self.end_batch();
-            if stop {
-                return;
-            }
-        }
-    }
-
-    async fn route_process(
+    pub(crate) async fn route_process(
         &mut self,
         op: LeafOp<'_>,
         account: Option<&[u8]>,
@@ -792,7 +739,12 @@ impl Client {
         }
     }
 
+    /// The account a route op names: from this route's match caches when it has
+    /// carried messages of that account before, so no lock is taken per message.
     fn route_account(&self, name: &[u8]) -> Option<Arc<crate::account::Account>> {
+        if let Some(a) = self.cached_account(name) {
+            return Some(a);
+        }
         let name = std::str::from_utf8(name).ok()?;
         self.shared.accounts.read().get(name).cloned()
     }
@@ -877,13 +829,7 @@ impl Client {
             .and_then(|v| v["cluster"].as_str().map(str::to_string))
             .unwrap_or_default();
         let ours = &cluster(&self.shared).name;
-        let named = self
-            .shared
-            .options
-            .cluster
-            .as_ref()
-            .is_some_and(|c| c.name.is_some());
-        if named && &theirs != ours {
+        if cluster(&self.shared).name_conflicts(&theirs) {
             let text =
                 format!("Rejecting connection, cluster name {theirs:?} does not match {ours:?}");
             tracing::error!("{} - rid:{} - {text}", self.conn.addr, self.conn.cid);

@@ -236,11 +236,8 @@ fn build_shared(
     let auth = Auth::new(&options, &accounts);
     let server_id = crate::nkey::random_server_id();
     let cluster = crate::route::Cluster::new(
-        options
-            .cluster
-            .as_ref()
-            .and_then(|c| c.name.clone())
-            .unwrap_or_else(|| server_id.clone()),
+        options.cluster.as_ref().and_then(|c| c.name.clone()),
+        server_id.clone(),
     );
     for a in accounts.values() {
         let _ = a.routes.set(cluster.routes.clone());

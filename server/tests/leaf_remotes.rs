@@ -39,30 +39,6 @@ fn login(s: &Server, user: Option<&str>) -> support::Raw {
     c
 }
 
-fn wait_for_flow(
-    from: &mut support::Raw,
-    to: &mut support::Raw,
-    subject: &str,
-    within: Duration,
-) -> Duration {
-    let start = Instant::now();
-    loop {
-        from.send(format!("PUB {subject} 4\r\nping\r\n").as_bytes());
-        from.sync();
-        std::thread::sleep(Duration::from_millis(50));
-        if to.sync().contains("ping") {
-            let took = start.elapsed();
-            std::thread::sleep(Duration::from_millis(200));
-            to.sync();
-            return took;
-        }
-        assert!(
-            start.elapsed() < within,
-            "no flow on {subject} within {within:?}"
-        );
-    }
-}
-
 fn hubs() -> Vec<Impl> {
     if support::official_available() {
         vec![Impl::Official, Impl::Canopy]
@@ -82,7 +58,7 @@ fn canopy_leaf_exchanges_every_message_exactly_once_with_the_hub() {
         hub_sub.send(b"SUB up.> 1\r\n");
         hub_sub.sync();
         let mut leaf_pub = login(&l, None);
-        wait_for_flow(
+        support::wait_for_flow(
             &mut leaf_pub,
             &mut hub_sub,
             "up.probe",
@@ -103,7 +79,7 @@ fn canopy_leaf_exchanges_every_message_exactly_once_with_the_hub() {
         leaf_sub.send(b"SUB down.* 3\r\nSUB down.> 4\r\n");
         leaf_sub.sync();
         let mut hub_pub = login(&h, Some("app"));
-        wait_for_flow(
+        support::wait_for_flow(
             &mut hub_pub,
             &mut leaf_sub,
             "down.probe",
@@ -132,7 +108,7 @@ fn deny_rules_on_the_remote_hold_in_both_directions() {
         hub_sub.send(b"SUB > 1\r\n");
         hub_sub.sync();
         let mut leaf_pub = login(&l, None);
-        wait_for_flow(
+        support::wait_for_flow(
             &mut leaf_pub,
             &mut hub_sub,
             "probe.up",
@@ -152,7 +128,7 @@ fn deny_rules_on_the_remote_hold_in_both_directions() {
         leaf_sub.send(b"SUB > 1\r\n");
         leaf_sub.sync();
         let mut hub_pub = login(&h, Some("app"));
-        wait_for_flow(
+        support::wait_for_flow(
             &mut hub_pub,
             &mut leaf_sub,
             "probe.down",
@@ -184,10 +160,10 @@ fn leaf_failover_reaches_second_hub_url() {
         sub2.send(b"SUB up 1\r\n");
         sub2.sync();
         let mut leaf_pub = login(&l, None);
-        wait_for_flow(&mut leaf_pub, &mut sub1, "up", Duration::from_secs(15));
+        support::wait_for_flow(&mut leaf_pub, &mut sub1, "up", Duration::from_secs(15));
         drop(sub1);
         first.kill();
-        let took = wait_for_flow(&mut leaf_pub, &mut sub2, "up", Duration::from_secs(15));
+        let took = support::wait_for_flow(&mut leaf_pub, &mut sub2, "up", Duration::from_secs(15));
         eprintln!("{kind:?} hub: flow resumed through the second URL after {took:?}");
         assert!(
             took < Duration::from_secs(5),
@@ -244,7 +220,7 @@ fn a_regional_hub_relays_between_its_leafs_and_its_parent_exactly_once() {
         region_sub.send(b"SUB up.> 1\r\n");
         region_sub.sync();
         let mut edge_pub = login(&edge, None);
-        wait_for_flow(
+        support::wait_for_flow(
             &mut edge_pub,
             &mut parent_sub,
             "up.probe",
@@ -271,7 +247,7 @@ fn a_regional_hub_relays_between_its_leafs_and_its_parent_exactly_once() {
         edge_sub.send(b"SUB down.> 1\r\n");
         edge_sub.sync();
         let mut parent_pub = login(&parent, Some("app"));
-        wait_for_flow(
+        support::wait_for_flow(
             &mut parent_pub,
             &mut edge_sub,
             "down.probe",
@@ -324,7 +300,7 @@ fn a_blackholed_leaf_link_is_declared_stale_within_ping_interval_times_ping_max_
         hub_sub.send(b"SUB flow.> 1\r\n");
         hub_sub.sync();
         let mut leaf_pub = login(&l, None);
-        wait_for_flow(
+        support::wait_for_flow(
             &mut leaf_pub,
             &mut hub_sub,
             "flow.probe",
@@ -386,7 +362,7 @@ fn a_blackholed_leaf_link_is_declared_stale_within_ping_interval_times_ping_max_
         let mut hub_sub = login(&h, Some("app"));
         hub_sub.send(b"SUB flow.> 1\r\n");
         hub_sub.sync();
-        wait_for_flow(
+        support::wait_for_flow(
             &mut leaf_pub,
             &mut hub_sub,
             "flow.healed",

@@ -3,7 +3,7 @@
 //! and a certificate from another CA is refused with nothing crossing.
 
 mod support;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::pki::Pki;
 use support::{Impl, Server};
 
@@ -39,19 +39,6 @@ fn login(s: &Server, user: Option<&str>) -> support::Raw {
     c
 }
 
-fn flows(from: &mut support::Raw, to: &mut support::Raw, within: Duration) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < within {
-        from.send(b"PUB up.x 4\r\nping\r\n");
-        from.sync();
-        std::thread::sleep(Duration::from_millis(100));
-        if to.sync().contains("ping") {
-            return true;
-        }
-    }
-    false
-}
-
 fn pairs() -> Vec<(Impl, Impl)> {
     if support::official_available() {
         vec![
@@ -77,7 +64,7 @@ fn leaf_links_run_over_mutual_tls_in_both_directions() {
         sub.sync();
         let mut publ = login(&l, None);
         assert!(
-            flows(&mut publ, &mut sub, Duration::from_secs(15)),
+            support::flows(&mut publ, &mut sub, "up.x", support::FLOW).is_some(),
             "{leaf_kind:?} leaf → {hub_kind:?} hub over TLS:\nhub log:\n{}\nleaf log:\n{}",
             h.log(),
             l.log()
@@ -107,7 +94,7 @@ fn a_leaf_with_a_certificate_from_another_ca_is_refused() {
         sub.sync();
         let mut publ = login(&l, None);
         assert!(
-            !flows(&mut publ, &mut sub, Duration::from_secs(2)),
+            support::flows(&mut publ, &mut sub, "up.x", Duration::from_secs(2)).is_none(),
             "{leaf_kind:?} leaf with a foreign certificate got through to {hub_kind:?} hub"
         );
         let logs = format!("{}\n{}", h.log(), l.log());
@@ -119,61 +106,21 @@ fn a_leaf_with_a_certificate_from_another_ca_is_refused() {
 }
 
 #[test]
-fn an_official_leaf_with_handshake_first_links_to_a_canopy_hub_that_asks_for_it() {
-    if !support::official_available() {
-        eprintln!("!!! nats-server (the oracle) is NOT installed: TLS-first leaf interop is not tested. !!!");
-        return;
-    }
-    let pki = Pki::new();
-    let lp = support::free_port();
-    let h = Server::start(
-        Impl::Canopy,
-        &format!(
-            "accounts {{ APP: {{ users: [ {{user: app, password: app}} ] }} }}\nleafnodes {{ listen: \"127.0.0.1:{lp}\"\n{}\n authorization {{ users: [ {{user: leaf, password: s3cret, account: APP}} ] }} }}",
-            pki.tls_block("verify: true\n handshake_first: true")
-        ),
-    );
-    let l = Server::start(
-        Impl::Official,
-        &format!(
-            "leafnodes {{ reconnect: \"250ms\", remotes: [ {{ url: \"nats-leaf://leaf:s3cret@127.0.0.1:{lp}\"\n tls {{ cert_file: \"{}\", key_file: \"{}\", ca_file: \"{}\", handshake_first: true }} }} ] }}",
-            pki.path("client.pem").display(),
-            pki.path("client-key.pem").display(),
-            pki.path("ca.pem").display()
-        ),
-    );
-    let mut sub = login(&h, Some("app"));
-    sub.send(b"SUB up.> 1\r\n");
-    sub.sync();
-    let mut publ = login(&l, None);
-    assert!(
-        flows(&mut publ, &mut sub, Duration::from_secs(15)),
-        "TLS-first link:\n{}\n{}",
-        h.log(),
-        l.log()
-    );
-}
-
-#[test]
-fn a_canopy_leaf_with_handshake_first_links_to_hubs_that_ask_for_it() {
-    let hubs = if support::official_available() {
-        vec![Impl::Official, Impl::Canopy]
-    } else {
-        eprintln!("!!! nats-server (the oracle) is NOT installed: TLS-first remote tested against Canopy only. !!!");
-        vec![Impl::Canopy]
-    };
-    for kind in hubs {
+fn leaf_links_with_handshake_first_come_up_in_both_directions() {
+    // TLS before INFO, on the hub's leafnode port and in the remote: each pair of
+    // (hub, leaf) implementations.
+    for (hub_kind, leaf_kind) in pairs() {
         let pki = Pki::new();
         let lp = support::free_port();
         let h = Server::start(
-            kind,
+            hub_kind,
             &format!(
                 "accounts {{ APP: {{ users: [ {{user: app, password: app}} ] }} }}\nleafnodes {{ listen: \"127.0.0.1:{lp}\"\n{}\n authorization {{ users: [ {{user: leaf, password: s3cret, account: APP}} ] }} }}",
                 pki.tls_block("verify: true\n handshake_first: true")
             ),
         );
         let l = Server::start(
-            Impl::Canopy,
+            leaf_kind,
             &format!(
                 "leafnodes {{ reconnect: \"250ms\", remotes: [ {{ url: \"nats-leaf://leaf:s3cret@localhost:{lp}\"\n tls {{ cert_file: \"{}\", key_file: \"{}\", ca_file: \"{}\", handshake_first: true }} }} ] }}",
                 pki.path("client.pem").display(),
@@ -186,8 +133,8 @@ fn a_canopy_leaf_with_handshake_first_links_to_hubs_that_ask_for_it() {
         sub.sync();
         let mut publ = login(&l, None);
         assert!(
-            flows(&mut publ, &mut sub, Duration::from_secs(15)),
-            "{kind:?} hub, TLS-first remote:\n{}\n{}",
+            support::flows(&mut publ, &mut sub, "up.x", support::FLOW).is_some(),
+            "{hub_kind:?} hub, {leaf_kind:?} leaf, TLS first:\n{}\n{}",
             h.log(),
             l.log()
         );

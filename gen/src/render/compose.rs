@@ -152,8 +152,6 @@ pub fn render(m: &Model, bundle: &mut Bundle) -> Result<()> {
         .collect();
     let mut ctx = tera::Context::new();
     ctx.insert("topology", &m.name);
-    ctx.insert("image", &m.image);
-    ctx.insert("canopy_image", &m.image.starts_with("canopy-server"));
     ctx.insert("linksim_image", LINKSIM_IMAGE);
     ctx.insert("servers", &services);
     ctx.insert("links", &links);

@@ -235,13 +235,7 @@ pub fn render_one(
         })
         .collect();
     let site = m.site(&s.site);
-    let role = match (s.kind, s.remotes.is_empty()) {
-        (crate::topology::NodeKind::Hub, true) => format!("hub cluster \"{}\"", s.cluster),
-        (crate::topology::NodeKind::Hub, false) => {
-            format!("regional hub cluster \"{}\" (also a leaf)", s.cluster)
-        }
-        (crate::topology::NodeKind::Leaf, _) => "leaf".to_string(),
-    };
+    let role = s.role();
     let mut ctx = tera::Context::new();
     ctx.insert("topology", &m.name);
     ctx.insert("role", &role);

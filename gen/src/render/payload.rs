@@ -54,13 +54,7 @@ pub fn render(m: &Model, secrets: &super::secrets::Secrets, bundle: &mut Bundle)
             .filter(|f| f.starts_with("pki/"))
             .cloned()
             .partition(|f| f.ends_with("-key.pem"));
-        let role = match (s.kind, s.remotes.is_empty()) {
-            (crate::topology::NodeKind::Hub, true) => format!("hub cluster {}", s.cluster),
-            (crate::topology::NodeKind::Hub, false) => {
-                format!("regional hub cluster {}", s.cluster)
-            }
-            (crate::topology::NodeKind::Leaf, _) => "leaf".into(),
-        };
+        let role = s.role();
         let mut ctx = tera::Context::new();
         ctx.insert("server", &s.name);
         ctx.insert("role", &role);

@@ -72,8 +72,7 @@ pub fn render(names: &[String], existing: &Existing, bundle: &mut Bundle) -> Sec
             .filter(|p| !p.is_empty())
             .unwrap_or_else(random_password);
         match cached.get(name) {
-            // A cached hash counts only if it was made from this password: same salt.
-            Some(h) if h == &expected_prefix(name, &password, h) => {
+            Some(h) if cached_hash_fits(name, &password, h) => {
                 out.by_name.insert(
                     name.clone(),
                     Secret {
@@ -117,21 +116,14 @@ pub fn render(names: &[String], existing: &Existing, bundle: &mut Bundle) -> Sec
     out
 }
 
-/// A cached hash is trusted when its salt is the one this name and password give;
-/// returns the cached hash itself in that case, else an empty string.
-fn expected_prefix(name: &str, password: &str, cached: &str) -> String {
-    // "$2a$11$" then 22 characters of salt; the salt's encoding does not depend on
-    // the cost, so a cost-4 hash (about a millisecond) shows it.
-    let want = bcrypt::hash_with_salt("", 4, salt(name, password))
-        .map(|h| h.format_for_version(bcrypt::Version::TwoA))
-        .unwrap_or_default();
-    let salt_of = |h: &str| h.get(7..29).map(str::to_string);
-    if cached.starts_with("$2a$11$")
-        && salt_of(&want).is_some()
-        && salt_of(&want) == salt_of(cached)
-    {
-        cached.to_string()
-    } else {
-        String::new()
-    }
+/// A cached hash counts only if it was made from this name and password: its salt
+/// is the one they derive. The salt's encoding does not depend on the cost, so a
+/// cost-4 hash (about a millisecond) gives it.
+fn cached_hash_fits(name: &str, password: &str, cached: &str) -> bool {
+    let Ok(parts) = bcrypt::hash_with_salt("", 4, salt(name, password)) else {
+        return false;
+    };
+    cached
+        .strip_prefix(&format!("$2a${BCRYPT_COST:02}$"))
+        .is_some_and(|rest| rest.starts_with(&parts.get_salt()))
 }

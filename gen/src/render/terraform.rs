@@ -11,6 +11,8 @@ use crate::topology::NodeKind;
 use anyhow::Result;
 use std::fmt::Write;
 
+const VERSIONS: &str = include_str!("../../../terraform/modules/onprem/versions.tf");
+
 const MODULE_ONPREM: &[(&str, &str)] = &[
     (
         "main.tf",
@@ -24,10 +26,7 @@ const MODULE_ONPREM: &[(&str, &str)] = &[
         "outputs.tf",
         include_str!("../../../terraform/modules/onprem/outputs.tf"),
     ),
-    (
-        "versions.tf",
-        include_str!("../../../terraform/modules/onprem/versions.tf"),
-    ),
+    ("versions.tf", VERSIONS),
     (
         "README.md",
         include_str!("../../../terraform/modules/onprem/README.md"),
@@ -60,11 +59,7 @@ pub fn render(m: &Model, bundle: &mut Bundle) -> Result<()> {
         let d = site_dir(&site.name);
         let names: Vec<String> = servers.iter().map(|s| format!("\"{}\"", s.name)).collect();
 
-        bundle.add(
-            format!("{d}/versions.tf"),
-            include_str!("../../../terraform/modules/onprem/versions.tf"),
-            PUBLIC,
-        );
+        bundle.add(format!("{d}/versions.tf"), VERSIONS, PUBLIC);
 
         let mut main = String::new();
         let _ = writeln!(

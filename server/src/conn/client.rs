@@ -11,6 +11,7 @@ use crate::subject;
 use crate::sublist::Match;
 use bytes::{Buf, BytesMut};
 use futures_util::FutureExt;
+use smallvec::SmallVec;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -20,6 +21,15 @@ use tokio::net::TcpStream;
 
 /// How many subjects a connection remembers the matches of.
 const MATCH_CACHE_SIZE: usize = 1024;
+/// Accounts with a match cache on one connection (routes carry many).
+const MAX_CACHED_ACCOUNTS: usize = 64;
+
+/// Match results for one account, valid while its sublist generation holds.
+pub(super) struct MatchCache {
+    account: Arc<Account>,
+    generation: u64,
+    by_subject: HashMap<Box<[u8]>, Arc<Match<Subscription>>>,
+}
 const START_READ_BUFFER: usize = 512;
 const MAX_READ_SIZE: usize = 256 * 1024;
 /// Subjects with more tokens than this match nothing and cannot be subscribed to.
@@ -214,9 +224,9 @@ pub(crate) struct Client {
     pub(super) connect: Connect,
     pub(crate) connected: bool,
     pub(super) sent_pong: bool,
-    /// Match results by subject, valid while the account's sublist generation holds.
-    pub(super) cache: HashMap<Box<[u8]>, Arc<Match<Subscription>>>,
-    pub(super) cache_generation: u64,
+    /// Match results by subject, one cache per account this connection publishes in
+    /// (a client: its own; a route: each account its peer names).
+    pub(super) caches: Vec<MatchCache>,
     /// Connections written to during this read batch: flushed once at its end.
     pub(super) touched: Vec<Arc<Conn>>,
     /// Subscriptions that reached their UNSUB max during this batch.
@@ -256,8 +266,7 @@ impl Client {
             connect: Connect::default(),
             connected: false,
             sent_pong: false,
-            cache: HashMap::new(),
-            cache_generation: 0,
+            caches: Vec::new(),
             touched: Vec::new(),
             expired: Vec::new(),
             rng: rand::random::<u64>() | 1,
@@ -272,6 +281,9 @@ impl Client {
         }
     }
 }
+
+/// Links a message goes to, each with the queue groups it was picked for.
+type LinkTargets<'a> = SmallVec<[(Arc<Conn>, SmallVec<[&'a str; 4]>); 4]>;
 
 /// Interest a route's peer announced: the account it is in, and its subscription.
 pub(crate) type RouteSub = (Arc<Account>, Arc<Subscription>);
@@ -488,7 +500,7 @@ impl Client {
         }
         self.conn
             .set_allow_responses(fresh.permissions.as_ref().and_then(|p| p.responses));
-        self.cache.clear();
+        self.caches.clear();
         self.binding = Some(fresh);
         Ok(())
     }
@@ -786,21 +798,32 @@ impl Client {
 
     /// The matches for `subj` in the client's own account, from the cache when the
     /// sublist has not changed since.
-    fn local_matches(&mut self, account: &Account, subj: &[u8]) -> Arc<Match<Subscription>> {
-        if self.from_route {
-            return Arc::new(match std::str::from_utf8(subj) {
-                Ok(s) if s.bytes().filter(|b| *b == b'.').count() < MAX_SUBJECT_TOKENS => {
-                    account.sublist.matches(s)
+    fn local_matches(&mut self, account: &Arc<Account>, subj: &[u8]) -> Arc<Match<Subscription>> {
+        let i = match self
+            .caches
+            .iter()
+            .position(|c| Arc::ptr_eq(&c.account, account))
+        {
+            Some(i) => i,
+            None => {
+                if self.caches.len() >= MAX_CACHED_ACCOUNTS {
+                    self.caches.clear();
                 }
-                _ => Match::default(),
-            });
-        }
+                self.caches.push(MatchCache {
+                    account: account.clone(),
+                    generation: 0,
+                    by_subject: HashMap::new(),
+                });
+                self.caches.len() - 1
+            }
+        };
+        let cache = &mut self.caches[i];
         let generation = account.sublist.generation();
-        if generation != self.cache_generation {
-            self.cache.clear();
-            self.cache_generation = generation;
+        if generation != cache.generation {
+            cache.by_subject.clear();
+            cache.generation = generation;
         }
-        if let Some(m) = self.cache.get(subj) {
+        if let Some(m) = cache.by_subject.get(subj) {
             return m.clone();
         }
         let m = Arc::new(match std::str::from_utf8(subj) {
@@ -809,11 +832,20 @@ impl Client {
             }
             _ => Match::default(),
         });
-        if self.cache.len() >= MATCH_CACHE_SIZE {
-            self.cache.clear();
+        if cache.by_subject.len() >= MATCH_CACHE_SIZE {
+            cache.by_subject.clear();
         }
-        self.cache.insert(subj.into(), m.clone());
+        cache.by_subject.insert(subj.into(), m.clone());
         m
+    }
+
+    /// An account this connection has published in, without taking the accounts lock
+    /// (a route names the account in every message).
+    pub(crate) fn cached_account(&self, name: &[u8]) -> Option<Arc<Account>> {
+        self.caches
+            .iter()
+            .find(|c| c.account.name.as_bytes() == name)
+            .map(|c| c.account.clone())
     }
 
     /// Deliver a message published in `account`: mappings first, then reply routes of
@@ -908,8 +940,10 @@ impl Client {
         };
         let echo = self.server_origin || self.conn.echo.load(Ordering::Relaxed);
         let me = self.conn.cid;
-        let mut leaf_targets: Vec<(Arc<Conn>, Vec<&str>)> = Vec::new();
-        let mut route_targets: Vec<(Arc<Conn>, Vec<&str>)> = Vec::new();
+        // One frame per link and message, naming the queue groups picked for it; inline
+        // storage keeps the publish path free of allocations.
+        let mut leaf_targets: LinkTargets<'_> = SmallVec::new();
+        let mut route_targets: LinkTargets<'_> = SmallVec::new();
         for sub in &matched.plain {
             if !echo && sub.conn.cid == me {
                 continue;
@@ -917,7 +951,7 @@ impl Client {
             if sub.conn.route() {
                 // One hop: what came over a route goes to local clients and leafs only.
                 if !self.from_route && !route_targets.iter().any(|(c, _)| c.cid == sub.conn.cid) {
-                    route_targets.push((sub.conn.clone(), Vec::new()));
+                    route_targets.push((sub.conn.clone(), SmallVec::new()));
                 }
                 continue;
             }
@@ -929,7 +963,7 @@ impl Client {
                 }
                 // One frame per leaf link, however many of its subscriptions match.
                 if !leaf_targets.iter().any(|(c, _)| c.cid == sub.conn.cid) {
-                    leaf_targets.push((sub.conn.clone(), Vec::new()));
+                    leaf_targets.push((sub.conn.clone(), SmallVec::new()));
                 }
                 continue;
             }
@@ -964,7 +998,7 @@ impl Client {
                         .find(|(c, _)| c.cid == sub.conn.cid)
                     {
                         Some((_, qs)) => qs.push(q),
-                        None => route_targets.push((sub.conn.clone(), vec![q])),
+                        None => route_targets.push((sub.conn.clone(), smallvec::smallvec![q])),
                     }
                     answered = true;
                     break;
@@ -976,7 +1010,7 @@ impl Client {
                     let q = sub.queue.as_deref().unwrap_or("");
                     match leaf_targets.iter_mut().find(|(c, _)| c.cid == sub.conn.cid) {
                         Some((_, qs)) => qs.push(q),
-                        None => leaf_targets.push((sub.conn.clone(), vec![q])),
+                        None => leaf_targets.push((sub.conn.clone(), smallvec::smallvec![q])),
                     }
                     answered = true;
                     break;
@@ -1136,7 +1170,7 @@ impl Client {
                 b.account.leafs.write().retain(|l| l.cid != self.conn.cid);
             }
         }
-        self.cache.clear();
+        self.caches.clear();
         let closed = &self.shared.stats.closed;
         let st = &self.conn.stats;
         closed

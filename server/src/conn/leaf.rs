@@ -5,7 +5,7 @@
 use super::client::{remove_sub, Client, Closed};
 use super::{Conn, Subscription};
 use crate::protocol::info::{Connect, Info};
-use crate::protocol::leaf::{parse, LeafOp};
+use crate::protocol::leaf::{parse, parse_route, LeafOp};
 use crate::server::Shared;
 use bytes::{Buf, BytesMut};
 use futures_util::FutureExt;
@@ -111,7 +111,8 @@ where
     let mut client = Client::new(shared.clone(), conn.clone(), String::new(), Vec::new());
     client.from_leaf = true;
     client.identities = identities;
-    let outcome = std::panic::AssertUnwindSafe(client.leaf_read_loop(rd))
+    let timeout = shared.auth().timeout;
+    let outcome = std::panic::AssertUnwindSafe(client.link_read_loop(rd, timeout))
         .catch_unwind()
         .await;
     if outcome.is_err() {
@@ -137,10 +138,18 @@ fn leaf_sid(subject: &[u8], queue: Option<&[u8]>) -> Box<[u8]> {
 }
 
 impl Client {
-    pub(crate) async fn leaf_read_loop<R: tokio::io::AsyncRead + Unpin>(&mut self, mut rd: R) {
+    /// The read loop of a leaf link or a route (`from_route`): the same framing, each
+    /// op handed to its protocol. A peer that does not CONNECT within `auth_timeout`
+    /// is closed.
+    pub(crate) async fn link_read_loop<R: tokio::io::AsyncRead + Unpin>(
+        &mut self,
+        mut rd: R,
+        auth_timeout: std::time::Duration,
+    ) {
         let mut buf = BytesMut::with_capacity(4096);
         let limits = self.shared.limits;
-        let auth_deadline = tokio::time::sleep(self.shared.auth().timeout);
+        let tag = if self.from_route { "rid" } else { "lid" };
+        let auth_deadline = tokio::time::sleep(auth_timeout);
         tokio::pin!(auth_deadline);
         loop {
             buf.reserve(64 * 1024);
@@ -151,7 +160,7 @@ impl Client {
                     Err(e) => {
                         // A TLS alert from the peer (it refused our certificate, say)
                         // arrives as a read error: say what it was.
-                        tracing::error!("{} - lid:{} - read error: {e}", self.conn.addr, self.conn.cid);
+                        tracing::error!("{} - {tag}:{} - read error: {e}", self.conn.addr, self.conn.cid);
                         self.conn.close("Read Error");
                         return;
                     }
@@ -166,9 +175,18 @@ impl Client {
             let mut pos = 0;
             let mut stop = false;
             loop {
-                match parse(&buf[pos..], &limits) {
-                    Ok(Some((op, n))) => {
-                        let r = self.leaf_process(op).await;
+                let parsed = if self.from_route {
+                    parse_route(&buf[pos..], &limits)
+                } else {
+                    parse(&buf[pos..], &limits).map(|o| o.map(|(op, n)| (op, None, n)))
+                };
+                match parsed {
+                    Ok(Some((op, account, n))) => {
+                        let r = if self.from_route {
+                            self.route_process(op, account).await
+                        } else {
+                            self.leaf_process(op).await
+                        };
                         pos += n;
                         if r.is_err() {
                             stop = true;

@@ -168,6 +168,48 @@ impl Interest for Subscription {
     }
 }
 
+/// Count one change of interest under `key` (the entry goes at zero); returns the
+/// count before and after.
+fn count_interest<K: std::hash::Hash + Eq + Clone>(
+    sent: &mut HashMap<K, u32>,
+    key: K,
+    delta: i32,
+) -> (u32, u32) {
+    let count = sent.entry(key.clone()).or_insert(0);
+    let before = *count;
+    *count = if delta >= 0 {
+        before + delta as u32
+    } else {
+        before.saturating_sub(delta.unsigned_abs())
+    };
+    let after = *count;
+    if after == 0 {
+        sent.remove(&key);
+    }
+    (before, after)
+}
+
+/// The `LS±`/`RS±` line that tells a link interest went from `before` to `after`:
+/// `+` on the first, `-` on the last, and for a queue `+` with its weight (its member
+/// count) on every change.
+fn interest_op(
+    kind: &str,
+    account: Option<&str>,
+    subject: &str,
+    queue: Option<&str>,
+    before: u32,
+    after: u32,
+) -> Option<String> {
+    let acc = account.map(|a| format!("{a} ")).unwrap_or_default();
+    match (queue, before, after) {
+        (None, 0, a) if a > 0 => Some(format!("{kind}+ {acc}{subject}\r\n")),
+        (None, b, 0) if b > 0 => Some(format!("{kind}- {acc}{subject}\r\n")),
+        (Some(q), b, 0) if b > 0 => Some(format!("{kind}- {acc}{subject} {q}\r\n")),
+        (Some(q), b, a) if a > 0 && a != b => Some(format!("{kind}+ {acc}{subject} {q} {a}\r\n")),
+        _ => None,
+    }
+}
+
 /// The tail every message frame shares: ` [<header size> ]<size>\r\n<body>\r\n`.
 fn push_sizes_and_body(b: &mut Vec<u8>, header_len: Option<usize>, body: &[u8]) {
     b.push(b' ');
@@ -299,35 +341,13 @@ impl Conn {
     /// Tell this route that local interest in (account, subject, queue) grew or
     /// shrank: `RS+ <acc> <subject> [<queue> <weight>]` / `RS- <acc> <subject> [<queue>]`.
     pub fn route_interest(&self, account: &str, subject: &str, queue: Option<&str>, delta: i32) {
-        let line = {
-            let mut sent = self.route_sent.lock();
-            let key = (
-                Box::<str>::from(account),
-                Box::<str>::from(subject),
-                queue.map(Box::<str>::from),
-            );
-            let count = sent.entry(key.clone()).or_insert(0);
-            let before = *count;
-            *count = if delta >= 0 {
-                before + delta as u32
-            } else {
-                before.saturating_sub((-delta) as u32)
-            };
-            let after = *count;
-            if after == 0 {
-                sent.remove(&key);
-            }
-            match (queue, before, after) {
-                (None, 0, a) if a > 0 => Some(format!("RS+ {account} {subject}\r\n")),
-                (None, b, 0) if b > 0 => Some(format!("RS- {account} {subject}\r\n")),
-                (Some(q), b, 0) if b > 0 => Some(format!("RS- {account} {subject} {q}\r\n")),
-                (Some(q), b, a) if a > 0 && a != b => {
-                    Some(format!("RS+ {account} {subject} {q} {a}\r\n"))
-                }
-                _ => None,
-            }
-        };
-        if let Some(l) = line {
+        let key = (
+            Box::<str>::from(account),
+            Box::<str>::from(subject),
+            queue.map(Box::<str>::from),
+        );
+        let (before, after) = count_interest(&mut self.route_sent.lock(), key, delta);
+        if let Some(l) = interest_op("RS", Some(account), subject, queue, before, after) {
             self.send(l.as_bytes());
         }
     }
@@ -343,30 +363,9 @@ impl Conn {
                 return;
             }
         }
-        let line = {
-            let mut sent = self.leaf_sent.lock();
-            let key = (Box::<str>::from(subject), queue.map(Box::<str>::from));
-            let count = sent.entry(key.clone()).or_insert(0);
-            let before = *count;
-            *count = if delta >= 0 {
-                before + delta as u32
-            } else {
-                before.saturating_sub((-delta) as u32)
-            };
-            let after = *count;
-            if after == 0 {
-                sent.remove(&key);
-            }
-            match (queue, before, after) {
-                (None, 0, a) if a > 0 => Some(format!("LS+ {subject}\r\n")),
-                (None, b, 0) if b > 0 => Some(format!("LS- {subject}\r\n")),
-                (Some(q), b, 0) if b > 0 => Some(format!("LS- {subject} {q}\r\n")),
-                // A queue's weight is its member count: every change is announced.
-                (Some(q), b, a) if a > 0 && a != b => Some(format!("LS+ {subject} {q} {a}\r\n")),
-                _ => None,
-            }
-        };
-        if let Some(l) = line {
+        let key = (Box::<str>::from(subject), queue.map(Box::<str>::from));
+        let (before, after) = count_interest(&mut self.leaf_sent.lock(), key, delta);
+        if let Some(l) = interest_op("LS", None, subject, queue, before, after) {
             self.send(l.as_bytes());
         }
     }

@@ -342,3 +342,34 @@ impl Raw {
 pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
+
+/// How long the link tests wait for a link to come up and interest to cross it.
+#[allow(dead_code)]
+pub const FLOW: Duration = Duration::from_secs(15);
+
+/// Publish probes on `subject` from `from` until one reaches `to` (a link is up and
+/// interest has crossed it), then let in-flight probes land and drain them. Returns
+/// how long that took, or None after `within`.
+#[allow(dead_code)]
+pub fn flows(from: &mut Raw, to: &mut Raw, subject: &str, within: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        from.send(format!("PUB {subject} 4\r\nping\r\n").as_bytes());
+        from.sync();
+        std::thread::sleep(Duration::from_millis(50));
+        if to.sync().contains("ping") {
+            let took = start.elapsed();
+            std::thread::sleep(Duration::from_millis(200));
+            to.sync();
+            return Some(took);
+        }
+    }
+    None
+}
+
+/// As `flows`, failing the test when nothing crosses within `within`.
+#[allow(dead_code)]
+pub fn wait_for_flow(from: &mut Raw, to: &mut Raw, subject: &str, within: Duration) -> Duration {
+    flows(from, to, subject, within)
+        .unwrap_or_else(|| panic!("no flow on {subject} within {within:?}"))
+}
