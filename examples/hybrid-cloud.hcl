@@ -1,6 +1,7 @@
 # Hybrid cloud (seed: "Hybrid Cloud Topology"): the hub stays in the on-premises data
-# center; an AWS leaf (over Direct Connect) and a GCP leaf (over Interconnect) serve
-# cloud applications and keep their own JetStream domains.
+# center; an AWS leaf (over Direct Connect) and a GCP leaf (over an IPsec HA VPN that
+# Terraform builds to the data center's router) serve cloud applications and keep
+# their own JetStream domains.
 name = "hybrid"
 
 site "dc" {
@@ -27,7 +28,7 @@ link "dc-aws" {
 }
 link "dc-gcp" {
   sites     = ["gcp", "dc"]
-  vpn       = "interconnect"
+  vpn       = "ipsec"
   latency   = "6ms"
   bandwidth = "1gbit"
 }

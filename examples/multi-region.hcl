@@ -9,6 +9,9 @@ site "us" {
   provider = "aws"
   region   = "us-east-1"
   cidr     = "10.1.0.0/16"
+  # Applications in the US VPC and an office network; operators on a VPN range.
+  client_cidrs = ["10.1.0.0/16", "172.16.0.0/16"]
+  admin_cidrs  = ["10.255.0.0/24"]
 }
 site "eu" {
   provider = "aws"
@@ -41,6 +44,8 @@ account "APP" {
 hub "us-hub" {
   site = "us"
   size = 3
+  # The regional hubs dial the US hubs through an internal load balancer ("us-hub-lb").
+  leaf_lb = "internal"
   jetstream { domain = "us" }
 }
 

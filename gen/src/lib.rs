@@ -81,6 +81,7 @@ pub fn build_bundle(
         }
     }
     let secrets = render::secrets::render(&names, existing, &mut b);
+    render::secrets::vpn_keys(&render::terraform::vpn_links(m), existing, &mut b);
     let pki_opts = render::pki::Options {
         rotate: opts.rotate_certs,
         ..Default::default()

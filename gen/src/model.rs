@@ -52,6 +52,19 @@ pub struct Site {
     pub provider: Provider,
     pub region: Option<String>,
     pub cidr: Option<ipnet::IpNet>,
+    /// Who may reach client ports on a cloud site (default: the site's own CIDR).
+    pub client_cidrs: Vec<ipnet::IpNet>,
+    /// Who may reach monitoring ports on a cloud site (default: the site's own CIDR).
+    pub admin_cidrs: Vec<ipnet::IpNet>,
+    /// The site's BGP ASN on its VPNs (default: 64512 + its place among the sites).
+    pub asn: u32,
+}
+
+impl Site {
+    /// Sites whose infrastructure Terraform builds (a VPC and instances).
+    pub fn is_cloud(&self) -> bool {
+        matches!(self.provider, Provider::Aws | Provider::Gcp)
+    }
 }
 
 /// One port a linksim service listens on, and where it forwards.
@@ -177,6 +190,8 @@ pub struct Server {
     pub leaf_users: Vec<LeafUser>,
     /// Every DNS name its certificate must carry.
     pub dns_names: BTreeSet<String>,
+    /// A load balancer in front of the leafnode port: "internal" or "external".
+    pub leaf_lb: Option<String>,
 }
 
 impl Server {
@@ -447,11 +462,109 @@ pub fn build(t: &Topology) -> Result<Model, Vec<Diagnostic>> {
                     None
                 }
             });
+        let cloud = matches!(provider, Provider::Aws | Provider::Gcp);
+        if cloud && s.cidr.is_none() {
+            c.err(
+                Diagnostic::error(
+                    format!(
+                        "site \"{}\" ({}) has no cidr",
+                        s.name.value,
+                        provider.as_str()
+                    ),
+                    s.name.span.clone(),
+                )
+                .label("its network needs an address range")
+                .help("for example: cidr = \"10.20.0.0/16\" (a /18 or larger)"),
+            );
+        }
+        if cloud && s.region.is_none() {
+            c.err(missing(
+                "region",
+                &s.name,
+                "site",
+                "region = \"eu-central-1\"",
+            ));
+        }
+        if let (true, Some(n), Some(x)) = (cloud, cidr, &s.cidr) {
+            if n.prefix_len() > 18 || !matches!(n, ipnet::IpNet::V4(_)) {
+                c.err(
+                    Diagnostic::error(
+                        format!("cidr \"{}\" is too small for a cloud network", x.value),
+                        x.span.clone(),
+                    )
+                    .label("Terraform splits it into subnets per zone")
+                    .help("give an IPv4 /18 or larger, e.g. \"10.20.0.0/16\""),
+                );
+            }
+        }
+        let cidr_list = |c: &mut Ctx, l: &Option<StrList>| -> Vec<ipnet::IpNet> {
+            let mut out = Vec::new();
+            for x in l.iter().flat_map(|l| l.value.iter()) {
+                match x.value.parse::<ipnet::IpNet>() {
+                    Ok(ipnet::IpNet::V4(n)) if n.prefix_len() == 0 => c.err(
+                        Diagnostic::error(
+                            "the whole internet is not a client range",
+                            x.span.clone(),
+                        )
+                        .label("0.0.0.0/0")
+                        .help("name the networks clients and admins come from"),
+                    ),
+                    Ok(n) => out.push(n),
+                    Err(_) => c.err(
+                        Diagnostic::error(format!("invalid CIDR \"{}\"", x.value), x.span.clone())
+                            .label("not an address/prefix")
+                            .help("for example: \"10.20.0.0/16\""),
+                    ),
+                }
+            }
+            out
+        };
+        let mut client_cidrs = cidr_list(&mut c, &s.client_cidrs);
+        let mut admin_cidrs = cidr_list(&mut c, &s.admin_cidrs);
+        if s.client_cidrs.is_none() {
+            client_cidrs.extend(cidr);
+        }
+        if s.admin_cidrs.is_none() {
+            admin_cidrs.extend(cidr);
+        }
+        let asn = match &s.asn {
+            Some(a) if !(64512..=65534).contains(&a.value) => {
+                c.err(
+                    Diagnostic::error(
+                        format!("asn {} is not a private ASN", a.value),
+                        a.span.clone(),
+                    )
+                    .label("VPN gateways take a private 16-bit ASN")
+                    .help("use 64512-65534"),
+                );
+                64512
+            }
+            Some(a) => a.value as u32,
+            None => 64512 + sites.len() as u32,
+        };
+        if let Some(other) = sites.iter().find(|o| o.asn == asn) {
+            c.err(
+                Diagnostic::error(
+                    format!(
+                        "site \"{}\" has the ASN of site \"{}\" ({asn})",
+                        s.name.value, other.name
+                    ),
+                    s.asn
+                        .as_ref()
+                        .map_or(s.name.span.clone(), |a| a.span.clone()),
+                )
+                .label("BGP peers need different ASNs")
+                .help("give each site its own `asn` in 64512-65534"),
+            );
+        }
         sites.push(Site {
             name: s.name.value.clone(),
             provider,
             region: s.region.as_ref().map(|r| r.value.clone()),
             cidr,
+            client_cidrs,
+            admin_cidrs,
+            asn,
         });
     }
     let site_named = |n: &str| sites.iter().find(|s| s.name == n);
@@ -906,6 +1019,32 @@ pub fn build(t: &Topology) -> Result<Model, Vec<Diagnostic>> {
                 .map(|i| format!("{}-{i}", n.name.value))
                 .collect()
         };
+        let leaf_lb = n.leaf_lb.as_ref().and_then(|l| {
+            if !matches!(l.value.as_str(), "internal" | "external") {
+                c.err(
+                    Diagnostic::error(format!("unknown leaf_lb \"{}\"", l.value), l.span.clone())
+                        .label("not a load balancer kind")
+                        .help(
+                            "leaf_lb is \"internal\" (private addresses) or \"external\" (public)",
+                        ),
+                );
+                None
+            } else if !site.is_cloud() {
+                c.err(
+                    Diagnostic::error(
+                        format!("leaf_lb on a {} site", site.provider.as_str()),
+                        l.span.clone(),
+                    )
+                    .label("Canopy builds load balancers on aws and gcp sites")
+                    .help("remove leaf_lb, or put your own balancer in front of the hubs"),
+                );
+                None
+            } else if leaf_port.is_none() {
+                None
+            } else {
+                Some(l.value.clone())
+            }
+        });
         let local = site.provider == Provider::Local;
         for sname in &names {
             if server_names.contains(sname) {
@@ -939,6 +1078,7 @@ pub fn build(t: &Topology) -> Result<Model, Vec<Diagnostic>> {
                 remotes: Vec::new(),
                 leaf_users: Vec::new(),
                 dns_names: BTreeSet::new(),
+                leaf_lb: leaf_lb.clone(),
             });
         }
         clusters.push(Cluster {
@@ -1287,6 +1427,10 @@ pub fn build(t: &Topology) -> Result<Model, Vec<Diagnostic>> {
     for s in servers.iter_mut() {
         s.dns_names.insert(s.name.clone());
         s.dns_names.insert("localhost".into());
+        if s.leaf_lb.is_some() {
+            s.dns_names
+                .insert(crate::render::terraform::lb_name(&s.cluster));
+        }
         for l in &links {
             if l.forwards.iter().any(|f| f.server == s.name) {
                 s.dns_names.insert(l.service.clone());

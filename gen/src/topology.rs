@@ -52,6 +52,9 @@ pub struct Site {
     pub provider: Option<Str>,
     pub region: Option<Str>,
     pub cidr: Option<Str>,
+    pub client_cidrs: Option<StrList>,
+    pub admin_cidrs: Option<StrList>,
+    pub asn: Option<Spanned<u64>>,
 }
 
 #[derive(Debug)]
@@ -138,6 +141,7 @@ pub struct Node {
     pub leaf_port: Option<Spanned<u64>>,
     pub cluster_port: Option<Spanned<u64>>,
     pub accounts: Option<StrList>,
+    pub leaf_lb: Option<Str>,
     pub jetstream: Option<JetStream>,
     pub upstreams: Vec<Upstream>,
 }
@@ -295,7 +299,14 @@ impl Reader {
             body,
             &Shape {
                 what: format!("site \"{}\"", name.value),
-                attrs: &["provider", "region", "cidr"],
+                attrs: &[
+                    "provider",
+                    "region",
+                    "cidr",
+                    "client_cidrs",
+                    "admin_cidrs",
+                    "asn",
+                ],
                 blocks: &[],
             },
         );
@@ -303,6 +314,9 @@ impl Reader {
             provider: self.string(body, "provider"),
             region: self.string(body, "region"),
             cidr: self.string(body, "cidr"),
+            client_cidrs: self.strings(body, "client_cidrs"),
+            admin_cidrs: self.strings(body, "admin_cidrs"),
+            asn: self.int(body, "asn"),
             name,
         }
     }
@@ -444,6 +458,7 @@ impl Reader {
                 "leaf_port",
                 "cluster_port",
                 "accounts",
+                "leaf_lb",
             ],
             NodeKind::Leaf => &["site", "image", "client_port", "http_port", "accounts"],
         };
@@ -465,6 +480,7 @@ impl Reader {
             leaf_port: self.int(body, "leaf_port"),
             cluster_port: self.int(body, "cluster_port"),
             accounts: self.strings(body, "accounts"),
+            leaf_lb: self.string(body, "leaf_lb"),
             jetstream: None,
             upstreams: Vec::new(),
             name,

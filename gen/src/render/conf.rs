@@ -216,18 +216,36 @@ pub fn render_one(
                 hub_account: r.hub_account.clone(),
                 identity: r.identity.clone(),
                 link: r.link.clone().filter(|_| addressing == Addressing::Links),
-                urls: r
-                    .dials
-                    .iter()
-                    .map(|d| match (addressing, m.server(&d.server)) {
-                        (Addressing::Direct, Some(h)) => format!(
-                            "nats-leaf://{userinfo}{}:{}",
-                            h.host,
-                            h.leaf_port.unwrap_or(7422)
-                        ),
-                        _ => format!("nats-leaf://{userinfo}{}:{}", d.host, d.port),
-                    })
-                    .collect(),
+                urls: {
+                    let mut urls: Vec<String> = r
+                        .dials
+                        .iter()
+                        .map(|d| match (addressing, m.server(&d.server)) {
+                            (Addressing::Direct, Some(h)) => format!(
+                                "nats-leaf://{userinfo}{}:{}",
+                                h.host,
+                                h.leaf_port.unwrap_or(7422)
+                            ),
+                            _ => format!("nats-leaf://{userinfo}{}:{}", d.host, d.port),
+                        })
+                        .collect();
+                    // A hub cluster behind a leaf load balancer is dialled there first
+                    // from other sites; its servers' own names stay as fallbacks.
+                    let hub = r.dials.first().and_then(|d| m.server(&d.server));
+                    if let (Addressing::Direct, Some(h)) = (addressing, hub) {
+                        if h.leaf_lb.is_some() && h.site != s.site {
+                            urls.insert(
+                                0,
+                                format!(
+                                    "nats-leaf://{userinfo}{}:{}",
+                                    super::terraform::lb_name(&h.cluster),
+                                    h.leaf_port.unwrap_or(7422)
+                                ),
+                            );
+                        }
+                    }
+                    urls
+                },
                 deny_imports: r.deny_imports.clone(),
                 deny_exports: r.deny_exports.clone(),
                 compression: r.compression.clone(),

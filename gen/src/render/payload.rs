@@ -5,7 +5,7 @@
 //! and runs it.
 
 use crate::bundle::Bundle;
-use crate::model::{Model, Server};
+use crate::model::Model;
 use anyhow::Result;
 
 /// The payload directory of a server.
@@ -18,15 +18,12 @@ pub fn unit(server: &str) -> String {
     format!("canopy-{server}.service")
 }
 
-fn binary(s: &Server) -> &'static str {
-    if s.image.starts_with("canopy-server") {
-        "canopy-server"
-    } else {
-        "nats-server"
-    }
-}
-
 pub fn render(m: &Model, secrets: &super::secrets::Secrets, bundle: &mut Bundle) -> Result<()> {
+    // Cloud servers have fixed addresses: every host learns their names.
+    let hosts: String = super::terraform::known_hosts(m)
+        .iter()
+        .map(|(ip, name)| format!("{ip} {name}\n"))
+        .collect();
     for s in &m.servers {
         let files = super::compose::mounts(m, s);
         let d = dir(&s.name);
@@ -58,10 +55,13 @@ pub fn render(m: &Model, secrets: &super::secrets::Secrets, bundle: &mut Bundle)
         let mut ctx = tera::Context::new();
         ctx.insert("server", &s.name);
         ctx.insert("role", &role);
-        ctx.insert("binary", binary(s));
+        ctx.insert("binary", super::terraform::binary(s));
         ctx.insert("unit", &unit(&s.name));
         ctx.insert("public_files", &public);
         ctx.insert("private_files", &private);
+        if !hosts.is_empty() {
+            bundle.add(format!("{d}/hosts"), hosts.clone(), crate::bundle::PUBLIC);
+        }
         bundle.add(
             format!("{d}/install.sh"),
             super::render("install.sh", &ctx)?,

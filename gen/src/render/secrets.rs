@@ -127,3 +127,23 @@ fn cached_hash_fits(name: &str, password: &str, cached: &str) -> bool {
         .strip_prefix(&format!("$2a${BCRYPT_COST:02}$"))
         .is_some_and(|rest| rest.starts_with(&parts.get_salt()))
 }
+
+/// A pre-shared key for each VPN link: random on the first run, kept on the next.
+/// 32 characters, a letter first (AWS refuses a key that starts with 0).
+pub fn vpn_keys(links: &[String], existing: &Existing, bundle: &mut Bundle) {
+    for link in links {
+        let path = super::terraform::psk_path(link);
+        let key = existing
+            .text(&path)
+            .map(|p| p.trim().to_string())
+            .filter(|p| p.len() >= 8)
+            .unwrap_or_else(|| {
+                let mut rng = rand::rng();
+                let first = rand::distr::Uniform::new_inclusive(b'a', b'z')
+                    .map(|d| rand::Rng::sample(&mut rng, d) as char)
+                    .unwrap_or('k');
+                format!("{first}{}", Alphanumeric.sample_string(&mut rng, 31))
+            });
+        bundle.add(path, format!("{key}\n"), PRIVATE);
+    }
+}
