@@ -466,14 +466,13 @@ pub fn build(t: &Topology) -> Result<Model, Vec<Diagnostic>> {
         if cloud && s.cidr.is_none() {
             c.err(
                 Diagnostic::error(
-                    format!(
-                        "site \"{}\" ({}) has no cidr",
-                        s.name.value,
-                        provider.as_str()
-                    ),
+                    format!("site \"{}\" has no `cidr`", s.name.value,),
                     s.name.span.clone(),
                 )
-                .label("its network needs an address range")
+                .label(format!(
+                    "an {} site's network needs an address range",
+                    provider.as_str()
+                ))
                 .help("for example: cidr = \"10.20.0.0/16\" (a /18 or larger)"),
             );
         }
@@ -627,6 +626,29 @@ pub fn build(t: &Topology) -> Result<Model, Vec<Diagnostic>> {
                     .help("servers on one site reach each other directly"),
             );
             continue;
+        }
+        // Terraform builds IPsec links that touch a cloud site; both ends then
+        // route each other's CIDR.
+        if let Some(v) = l.vpn.as_ref().filter(|v| v.value == "ipsec") {
+            let ends = [site_named(&a), site_named(&b)];
+            if ends.iter().flatten().any(|s| s.is_cloud()) {
+                for s in ends.iter().flatten().filter(|s| s.cidr.is_none()) {
+                    c.err(
+                        Diagnostic::error(
+                            format!(
+                                "ipsec link \"{}\" needs a cidr on site \"{}\"",
+                                l.name.value, s.name
+                            ),
+                            v.span.clone(),
+                        )
+                        .label("each end of the VPN announces and routes its site's CIDR")
+                        .help(format!(
+                            "give site \"{}\" a cidr, e.g. cidr = \"192.168.0.0/20\"",
+                            s.name
+                        )),
+                    );
+                }
+            }
         }
         let key = if a < b {
             (a.clone(), b.clone())
@@ -1032,7 +1054,11 @@ pub fn build(t: &Topology) -> Result<Model, Vec<Diagnostic>> {
             } else if !site.is_cloud() {
                 c.err(
                     Diagnostic::error(
-                        format!("leaf_lb on a {} site", site.provider.as_str()),
+                        format!(
+                            "leaf_lb on {} site \"{}\"",
+                            site.provider.as_str(),
+                            site.name
+                        ),
                         l.span.clone(),
                     )
                     .label("Canopy builds load balancers on aws and gcp sites")

@@ -432,3 +432,70 @@ fn lint_warns_about_risky_but_legal_choices() {
     );
     assert!(w.iter().all(|d| d.severity == Severity::Warning));
 }
+
+// ---- cloud sites (Terraform) ----
+
+#[test]
+fn a_cloud_site_needs_a_cidr_and_a_region() {
+    refused(
+        "site »\"c\" {\n  provider = \"aws\"\n  region   = \"eu-west-1\"\n}\n",
+        "site \"c\" has no `cidr`",
+    );
+    refused(
+        "site »\"c\" {\n  provider = \"gcp\"\n  cidr     = \"10.0.0.0/16\"\n}\n",
+        "site \"c\" has no `region`",
+    );
+}
+
+#[test]
+fn a_cloud_cidr_must_hold_its_subnets() {
+    refused(
+        "site \"c\" {\n  provider = \"aws\"\n  region   = \"eu-west-1\"\n  cidr     = »\"10.0.0.0/24\"\n}\n",
+        "cidr \"10.0.0.0/24\" is too small for a cloud network",
+    );
+}
+
+#[test]
+fn client_cidrs_may_not_be_the_whole_internet() {
+    refused(
+        "site \"c\" {\n  provider     = \"aws\"\n  region       = \"eu-west-1\"\n  cidr         = \"10.0.0.0/16\"\n  client_cidrs = [»\"0.0.0.0/0\"]\n}\n",
+        "the whole internet is not a client range",
+    );
+    refused(
+        "site \"c\" {\n  provider    = \"aws\"\n  region      = \"eu-west-1\"\n  cidr        = \"10.0.0.0/16\"\n  admin_cidrs = [»\"10.0.0.0/33\"]\n}\n",
+        "invalid CIDR \"10.0.0.0/33\"",
+    );
+}
+
+#[test]
+fn site_asns_are_private_and_distinct() {
+    refused(
+        &format!("{SITES}site \"c\" {{\n  provider = \"onprem\"\n  asn      = »65535\n}}\n"),
+        "asn 65535 is not a private ASN",
+    );
+    // The first site takes 64512 unless told otherwise.
+    refused(
+        &format!("{SITES}site \"c\" {{\n  provider = \"onprem\"\n  asn      = »64512\n}}\n"),
+        "site \"c\" has the ASN of site \"central\" (64512)",
+    );
+}
+
+#[test]
+fn a_leaf_load_balancer_is_built_on_cloud_sites_only() {
+    refused(
+        &format!("{SITES}hub \"hub\" {{\n  site    = \"central\"\n  leaf_lb = »\"internal\"\n}}\n"),
+        "leaf_lb on onprem site \"central\"",
+    );
+    refused(
+        "site \"c\" {\n  provider = \"aws\"\n  region   = \"eu-west-1\"\n  cidr     = \"10.0.0.0/16\"\n}\nhub \"hub\" {\n  site    = \"c\"\n  leaf_lb = »\"public\"\n}\n",
+        "unknown leaf_lb \"public\"",
+    );
+}
+
+#[test]
+fn an_ipsec_link_to_a_cloud_site_needs_both_cidrs() {
+    refused(
+        "site \"c\" {\n  provider = \"aws\"\n  region   = \"eu-west-1\"\n  cidr     = \"10.0.0.0/16\"\n}\nsite \"dc\" {\n  provider = \"onprem\"\n}\nlink \"l\" {\n  sites = [\"c\", \"dc\"]\n  vpn   = »\"ipsec\"\n}\n",
+        "ipsec link \"l\" needs a cidr on site \"dc\"",
+    );
+}

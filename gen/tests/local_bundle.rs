@@ -408,3 +408,253 @@ fn the_deploy_payload_installs_a_server_that_answers_healthz() {
     assert!(health.contains("ok"), "{health}");
     drop(hub);
 }
+
+// ---- cloud-init: the user-data the aws and gcp modules render -------------------
+
+/// `templatefile()` for a template of plain interpolations (the modules' tests hold
+/// them to that): `${name}` from `vars`, `$${` a literal `${`.
+fn templatefile(tpl: &str, vars: &[(&str, String)]) -> String {
+    let mut out = String::new();
+    let mut rest = tpl;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        if let Some(r) = rest.strip_prefix("$${") {
+            out.push_str("${");
+            rest = r;
+        } else if let Some(r) = rest.strip_prefix("${") {
+            let end = r.find('}').unwrap();
+            let name = &r[..end];
+            let v = vars
+                .iter()
+                .find(|(k, _)| *k == name)
+                .unwrap_or_else(|| panic!("template variable {name} not given"));
+            out.push_str(&v.1);
+            rest = &r[end + 1..];
+        } else {
+            out.push('$');
+            rest = &rest[1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Every file under `dir`, relative, as Terraform's `fileset(dir, "**")` lists them.
+fn fileset(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Stand-ins for the AWS and gcloud CLIs: they serve the bucket object and the
+/// secrets from local directories, as the real ones would to the instance's role.
+const FAKE_AWS: &str = r#"#!/bin/sh
+echo "aws $*" >>"$FAKE_LOG"
+last=""; id=""; src=""; prev=""
+for a in "$@"; do
+  [ "$prev" = "--secret-id" ] && id="$a"
+  case "$a" in s3://*) src="$a" ;; esac
+  prev="$a"; last="$a"
+done
+case "$1 $2" in
+  "s3 cp") [ "$src" = "s3://$FAKE_BUCKET/$FAKE_KEY" ] || { echo "no such object $src" >&2; exit 1; }
+           cp "$FAKE_BINARY" "$last" ;;
+  "secretsmanager get-secret-value")
+           f="$FAKE_STORE/$(echo "$id" | sed 's|/|__|g')"
+           [ -f "$f" ] || { echo "ResourceNotFoundException: $id" >&2; exit 254; }
+           cat "$f"; echo ;;  # --output text ends the value with a newline
+  *) echo "unexpected: aws $*" >&2; exit 2 ;;
+esac
+"#;
+
+const FAKE_GCLOUD: &str = r#"#!/bin/sh
+echo "gcloud $*" >>"$FAKE_LOG"
+last=""; id=""; src=""; prev=""
+for a in "$@"; do
+  [ "$prev" = "--secret" ] && id="$a"
+  case "$a" in gs://*) src="$a" ;; esac
+  prev="$a"; last="$a"
+done
+case "$1 $2" in
+  "storage cp") [ "$src" = "gs://$FAKE_BUCKET/$FAKE_KEY" ] || { echo "no such object $src" >&2; exit 1; }
+                cp "$FAKE_BINARY" "$last" ;;
+  "secrets versions")
+                f="$FAKE_STORE/$id"
+                [ -f "$f" ] || { echo "NOT_FOUND: $id" >&2; exit 1; }
+                cat "$f" ;;
+  *) echo "unexpected: gcloud $*" >&2; exit 2 ;;
+esac
+"#;
+
+/// Render the module's cloud-init for the hub of a generated bundle, run it with the
+/// provider's CLI faked and ROOT set to a local directory, then start the installed
+/// server as its systemd unit would: it answers /healthz. The user-data itself holds
+/// no secret, and the names of every cloud server land in /etc/hosts.
+fn cloud_init_boots_the_server(module: &str, image: &str, bin: &Path) {
+    let ports = [
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    ];
+    // The local hub + leaf, plus a cloud site whose server's fixed address every
+    // payload's hosts file carries.
+    let text = topology("mtls", &ports).replace(
+        "defaults {",
+        &format!("defaults {{\n  image     = \"{image}\""),
+    ) + "site \"cloud\" {\n  provider = \"aws\"\n  region   = \"eu-west-1\"\n  cidr     = \"10.9.0.0/16\"\n}\nhub \"far\" {\n  site = \"cloud\"\n}\n";
+    let loaded = canopy_gen::load_str("local.hcl", &text).unwrap_or_else(|r| panic!("{r}"));
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tmp.path().join("bundle");
+    canopy_gen::generate(&loaded.model, &bundle, &Default::default()).unwrap();
+    let payload = bundle.join("deploy/hub");
+
+    // What Terraform would create: the secrets, one per payload file, and the object.
+    let store = tmp.path().join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    let mut pairs = Vec::new();
+    for f in fileset(&payload) {
+        let id = if module == "aws" {
+            format!("canopy/test-cloud/hub/{f}")
+        } else {
+            format!("test-cloud-{}", format!("hub/{f}").replace(['/', '.'], "-"))
+        };
+        std::fs::copy(payload.join(&f), store.join(id.replace('/', "__"))).unwrap();
+        pairs.push(format!("{id}={f}"));
+    }
+    use sha2::Digest;
+    let sha = sha2::Sha256::digest(std::fs::read(bin).unwrap());
+    let sha: String = sha.iter().map(|b| format!("{b:02x}")).collect();
+    let key = format!("server/{sha}");
+    let tpl = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../terraform/modules")
+            .join(module)
+            .join("cloud-init.sh.tftpl"),
+    )
+    .unwrap();
+    let mut vars = vec![
+        ("server", "hub".to_string()),
+        ("bucket", "test-bucket".to_string()),
+        ("binary_key", key.clone()),
+        ("binary_sha256", sha.clone()),
+        ("files", pairs.join(" ")),
+        ("data_device", String::new()),
+        ("extra_hosts", "192.0.2.7 onprem-x".to_string()),
+    ];
+    vars.push(if module == "aws" {
+        ("region", "eu-west-1".to_string())
+    } else {
+        ("project", "test-project".to_string())
+    });
+    let user_data = templatefile(&tpl, &vars);
+    for secret in ["PRIVATE KEY", "BEGIN CERTIFICATE", "password"] {
+        assert!(!user_data.contains(secret), "user-data holds {secret}");
+    }
+    let script = tmp.path().join("user-data");
+    std::fs::write(&script, &user_data).unwrap();
+
+    let fakes = tmp.path().join("bin");
+    std::fs::create_dir_all(&fakes).unwrap();
+    let (cli, body) = if module == "aws" {
+        ("aws", FAKE_AWS)
+    } else {
+        ("gcloud", FAKE_GCLOUD)
+    };
+    std::fs::write(fakes.join(cli), body).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(fakes.join(cli), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let root = tmp.path().join("root");
+    let work = tmp.path().join("work");
+    let log = tmp.path().join("cli.log");
+    let path = format!(
+        "{}:{}",
+        fakes.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("sh")
+        .arg(&script)
+        .env("PATH", path)
+        .env("ROOT", &root)
+        .env("WORK", &work)
+        .env("FAKE_LOG", &log)
+        .env("FAKE_STORE", &store)
+        .env("FAKE_BUCKET", "test-bucket")
+        .env("FAKE_KEY", &key)
+        .env("FAKE_BINARY", bin)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        calls.lines().count(),
+        1 + pairs.len(),
+        "one object and one secret per payload file:\n{calls}"
+    );
+    assert!(
+        !work.exists(),
+        "the fetched payload is removed after install"
+    );
+    let hosts = std::fs::read_to_string(root.join("etc/hosts")).unwrap();
+    let far_ip = canopy_gen::render::terraform::private_ips(&loaded.model)["far"].0;
+    assert!(hosts.contains(&format!("{far_ip} far")), "{hosts}");
+    assert!(hosts.contains("192.0.2.7 onprem-x"), "{hosts}");
+    let binary = canopy_gen::render::terraform::binary(loaded.model.server("hub").unwrap());
+    let installed = root.join("etc/canopy/bundle");
+    let key_mode = std::fs::metadata(installed.join("pki/hub-key.pem"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(key_mode, 0o600);
+    let unit = std::fs::read_to_string(root.join("etc/systemd/system/canopy-hub.service")).unwrap();
+    assert!(
+        unit.contains(&format!(
+            "ExecStart=/usr/local/bin/{binary} -c conf/hub.conf"
+        )),
+        "{unit}"
+    );
+    let hub = Proc::start(&root.join("usr/local/bin").join(binary), &installed, "hub");
+    let health = ureq_get(ports[1], "/healthz");
+    assert!(
+        health.starts_with("HTTP/1.0 200") || health.starts_with("HTTP/1.1 200"),
+        "{health}"
+    );
+    drop(hub);
+}
+
+#[test]
+fn aws_cloud_init_installs_the_payload_from_secrets_manager_and_the_server_answers_healthz() {
+    cloud_init_boots_the_server("aws", "canopy-server:dev", &canopy_server());
+}
+
+#[test]
+fn gcp_cloud_init_installs_the_payload_from_secret_manager_and_the_server_answers_healthz() {
+    cloud_init_boots_the_server("gcp", "canopy-server:dev", &canopy_server());
+}
+
+/// The topology picks the official server: the same cloud-init installs nats-server
+/// under its own name and the generated config runs on it.
+#[test]
+fn cloud_init_runs_the_official_server_when_the_topology_picks_its_image() {
+    let Some(o) = nats_server() else { return };
+    cloud_init_boots_the_server("aws", "nats:2.15.1", &o);
+}
