@@ -986,3 +986,36 @@ fn checkov_passes_on_every_bundle() {
     }
     assert!(checked >= 5);
 }
+
+/// Where a terraform binary exists, `terraform fmt -check` has the last word on every
+/// bundle's layout (none can be installed here; the checker above stands in).
+#[test]
+fn terraform_fmt_accepts_every_bundle_where_terraform_exists() {
+    let found = std::process::Command::new("terraform")
+        .arg("version")
+        .output();
+    if !found.is_ok_and(|o| o.status.success()) {
+        eprintln!("!!! SKIPPING terraform fmt -check: no terraform binary on PATH (the layout checker ran instead) !!!");
+        return;
+    }
+    for ex in examples() {
+        let l = canopy_gen::load(&ex).unwrap_or_else(|e| panic!("{e}"));
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("bundle");
+        canopy_gen::generate(&l.model, &out, &Default::default()).unwrap();
+        if !out.join("terraform").exists() {
+            continue;
+        }
+        let run = std::process::Command::new("terraform")
+            .args(["fmt", "-check", "-recursive", "-diff", "terraform"])
+            .current_dir(&out)
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{}: terraform fmt would change:\n{}",
+            ex.display(),
+            String::from_utf8_lossy(&run.stdout)
+        );
+    }
+}

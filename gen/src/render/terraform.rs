@@ -489,7 +489,9 @@ pub fn render(m: &Model, bundle: &mut Bundle) -> Result<()> {
             v
         };
         let links = ends(m, site);
-        if servers.is_empty() && links.is_empty() {
+        // A cloud site is built even with no server (a VPN hub for others); an
+        // on-prem site is only its servers.
+        if servers.is_empty() && (links.is_empty() || !site.is_cloud()) {
             continue;
         }
         if site.is_cloud() || !servers.is_empty() {
