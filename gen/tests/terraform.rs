@@ -44,9 +44,9 @@ fn tf_files(example: &Path) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// terraform fmt's layout, the parts we rely on: two-space indents, and the `=` of
-/// consecutive one-line attributes at one indent aligned (a multi-line value aligns
-/// with the run before it and ends the run).
+/// terraform fmt's layout, the parts we rely on: two-space indents, the `=` of
+/// consecutive one-line attributes at one indent aligned, and a multi-line value
+/// standing alone as `key = {` (terraform 1.11 confirmed these rules here).
 fn layout_problems(path: &str, text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut run: Vec<(usize, usize, usize)> = Vec::new(); // (line, indent, eq column)
@@ -80,15 +80,20 @@ fn layout_problems(path: &str, text: &str) -> Vec<String> {
         };
         // A multi-line value ends the run: its closing line is not an attribute.
         let one_line = is_attr && !t.ends_with('{') && !t.ends_with('[') && !t.ends_with('(');
-        if is_attr {
+        if is_attr && !one_line {
+            flush(&mut run, &mut out);
+            if t.contains("  =") {
+                out.push(format!(
+                    "{path}:{}: a multi-line value is not aligned",
+                    i + 1
+                ));
+            }
+        } else if is_attr {
             let eq = line.find(" = ").map(|c| c + 1).unwrap_or(0);
             if run.last().is_some_and(|r| r.1 != indent) {
                 flush(&mut run, &mut out);
             }
             run.push((i + 1, indent, eq));
-            if !one_line {
-                flush(&mut run, &mut out);
-            }
         } else {
             flush(&mut run, &mut out);
         }
@@ -200,9 +205,11 @@ fn the_layout_check_catches_unaligned_attributes() {
     assert_eq!(layout_problems("t.tf", bad).len(), 1);
     let good = "resource \"x\" \"y\" {\n  a         = 1\n  long_name = 2\n}\n";
     assert!(layout_problems("t.tf", good).is_empty());
-    // A multi-line value aligns with the one-line attributes before it.
-    let bad = "variable \"v\" {\n  description = \"d\"\n  type = map(object({\n    a = string\n  }))\n}\n";
+    // A multi-line value stands alone: not aligned with the attributes before it.
+    let bad = "variable \"v\" {\n  description = \"d\"\n  type        = map(object({\n    a = string\n  }))\n}\n";
     assert_eq!(layout_problems("t.tf", bad).len(), 1);
+    let good = "variable \"v\" {\n  description = \"d\"\n  type = map(object({\n    a = string\n  }))\n}\n";
+    assert!(layout_problems("t.tf", good).is_empty());
 }
 
 /// Inside each vendored module: every `var.` is declared, every `local.` defined,
@@ -1018,4 +1025,82 @@ fn terraform_fmt_accepts_every_bundle_where_terraform_exists() {
             String::from_utf8_lossy(&run.stdout)
         );
     }
+}
+
+/// The pinned version of a provider in a module's versions.tf.
+fn pinned(module: &str, provider: &str) -> String {
+    let text = module_file(module, "versions.tf");
+    let at = text.find(&format!("{provider} = {{")).unwrap();
+    let rest = &text[at..];
+    let v = rest.find("version").unwrap();
+    rest[v..].split('"').nth(1).unwrap().to_string()
+}
+
+/// `terraform validate` on every AWS root module of every example, with the provider
+/// from a local filesystem mirror (CANOPY_TF_MIRROR, default /opt/tf-plugins): it
+/// checks every argument name and type against the real provider schema. Needs a
+/// terraform binary and the pinned hashicorp/aws in the mirror; skips loudly without.
+#[test]
+fn terraform_validate_accepts_every_aws_root_module_where_the_provider_is_mirrored() {
+    let found = std::process::Command::new("terraform")
+        .arg("version")
+        .output();
+    if !found.is_ok_and(|o| o.status.success()) {
+        eprintln!("!!! SKIPPING terraform validate: no terraform binary on PATH !!!");
+        return;
+    }
+    let mirror = std::env::var("CANOPY_TF_MIRROR").unwrap_or_else(|_| "/opt/tf-plugins".into());
+    let version = pinned("aws", "aws");
+    let provider = Path::new(&mirror).join(format!(
+        "registry.terraform.io/hashicorp/aws/{version}/linux_amd64"
+    ));
+    if !provider.is_dir() {
+        eprintln!(
+            "!!! SKIPPING terraform validate: hashicorp/aws {version} is not in the mirror {mirror} !!!"
+        );
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let rc = tmp.path().join("terraformrc");
+    std::fs::write(
+        &rc,
+        format!(
+            "provider_installation {{\n  filesystem_mirror {{\n    path    = \"{mirror}\"\n    include = [\"registry.terraform.io/hashicorp/aws\"]\n  }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let mut validated = 0;
+    for ex in examples() {
+        let l = canopy_gen::load(&ex).unwrap_or_else(|e| panic!("{e}"));
+        let out = tmp.path().join(ex.file_stem().unwrap());
+        canopy_gen::generate(&l.model, &out, &Default::default()).unwrap();
+        let Ok(sites) = std::fs::read_dir(out.join("terraform/aws")) else {
+            continue;
+        };
+        for site in sites {
+            let dir = site.unwrap().path();
+            for args in [
+                &["init", "-backend=false", "-input=false", "-no-color"][..],
+                &["validate", "-no-color"][..],
+            ] {
+                let run = std::process::Command::new("terraform")
+                    .args(args)
+                    .current_dir(&dir)
+                    .env("TF_CLI_CONFIG_FILE", &rc)
+                    .env("TF_IN_AUTOMATION", "1")
+                    .output()
+                    .unwrap();
+                assert!(
+                    run.status.success(),
+                    "{}: terraform {}:\n{}{}",
+                    dir.display(),
+                    args[0],
+                    String::from_utf8_lossy(&run.stdout),
+                    String::from_utf8_lossy(&run.stderr)
+                );
+            }
+            validated += 1;
+        }
+    }
+    assert!(validated >= 3, "validated {validated} AWS root modules");
 }

@@ -310,21 +310,25 @@ impl Hcl {
         self.line("}");
     }
 
-    /// Attributes: runs of one-line values align their `=`; a multi-line value joins
-    /// the run before it and ends it, as `terraform fmt` does.
+    /// Attributes: runs of one-line values align their `=`; a multi-line value stands
+    /// alone (`key = {`) and ends the run, as `terraform fmt` does.
     fn attrs(&mut self, attrs: Vec<(String, V)>) {
+        let one_line = |v: &V| matches!(v, V::Expr(x) if !x.contains('\n'));
         let mut i = 0;
         while i < attrs.len() {
             let mut j = i;
-            while j < attrs.len() && matches!(&attrs[j].1, V::Expr(x) if !x.contains('\n')) {
+            while j < attrs.len() && one_line(&attrs[j].1) {
                 j += 1;
             }
-            let end = (j + 1).min(attrs.len());
-            let width = attrs[i..end]
-                .iter()
-                .map(|(k, _)| k.len())
-                .max()
-                .unwrap_or(0);
+            // A run of one-line values, or a single multi-line one.
+            let (end, width) = if j == i {
+                (i + 1, 0)
+            } else {
+                (
+                    j,
+                    attrs[i..j].iter().map(|(k, _)| k.len()).max().unwrap_or(0),
+                )
+            };
             for (k, v) in &attrs[i..end] {
                 match v {
                     V::Expr(x) => self.line(&format!("{k:<width$} = {x}")),

@@ -86,11 +86,11 @@ locals {
 # A key policy's resource "*" is the key itself: the account administers it, and
 # CloudWatch Logs may use it for this site's log groups only.
 locals {
-  account    = data.aws_caller_identity.current.account_id
-  partition  = data.aws_partition.current.partition
-  region     = data.aws_region.current.name
+  account   = data.aws_caller_identity.current.account_id
+  partition = data.aws_partition.current.partition
+  region    = data.aws_region.current.name
   kms_policy = jsonencode({
-    Version   = "2012-10-17"
+    Version = "2012-10-17"
     Statement = [
       {
         Sid       = "Account"

@@ -20,7 +20,7 @@ variable "vpc_cidr" {
 
 variable "existing_vpc" {
   description = "Use this VPC and its private subnets instead of creating them; its route tables must reach the internet or VPC endpoints, and peer sites through their VPN or peering."
-  type        = object({
+  type = object({
     vpc_id             = string
     private_subnet_ids = list(string)
     public_subnet_ids  = list(string)
@@ -46,7 +46,7 @@ variable "availability_zones" {
 
 variable "servers" {
   description = "The site's servers by name: what runs, where it listens (ports of 0 are closed), its fixed private address and zone, and the hubs it dials (leafnode port and the CIDR they live in)."
-  type        = map(object({
+  type = map(object({
     binary        = string
     cluster       = string
     instance_type = string
@@ -57,7 +57,7 @@ variable "servers" {
     cluster_port  = number
     leaf_port     = number
     jetstream_gb  = number
-    upstreams     = list(object({
+    upstreams = list(object({
       port = number
       cidr = string
     }))
@@ -117,7 +117,7 @@ variable "leaf_cidrs" {
 
 variable "leaf_lbs" {
   description = "Network load balancers in front of hub clusters' leafnode port, by cluster: \"internal\" at private_ips (one per zone, the topology's <cluster>-lb name) or \"external\" (fixed public addresses, reachable from leaf_public_cidrs)."
-  type        = map(object({
+  type = map(object({
     scheme      = string
     port        = number
     private_ips = list(string)
@@ -170,7 +170,7 @@ variable "amazon_side_asn" {
 
 variable "vpn_links" {
   description = "Site-to-site IPsec VPNs by link name. The connection is made once peer_ip (the peer's gateway address, known after the peer site is applied) is set."
-  type        = map(object({
+  type = map(object({
     peer_ip      = string
     peer_asn     = number
     peer_cidrs   = list(string)
@@ -188,7 +188,7 @@ variable "vpn_psks" {
 
 variable "vpc_peerings" {
   description = "Peerings with other AWS sites by link name. The requester side creates the peering once peer_vpc_id is known; the accepter side accepts it once peering_id is."
-  type        = map(object({
+  type = map(object({
     role        = string
     peer_region = string
     peer_cidr   = string

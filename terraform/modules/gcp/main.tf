@@ -44,7 +44,7 @@ locals {
   # Leaf load balancers: their targets and zonal groups. Passthrough balancers keep
   # the leaf's address; their health checks come from Google's ranges.
   lb_targets = { for n, s in var.servers : n => s if contains(keys(var.leaf_lbs), s.cluster) && s.leaf_port > 0 }
-  lb_groups  = { for g in distinct(flatten([
+  lb_groups = { for g in distinct(flatten([
     for n, s in local.lb_targets : { cluster = s.cluster, zone = local.zone_of[n] }
   ])) : "${g.cluster}/${g.zone}" => g }
   lb_extra = { for c, lb in var.leaf_lbs : c => concat(
@@ -285,7 +285,7 @@ resource "google_compute_instance" "server" {
   metadata = {
     block-project-ssh-keys = "true"
     enable-oslogin         = "TRUE"
-    user-data              = templatefile("${path.module}/cloud-init.sh.tftpl", {
+    user-data = templatefile("${path.module}/cloud-init.sh.tftpl", {
       server        = each.key
       project       = data.google_project.this.project_id
       bucket        = google_storage_bucket.binary.name

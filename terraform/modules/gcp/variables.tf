@@ -25,7 +25,7 @@ variable "subnet_cidr" {
 
 variable "existing_network" {
   description = "Use this network and subnetwork (self links) instead of creating them; the subnetwork needs Private Google Access."
-  type        = object({
+  type = object({
     network    = string
     subnetwork = string
   })
@@ -45,7 +45,7 @@ variable "zone_count" {
 
 variable "servers" {
   description = "The site's servers by name: what runs, where it listens (ports of 0 are closed), its fixed private address and zone, and the hubs it dials (leafnode port and the CIDR they live in)."
-  type        = map(object({
+  type = map(object({
     binary       = string
     cluster      = string
     machine_type = string
@@ -56,7 +56,7 @@ variable "servers" {
     cluster_port = number
     leaf_port    = number
     jetstream_gb = number
-    upstreams    = list(object({
+    upstreams = list(object({
       port = number
       cidr = string
     }))
@@ -116,7 +116,7 @@ variable "leaf_cidrs" {
 
 variable "leaf_lbs" {
   description = "Passthrough network load balancers in front of hub clusters' leafnode port, by cluster: \"internal\" at private_ips[0] (the topology's <cluster>-lb name) or \"external\" (a fixed public address, reachable from leaf_public_cidrs)."
-  type        = map(object({
+  type = map(object({
     scheme      = string
     port        = number
     private_ips = list(string)
@@ -169,7 +169,7 @@ variable "router_asn" {
 
 variable "vpn_links" {
   description = "Site-to-site HA VPNs by link name. Tunnels are made once peer_ips (the peer's gateway addresses, known after the peer site is applied) are set. local_host is this side's host number in each inside /30."
-  type        = map(object({
+  type = map(object({
     peer_ips     = list(string)
     peer_asn     = number
     peer_cidrs   = list(string)
@@ -193,7 +193,7 @@ variable "vpn_psks" {
 
 variable "network_peerings" {
   description = "Peerings with other GCP sites by link name: the peer network's self link, once it exists."
-  type        = map(object({
+  type = map(object({
     peer_network = string
     peer_cidr    = string
   }))

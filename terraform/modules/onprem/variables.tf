@@ -1,6 +1,6 @@
 variable "servers" {
   description = "The servers of this site, by name: the host each runs on and the user to reach it over SSH."
-  type        = map(object({
+  type = map(object({
     address  = string
     ssh_user = string
   }))
