@@ -554,6 +554,7 @@ fn cloud_init_boots_the_server(module: &str, image: &str, bin: &Path) {
         ("files", pairs.join(" ")),
         ("data_device", String::new()),
         ("extra_hosts", "192.0.2.7 onprem-x".to_string()),
+        ("payload_sha256", "0".repeat(64)),
     ];
     vars.push(if module == "aws" {
         ("region", "eu-west-1".to_string())
@@ -595,6 +596,8 @@ fn cloud_init_boots_the_server(module: &str, image: &str, bin: &Path) {
         .env("FAKE_BUCKET", "test-bucket")
         .env("FAKE_KEY", &key)
         .env("FAKE_BINARY", bin)
+        .env("RETRIES", "2")
+        .env("RETRY_DELAY", "0")
         .output()
         .unwrap();
     assert!(

@@ -35,6 +35,10 @@ locals {
   public_subnet_ids  = local.create_vpc ? aws_subnet.public[*].id : var.existing_vpc.public_subnet_ids
   route_table_ids    = local.create_vpc ? aws_route_table.private[*].id : var.existing_vpc.route_table_ids
 
+  # Names within AWS limits: readable when they fit, else cut and made unique by a hash.
+  role_name = { for n in keys(var.servers) : n => length("${var.name}-${n}") <= 64 ? "${var.name}-${n}" : "${substr("${var.name}-${n}", 0, 55)}-${substr(sha1(n), 0, 8)}" }
+  lb_name   = { for c in keys(var.leaf_lbs) : c => length("${var.name}-${c}") <= 32 ? "${var.name}-${c}" : "${substr(var.name, 0, 23)}-${substr(sha1(c), 0, 8)}" }
+
   # Each server in the private subnet of its zone, at its fixed address.
   names     = sort(keys(var.servers))
   subnet_of = { for n, s in var.servers : n => local.private_subnet_ids[s.zone_index % length(local.private_subnet_ids)] }
@@ -72,6 +76,9 @@ locals {
       for cidr in concat(var.leaf_cidrs, lb.scheme == "external" ? var.leaf_public_cidrs : []) : { cluster = c, port = lb.port, cidr = cidr }
     ]
   ]) : "${r.cluster}/${r.cidr}" => r }
+  lb_egress = { for e in distinct(flatten([
+    for n, s in local.lb_targets : { cluster = s.cluster, port = s.leaf_port }
+  ])) : "${e.cluster}/${e.port}" => e }
   lb_eips = { for e in flatten([
     for c, lb in var.leaf_lbs : [for i in range(local.az_count) : { cluster = c, zone = i }] if lb.scheme == "external"
   ]) : "${e.cluster}/${e.zone}" => e }
@@ -386,7 +393,7 @@ data "aws_iam_policy_document" "ec2_assume" {
 
 resource "aws_iam_role" "server" {
   for_each           = var.servers
-  name               = substr("${var.name}-${each.key}", 0, 64)
+  name               = local.role_name[each.key]
   assume_role_policy = data.aws_iam_policy_document.ec2_assume.json
   tags               = local.tags
 }
@@ -421,7 +428,7 @@ resource "aws_iam_role_policy" "server" {
 
 resource "aws_iam_instance_profile" "server" {
   for_each = var.servers
-  name     = substr("${var.name}-${each.key}", 0, 128)
+  name     = local.role_name[each.key]
   role     = aws_iam_role.server[each.key].name
   tags     = local.tags
 }
@@ -510,14 +517,15 @@ resource "aws_launch_template" "server" {
   ebs_optimized = true
 
   user_data = base64encode(templatefile("${path.module}/cloud-init.sh.tftpl", {
-    server        = each.key
-    region        = data.aws_region.current.name
-    bucket        = aws_s3_bucket.binary.id
-    binary_key    = aws_s3_object.binary.key
-    binary_sha256 = filesha256(var.server_binary)
-    files         = join(" ", [for k, p in local.payload : "${aws_secretsmanager_secret.payload[k].name}=${p.file}" if p.server == each.key])
-    data_device   = each.value.jetstream_gb > 0 ? "/dev/sdf" : ""
-    extra_hosts   = join("\n", [for n, ip in var.extra_hosts : "${ip} ${n}"])
+    server         = each.key
+    region         = data.aws_region.current.name
+    bucket         = aws_s3_bucket.binary.id
+    binary_key     = aws_s3_object.binary.key
+    binary_sha256  = filesha256(var.server_binary)
+    files          = join(" ", [for k, p in local.payload : "${aws_secretsmanager_secret.payload[k].name}=${p.file}" if p.server == each.key])
+    payload_sha256 = sha256(join(",", [for k, p in local.payload : filesha256("${var.payload_dir}/${k}") if p.server == each.key]))
+    data_device    = each.value.jetstream_gb > 0 ? "/dev/sdf" : ""
+    extra_hosts    = join("\n", [for n, ip in var.extra_hosts : "${ip} ${n}"])
   }))
 
   vpc_security_group_ids = concat(
@@ -587,13 +595,31 @@ resource "aws_instance" "server" {
     kms_key_id = aws_kms_key.this.arn
   }
 
-  tags       = merge(local.tags, { Name = "${var.name}-${each.key}" })
-  depends_on = [aws_secretsmanager_secret_version.payload]
+  tags = merge(local.tags, { Name = "${var.name}-${each.key}" })
+
+  # cloud-init reads the secrets and the bucket on first boot: everything on its path
+  # exists before the instance does.
+  depends_on = [
+    aws_secretsmanager_secret_version.payload,
+    aws_iam_role_policy.server,
+    aws_route.private_nat,
+    aws_route_table_association.private,
+    aws_vpc_endpoint.s3,
+    aws_vpc_security_group_egress_rule.server,
+    aws_vpc_security_group_egress_rule.cluster,
+  ]
+}
+
+# The volume's zone comes from the subnet, not the instance, so replacing an instance
+# (a new binary or payload) keeps the volume and re-attaches it.
+data "aws_subnet" "server" {
+  for_each = local.jetstream
+  id       = local.subnet_of[each.key]
 }
 
 resource "aws_ebs_volume" "jetstream" {
   for_each          = local.jetstream
-  availability_zone = aws_instance.server[each.key].availability_zone
+  availability_zone = data.aws_subnet.server[each.key].availability_zone
   size              = each.value.jetstream_gb
   type              = "gp3"
   encrypted         = true
@@ -602,10 +628,11 @@ resource "aws_ebs_volume" "jetstream" {
 }
 
 resource "aws_volume_attachment" "jetstream" {
-  for_each    = local.jetstream
-  device_name = "/dev/sdf"
-  volume_id   = aws_ebs_volume.jetstream[each.key].id
-  instance_id = aws_instance.server[each.key].id
+  for_each                       = local.jetstream
+  device_name                    = "/dev/sdf"
+  volume_id                      = aws_ebs_volume.jetstream[each.key].id
+  instance_id                    = aws_instance.server[each.key].id
+  stop_instance_before_detaching = true
 }
 
 # --- Leaf load balancers (TLS passes through to the hubs) --------------------------
@@ -630,9 +657,9 @@ resource "aws_vpc_security_group_ingress_rule" "lb" {
 }
 
 resource "aws_vpc_security_group_egress_rule" "lb" {
-  for_each          = var.leaf_lbs
-  security_group_id = aws_security_group.lb[each.key].id
-  description       = "the load balancer to the leafnode port of ${each.key}"
+  for_each          = local.lb_egress
+  security_group_id = aws_security_group.lb[each.value.cluster].id
+  description       = "the load balancer to the leafnode port of ${each.value.cluster}"
   ip_protocol       = "tcp"
   from_port         = each.value.port
   to_port           = each.value.port
@@ -654,7 +681,7 @@ resource "aws_eip" "lb" {
 
 resource "aws_lb" "leaf" {
   for_each                         = var.leaf_lbs
-  name                             = substr("${var.name}-${each.key}", 0, 32)
+  name                             = local.lb_name[each.key]
   load_balancer_type               = "network"
   internal                         = each.value.scheme == "internal"
   security_groups                  = [aws_security_group.lb[each.key].id]
@@ -675,7 +702,7 @@ resource "aws_lb" "leaf" {
 
 resource "aws_lb_target_group" "leaf" {
   for_each    = var.leaf_lbs
-  name        = substr("${var.name}-${each.key}", 0, 32)
+  name        = local.lb_name[each.key]
   port        = each.value.port
   protocol    = "TCP"
   target_type = "instance"

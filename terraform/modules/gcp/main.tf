@@ -17,9 +17,18 @@ locals {
   subnetwork = local.create_net ? google_compute_subnetwork.this[0].self_link : var.existing_network.subnetwork
   zones      = slice(sort(data.google_compute_zones.available.names), 0, var.zone_count)
 
-  names     = sort(keys(var.servers))
+  names = sort(keys(var.servers))
+  # Resource names within GCP's 63 characters (with the longest suffix, 12): readable
+  # when they fit, else cut and made unique by a hash.
+  sname     = { for n in local.names : n => length("${var.name}-${n}") <= 45 ? "${var.name}-${n}" : "${substr("${var.name}-${n}", 0, 38)}-${substr(sha1(n), 0, 6)}" }
+  cname     = { for c in distinct([for s in values(var.servers) : s.cluster]) : c => length("${var.name}-${c}") <= 45 ? "${var.name}-${c}" : "${substr("${var.name}-${c}", 0, 38)}-${substr(sha1(c), 0, 6)}" }
   zone_of   = { for n, s in var.servers : n => local.zones[s.zone_index % length(local.zones)] }
   jetstream = { for n, s in var.servers : n => s if s.jetstream_gb > 0 }
+  cluster_rules = { for r in flatten([
+    for n, s in var.servers : [
+      for i, c in chunklist(sort([for m, t in var.servers : m if t.cluster == s.cluster && t.cluster_port > 0]), 10) : { server = n, chunk = i, members = c }
+    ] if s.cluster_port > 0
+  ]) : "${r.server}/${r.chunk}" => r }
 
   # Every file of every server's payload becomes one secret.
   payload = { for p in flatten([
@@ -30,15 +39,15 @@ locals {
 
   # Ingress, one rule per (server, port) with its sources.
   ingress = merge(
-    { for n, s in var.servers : "${n}-client" => { server = n, port = s.client_port, ranges = var.client_cidrs, what = "NATS clients" } if s.client_port > 0 && length(var.client_cidrs) > 0 },
-    { for n, s in var.servers : "${n}-monitor" => { server = n, port = s.monitor_port, ranges = var.admin_cidrs, what = "monitoring" } if s.monitor_port > 0 && length(var.admin_cidrs) > 0 },
-    { for n, s in var.servers : "${n}-leaf" => { server = n, port = s.leaf_port, ranges = concat(var.leaf_cidrs, lookup(local.lb_extra, s.cluster, [])), what = "leaf nodes" } if s.leaf_port > 0 && length(concat(var.leaf_cidrs, lookup(local.lb_extra, s.cluster, []))) > 0 },
+    { for n, s in var.servers : "${n}-client" => { server = n, kind = "client", port = s.client_port, ranges = var.client_cidrs, what = "NATS clients" } if s.client_port > 0 && length(var.client_cidrs) > 0 },
+    { for n, s in var.servers : "${n}-monitor" => { server = n, kind = "monitor", port = s.monitor_port, ranges = var.admin_cidrs, what = "monitoring" } if s.monitor_port > 0 && length(var.admin_cidrs) > 0 },
+    { for n, s in var.servers : "${n}-leaf" => { server = n, kind = "leaf", port = s.leaf_port, ranges = concat(var.leaf_cidrs, lookup(local.lb_extra, s.cluster, [])), what = "leaf nodes" } if s.leaf_port > 0 && length(concat(var.leaf_cidrs, lookup(local.lb_extra, s.cluster, []))) > 0 },
   )
 
   # Egress: Google APIs on 443 and each upstream hub; everything else is denied.
   egress = merge(
-    { for n in local.names : "${n}-apis" => { server = n, ports = ["443"], ranges = ["0.0.0.0/0"], what = "Google APIs" } },
-    { for n, s in var.servers : "${n}-upstreams" => { server = n, ports = distinct([for u in s.upstreams : tostring(u.port)]), ranges = distinct([for u in s.upstreams : u.cidr]), what = "upstream hubs" } if length(s.upstreams) > 0 },
+    { for n in local.names : "${n}-apis" => { server = n, kind = "apis", ports = ["443"], ranges = ["0.0.0.0/0"], what = "Google APIs" } },
+    { for n, s in var.servers : "${n}-upstreams" => { server = n, kind = "upstreams", ports = distinct([for u in s.upstreams : tostring(u.port)]), ranges = distinct([for u in s.upstreams : u.cidr]), what = "upstream hubs" } if length(s.upstreams) > 0 },
   )
 
   # Leaf load balancers: their targets and zonal groups. Passthrough balancers keep
@@ -83,7 +92,7 @@ resource "google_compute_subnetwork" "this" {
 # --- The server binary, in a private bucket ----------------------------------------
 
 resource "google_storage_bucket" "binary" {
-  name                        = "${data.google_project.this.project_id}-${var.name}-bin"
+  name                        = "${var.name}-bin-${substr(sha1(data.google_project.this.project_id), 0, 8)}"
   location                    = upper(var.region)
   force_destroy               = true
   uniform_bucket_level_access = true
@@ -159,7 +168,7 @@ resource "google_secret_manager_secret_iam_member" "payload" {
 
 resource "google_compute_firewall" "ingress" {
   for_each                = local.ingress
-  name                    = "${var.name}-${each.key}"
+  name                    = "${local.sname[each.value.server]}-${each.value.kind}"
   description             = "${each.value.what} to ${each.value.server}"
   network                 = local.network
   direction               = "INGRESS"
@@ -172,24 +181,25 @@ resource "google_compute_firewall" "ingress" {
   }
 }
 
+# A rule takes at most 10 source service accounts: members come in chunks of 10.
 resource "google_compute_firewall" "cluster" {
-  for_each                = { for n, s in var.servers : n => s if s.cluster_port > 0 }
-  name                    = "${var.name}-${each.key}-cluster"
-  description             = "routes from members of cluster ${each.value.cluster} to ${each.key}"
+  for_each                = local.cluster_rules
+  name                    = "${local.sname[each.value.server]}-cluster${each.value.chunk}"
+  description             = "routes from members of cluster ${var.servers[each.value.server].cluster} to ${each.value.server}"
   network                 = local.network
   direction               = "INGRESS"
-  source_service_accounts = [for m, s in var.servers : google_service_account.server[m].email if s.cluster == each.value.cluster && s.cluster_port > 0]
-  target_service_accounts = [google_service_account.server[each.key].email]
+  source_service_accounts = [for m in each.value.members : google_service_account.server[m].email]
+  target_service_accounts = [google_service_account.server[each.value.server].email]
 
   allow {
     protocol = "tcp"
-    ports    = [tostring(each.value.cluster_port)]
+    ports    = [tostring(var.servers[each.value.server].cluster_port)]
   }
 }
 
 resource "google_compute_firewall" "egress" {
   for_each                = local.egress
-  name                    = "${var.name}-${each.key}"
+  name                    = "${local.sname[each.value.server]}-${each.value.kind}"
   description             = "${each.value.what} from ${each.value.server}"
   network                 = local.network
   direction               = "EGRESS"
@@ -205,7 +215,7 @@ resource "google_compute_firewall" "egress" {
 
 resource "google_compute_firewall" "egress_cluster" {
   for_each                = { for n, s in var.servers : n => s if s.cluster_port > 0 }
-  name                    = "${var.name}-${each.key}-cluster-out"
+  name                    = "${local.sname[each.key]}-cluster-out"
   description             = "routes from ${each.key} to members of cluster ${each.value.cluster}"
   network                 = local.network
   direction               = "EGRESS"
@@ -219,14 +229,16 @@ resource "google_compute_firewall" "egress_cluster" {
   }
 }
 
+# A rule targets at most 10 service accounts: servers come in chunks of 10.
 resource "google_compute_firewall" "egress_deny" {
-  name                    = "${var.name}-deny-egress"
+  for_each                = { for i, c in chunklist(local.names, 10) : tostring(i) => c }
+  name                    = "${var.name}-deny-egress-${each.key}"
   description             = "Servers of ${var.name} reach nothing they were not given"
   network                 = local.network
   direction               = "EGRESS"
   priority                = 65000
   destination_ranges      = ["0.0.0.0/0"]
-  target_service_accounts = [for s in google_service_account.server : s.email]
+  target_service_accounts = [for n in each.value : google_service_account.server[n].email]
 
   deny {
     protocol = "all"
@@ -237,7 +249,7 @@ resource "google_compute_firewall" "egress_deny" {
 
 resource "google_compute_disk" "jetstream" {
   for_each = local.jetstream
-  name     = "${var.name}-${each.key}-jetstream"
+  name     = "${local.sname[each.key]}-jetstream"
   zone     = local.zone_of[each.key]
   type     = "pd-balanced"
   size     = each.value.jetstream_gb
@@ -245,11 +257,12 @@ resource "google_compute_disk" "jetstream" {
 }
 
 resource "google_compute_instance" "server" {
-  for_each     = var.servers
-  name         = "${var.name}-${each.key}"
-  zone         = local.zone_of[each.key]
-  machine_type = each.value.machine_type
-  labels       = local.labels
+  for_each                  = var.servers
+  name                      = local.sname[each.key]
+  zone                      = local.zone_of[each.key]
+  machine_type              = each.value.machine_type
+  allow_stopping_for_update = true
+  labels                    = local.labels
 
   boot_disk {
     initialize_params {
@@ -286,22 +299,39 @@ resource "google_compute_instance" "server" {
     block-project-ssh-keys = "true"
     enable-oslogin         = "TRUE"
     user-data = templatefile("${path.module}/cloud-init.sh.tftpl", {
-      server        = each.key
-      project       = data.google_project.this.project_id
-      bucket        = google_storage_bucket.binary.name
-      binary_key    = google_storage_bucket_object.binary.name
-      binary_sha256 = filesha256(var.server_binary)
-      files         = join(" ", [for k, p in local.payload : "${google_secret_manager_secret.payload[k].secret_id}=${p.file}" if p.server == each.key])
-      data_device   = contains(keys(local.jetstream), each.key) ? "/dev/disk/by-id/google-jetstream" : ""
-      extra_hosts   = join("\n", [for n, ip in var.extra_hosts : "${ip} ${n}"])
+      server         = each.key
+      project        = data.google_project.this.project_id
+      bucket         = google_storage_bucket.binary.name
+      binary_key     = google_storage_bucket_object.binary.name
+      binary_sha256  = filesha256(var.server_binary)
+      files          = join(" ", [for k, p in local.payload : "${google_secret_manager_secret.payload[k].secret_id}=${p.file}" if p.server == each.key])
+      payload_sha256 = terraform_data.revision[each.key].output
+      data_device    = contains(keys(local.jetstream), each.key) ? "/dev/disk/by-id/google-jetstream" : ""
+      extra_hosts    = join("\n", [for n, ip in var.extra_hosts : "${ip} ${n}"])
     })
   }
 
+  # Metadata changes apply in place and cloud-init runs once: a new binary or payload
+  # replaces the instance (its JetStream disk stays and re-attaches).
+  lifecycle {
+    replace_triggered_by = [terraform_data.revision[each.key]]
+  }
+
+  # cloud-init reads the secrets and the bucket on first boot: everything on its path
+  # exists before the instance does.
   depends_on = [
     google_secret_manager_secret_version.payload,
     google_secret_manager_secret_iam_member.payload,
     google_storage_bucket_iam_member.server,
+    google_compute_firewall.egress,
+    google_compute_firewall.egress_deny,
   ]
+}
+
+# What a server runs: its binary and its payload.
+resource "terraform_data" "revision" {
+  for_each = var.servers
+  input    = sha256(join(",", concat([filesha256(var.server_binary)], [for k, p in local.payload : filesha256("${var.payload_dir}/${k}") if p.server == each.key])))
 }
 
 # --- Leaf load balancers (passthrough: TLS ends at the hubs) ----------------------
@@ -309,21 +339,21 @@ resource "google_compute_instance" "server" {
 # External balancers get a fixed public address.
 resource "google_compute_address" "lb" {
   for_each     = { for c, lb in var.leaf_lbs : c => lb if lb.scheme == "external" }
-  name         = "${var.name}-${each.key}-lb"
+  name         = "${local.cname[each.key]}-lb"
   region       = var.region
   address_type = "EXTERNAL"
 }
 
 resource "google_compute_instance_group" "leaf" {
   for_each  = local.lb_groups
-  name      = "${var.name}-${each.value.cluster}-${each.value.zone}"
+  name      = "${local.cname[each.value.cluster]}-${substr(sha1(each.value.zone), 0, 6)}"
   zone      = each.value.zone
   instances = [for n, s in local.lb_targets : google_compute_instance.server[n].self_link if s.cluster == each.value.cluster && local.zone_of[n] == each.value.zone]
 }
 
 resource "google_compute_region_health_check" "leaf" {
   for_each = var.leaf_lbs
-  name     = "${var.name}-${each.key}-lb"
+  name     = "${local.cname[each.key]}-lb"
   region   = var.region
 
   tcp_health_check {
@@ -333,7 +363,7 @@ resource "google_compute_region_health_check" "leaf" {
 
 resource "google_compute_region_backend_service" "leaf" {
   for_each              = var.leaf_lbs
-  name                  = "${var.name}-${each.key}-lb"
+  name                  = "${local.cname[each.key]}-lb"
   region                = var.region
   protocol              = "TCP"
   load_balancing_scheme = upper(each.value.scheme)
@@ -351,7 +381,7 @@ resource "google_compute_region_backend_service" "leaf" {
 # Internal balancers sit at the address the topology planned (its `<cluster>-lb` name).
 resource "google_compute_forwarding_rule" "leaf" {
   for_each              = var.leaf_lbs
-  name                  = "${var.name}-${each.key}-lb"
+  name                  = "${local.cname[each.key]}-lb"
   region                = var.region
   ip_protocol           = "TCP"
   ports                 = [tostring(each.value.port)]
