@@ -673,8 +673,8 @@ fn strs(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
-#[test]
-fn security_groups_and_firewalls_open_exactly_the_ports_each_topology_needs() {
+/// What each example's cloud sites must open, written out from the topologies.
+fn expected_openings() -> BTreeMap<(&'static str, &'static str), BTreeSet<Rule>> {
     const EU: &[&str] = &["10.2.0.0/16"];
     const APAC: &[&str] = &["10.3.0.0/16"];
     let mut expected: BTreeMap<(&str, &str), BTreeSet<Rule>> = BTreeMap::new();
@@ -730,6 +730,12 @@ fn security_groups_and_firewalls_open_exactly_the_ports_each_topology_needs() {
         ]),
     );
 
+    expected
+}
+
+#[test]
+fn security_groups_and_firewalls_open_exactly_the_ports_each_topology_needs() {
+    let expected = expected_openings();
     let mut seen = BTreeSet::new();
     for ex in examples() {
         let name = ex.file_stem().unwrap().to_string_lossy().into_owned();
@@ -1103,4 +1109,227 @@ fn terraform_validate_accepts_every_aws_root_module_where_the_provider_is_mirror
         }
     }
     assert!(validated >= 3, "validated {validated} AWS root modules");
+}
+
+/// A moto server (AWS API mock, `pip install 'moto[server]'`) on a free local port.
+struct Moto {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Moto {
+    fn start() -> Option<Moto> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let child = std::process::Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let m = Moto { child, port };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(m);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        None
+    }
+
+    /// Terraform override pointing the AWS provider at the mock.
+    fn provider_override(&self) -> String {
+        let url = format!("http://127.0.0.1:{}", self.port);
+        let services = [
+            "ec2",
+            "iam",
+            "s3",
+            "secretsmanager",
+            "kms",
+            "ssm",
+            "sts",
+            "cloudwatchlogs",
+            "elbv2",
+        ];
+        let mut s = String::from("provider \"aws\" {\n  access_key                  = \"test\"\n  secret_key                  = \"test\"\n  skip_credentials_validation = true\n  skip_requesting_account_id  = true\n  skip_metadata_api_check     = true\n  s3_use_path_style           = true\n\n  endpoints {\n");
+        for svc in services {
+            s.push_str(&format!("    {svc:<14} = \"{url}\"\n"));
+        }
+        s.push_str("  }\n}\n");
+        s
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `terraform plan` of every AWS root module against moto, with every VPN peer and
+/// peering filled in: the modules evaluate (no for_each over unknown values, no type
+/// errors), every server gets an instance, and the planned security-group rules are
+/// exactly the openings each topology needs.
+#[test]
+fn terraform_plan_of_every_aws_site_against_a_mock_opens_exactly_the_expected_ports() {
+    let found = std::process::Command::new("terraform")
+        .arg("version")
+        .output();
+    if !found.is_ok_and(|o| o.status.success()) {
+        eprintln!("!!! SKIPPING terraform plan: no terraform binary on PATH !!!");
+        return;
+    }
+    let mirror = std::env::var("CANOPY_TF_MIRROR").unwrap_or_else(|_| "/opt/tf-plugins".into());
+    let version = pinned("aws", "aws");
+    if !Path::new(&mirror)
+        .join(format!("registry.terraform.io/hashicorp/aws/{version}"))
+        .is_dir()
+    {
+        eprintln!("!!! SKIPPING terraform plan: hashicorp/aws {version} is not in the mirror {mirror} !!!");
+        return;
+    }
+    let Some(moto) = Moto::start() else {
+        eprintln!("!!! SKIPPING terraform plan: moto_server is not installed (pip install 'moto[server]'; .ci/run does) !!!");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let rc = tmp.path().join("terraformrc");
+    std::fs::write(
+        &rc,
+        format!(
+            "provider_installation {{\n  filesystem_mirror {{\n    path    = \"{mirror}\"\n    include = [\"registry.terraform.io/hashicorp/aws\"]\n  }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let binary = tmp.path().join("server-binary");
+    std::fs::write(&binary, b"a stand-in binary").unwrap();
+    let expected = expected_openings();
+    let mut planned = 0;
+    for ex in examples() {
+        let name = ex.file_stem().unwrap().to_string_lossy().into_owned();
+        let l = canopy_gen::load(&ex).unwrap_or_else(|e| panic!("{e}"));
+        let out = tmp.path().join(&name);
+        canopy_gen::generate(&l.model, &out, &Default::default()).unwrap();
+        let Ok(sites) = std::fs::read_dir(out.join("terraform/aws")) else {
+            continue;
+        };
+        for site in sites {
+            let dir = site.unwrap().path();
+            let site_name = dir.file_name().unwrap().to_string_lossy().into_owned();
+            std::fs::write(dir.join("moto_override.tf"), moto.provider_override()).unwrap();
+            let main = std::fs::read_to_string(dir.join("main.tf")).unwrap();
+            // Every peer value the README says to fill in after the peer's apply.
+            let mut vars = vec![format!("server_binary={}", binary.display())];
+            for (var, value) in [
+                ("vpn_peer_ips", "\"203.0.113.10\""),
+                ("peer_vpc_ids", "\"vpc-0123456789abcdef0\""),
+                ("peering_ids", "\"pcx-0123456789abcdef0\""),
+            ] {
+                let links: Vec<String> = main
+                    .match_indices(&format!("lookup(var.{var}, \""))
+                    .map(|(i, m)| {
+                        let rest = &main[i + m.len()..];
+                        rest[..rest.find('"').unwrap()].to_string()
+                    })
+                    .map(|link| format!("\"{link}\" = {value}"))
+                    .collect();
+                if !links.is_empty() {
+                    vars.push(format!("{var}={{ {} }}", links.join(", ")));
+                }
+            }
+            let tf = |args: Vec<String>| {
+                let run = std::process::Command::new("terraform")
+                    .args(&args)
+                    .current_dir(&dir)
+                    .env("TF_CLI_CONFIG_FILE", &rc)
+                    .env("TF_IN_AUTOMATION", "1")
+                    .output()
+                    .unwrap();
+                assert!(
+                    run.status.success(),
+                    "{}: terraform {}:\n{}{}",
+                    dir.display(),
+                    args.join(" "),
+                    String::from_utf8_lossy(&run.stdout),
+                    String::from_utf8_lossy(&run.stderr)
+                );
+                run.stdout
+            };
+            tf(["init", "-backend=false", "-input=false", "-no-color"]
+                .map(String::from)
+                .to_vec());
+            let mut plan = vec![
+                "plan".to_string(),
+                "-input=false".into(),
+                "-no-color".into(),
+                "-out=plan.bin".into(),
+            ];
+            for v in &vars {
+                plan.push("-var".into());
+                plan.push(v.clone());
+            }
+            tf(plan);
+            let json = tf(["show", "-json", "plan.bin"].map(String::from).to_vec());
+            let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
+            let changes = json["resource_changes"].as_array().unwrap();
+            let of_type = |ty: &str, name: &str| -> Vec<&serde_json::Value> {
+                changes
+                    .iter()
+                    .filter(|c| c["type"] == ty && c["name"] == name)
+                    .collect()
+            };
+            // One instance per server, a volume per JetStream server.
+            let servers: Vec<_> = l
+                .model
+                .servers
+                .iter()
+                .filter(|s| s.site == site_name)
+                .collect();
+            assert_eq!(of_type("aws_instance", "server").len(), servers.len());
+            assert_eq!(
+                of_type("aws_ebs_volume", "jetstream").len(),
+                servers.iter().filter(|s| s.jetstream.is_some()).count()
+            );
+            // The planned ingress, as (server, port, sources).
+            let mut got: BTreeMap<(String, u16), BTreeSet<String>> = BTreeMap::new();
+            for c in of_type("aws_vpc_security_group_ingress_rule", "server") {
+                let key = c["index"].as_str().unwrap();
+                let server = key.split('/').next().unwrap().to_string();
+                let after = &c["change"]["after"];
+                let port = after["from_port"].as_u64().unwrap() as u16;
+                assert_eq!(after["to_port"], after["from_port"]);
+                assert_eq!(after["ip_protocol"], "tcp");
+                got.entry((server, port))
+                    .or_default()
+                    .insert(after["cidr_ipv4"].as_str().unwrap().to_string());
+            }
+            for c in of_type("aws_vpc_security_group_ingress_rule", "cluster") {
+                let server = c["index"].as_str().unwrap().to_string();
+                let port = c["change"]["after"]["from_port"].as_u64().unwrap() as u16;
+                got.entry((server, port))
+                    .or_default()
+                    .insert("cluster".into());
+            }
+            let want: BTreeMap<(String, u16), BTreeSet<String>> = expected
+                [&(name.as_str(), format!("terraform/aws/{site_name}").as_str())]
+                .iter()
+                .map(|(s, p, what, from)| {
+                    let from = if what == "cluster" {
+                        ["cluster".to_string()].into()
+                    } else {
+                        from.iter().cloned().collect()
+                    };
+                    ((s.clone(), *p), from)
+                })
+                .collect();
+            assert_eq!(got, want, "{name} {site_name}: planned ingress");
+            planned += 1;
+        }
+    }
+    assert!(planned >= 3, "planned {planned} AWS sites");
 }
