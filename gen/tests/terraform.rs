@@ -1333,3 +1333,34 @@ fn terraform_plan_of_every_aws_site_against_a_mock_opens_exactly_the_expected_po
     }
     assert!(planned >= 3, "planned {planned} AWS sites");
 }
+
+/// Each module's README lists every input and output it has, and nothing it lacks.
+#[test]
+fn module_readmes_list_every_input_and_output() {
+    for m in MODULES {
+        let readme = module_file(m, "README.md");
+        let listed = |section: &str| -> BTreeSet<String> {
+            let start = readme
+                .find(&format!("## {section}"))
+                .unwrap_or_else(|| panic!("{m}: README has no {section}"));
+            let rest = &readme[start..];
+            let end = rest[3..].find("\n## ").map_or(rest.len(), |e| e + 3);
+            rest[..end]
+                .lines()
+                .filter_map(|l| l.strip_prefix("| `"))
+                .filter_map(|l| l.split('`').next())
+                .map(String::from)
+                .collect()
+        };
+        assert_eq!(
+            listed("Inputs"),
+            declared(&module_file(m, "variables.tf"), "variable"),
+            "{m}: README inputs"
+        );
+        assert_eq!(
+            listed("Outputs"),
+            declared(&module_file(m, "outputs.tf"), "output"),
+            "{m}: README outputs"
+        );
+    }
+}
