@@ -10,12 +10,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Five distinct free ports: the listeners are held until all five are chosen, so
+/// the kernel cannot hand out one port twice.
+fn free_ports() -> [u16; 5] {
+    let listeners: Vec<std::net::TcpListener> = (0..5)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let ports: Vec<u16> = listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect();
+    [ports[0], ports[1], ports[2], ports[3], ports[4]]
 }
 
 /// canopy-server from this workspace's target directory, built if missing.
@@ -149,13 +154,7 @@ async fn drain(sub: &mut async_nats::Subscriber, quiet: Duration) -> Vec<async_n
 }
 
 fn scenario(hub_bin: &Path, leaf_bin: &Path, leaf_auth: &str) {
-    let ports = [
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-    ];
+    let ports = free_ports();
     let text = topology(leaf_auth, &ports);
     let loaded = canopy_gen::load_str("local.hcl", &text).unwrap_or_else(|r| panic!("{r}"));
     let tmp = tempfile::tempdir().unwrap();
@@ -308,13 +307,7 @@ fn official_leaf_attaches_to_canopy_hub_with_generated_password() {
 /// A leaf presenting a client certificate from another topology's CA is refused at
 /// the TLS handshake, and the hub lists no leaf.
 fn foreign_certificate_is_refused(hub_bin: &Path, leaf_bin: &Path) {
-    let ports = [
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-    ];
+    let ports = free_ports();
     let text = topology("mtls", &ports);
     let loaded = canopy_gen::load_str("local.hcl", &text).unwrap_or_else(|r| panic!("{r}"));
     let tmp = tempfile::tempdir().unwrap();
@@ -356,13 +349,7 @@ fn official_hub_refuses_a_leaf_certificate_from_another_ca_too() {
 /// would start it, and answers /healthz.
 #[test]
 fn the_deploy_payload_installs_a_server_that_answers_healthz() {
-    let ports = [
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-    ];
+    let ports = free_ports();
     let loaded = canopy_gen::load_str("local.hcl", &topology("mtls", &ports))
         .unwrap_or_else(|r| panic!("{r}"));
     let tmp = tempfile::tempdir().unwrap();
@@ -503,13 +490,7 @@ esac
 /// server as its systemd unit would: it answers /healthz. The user-data itself holds
 /// no secret, and the names of every cloud server land in /etc/hosts.
 fn cloud_init_boots_the_server(module: &str, image: &str, bin: &Path) {
-    let ports = [
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-    ];
+    let ports = free_ports();
     // The local hub + leaf, plus a cloud site whose server's fixed address every
     // payload's hosts file carries.
     let text = topology("mtls", &ports).replace(

@@ -714,6 +714,20 @@ fn expected_openings() -> BTreeMap<(&'static str, &'static str), BTreeSet<Rule>>
         let dir: &'static str = Box::leak(format!("terraform/{region}/{site}").into_boxed_str());
         expected.insert(("multi-region", dir), r);
     }
+    // cloud-ingress: the AWS hubs take the data center's leaf (over IPsec) and the
+    // shop's (its site's CIDR; through the external balancer, whose own security group
+    // admits leaf_public_cidrs).
+    let mut ingress = BTreeSet::new();
+    for i in 1..=3 {
+        ingress.extend(hub(
+            &format!("cloud-hub-{i}"),
+            "cloud-hub",
+            &["10.70.0.0/16"],
+            &["10.70.250.0/24"],
+            &["10.201.0.0/24", "192.168.16.0/20"],
+        ));
+    }
+    expected.insert(("cloud-ingress", "terraform/aws/aws"), ingress);
     // hybrid-cloud: each cloud site holds one leaf; nobody dials into the cloud.
     expected.insert(
         ("hybrid-cloud", "terraform/aws/aws"),
@@ -1225,6 +1239,12 @@ fn terraform_plan_of_every_aws_site_against_a_mock_opens_exactly_the_expected_po
             let main = std::fs::read_to_string(dir.join("main.tf")).unwrap();
             // Every peer value the README says to fill in after the peer's apply.
             let mut vars = vec![format!("server_binary={}", binary.display())];
+            if std::fs::read_to_string(dir.join("variables.tf"))
+                .unwrap()
+                .contains("variable \"leaf_public_cidrs\"")
+            {
+                vars.push("leaf_public_cidrs=[\"198.51.100.0/24\"]".into());
+            }
             for (var, value) in [
                 ("vpn_peer_ips", "\"203.0.113.10\""),
                 ("peer_vpc_ids", "\"vpc-0123456789abcdef0\""),

@@ -230,10 +230,22 @@ pub fn render_one(
                         })
                         .collect();
                     // A hub cluster behind a leaf load balancer is dialled there first
-                    // from other sites; its servers' own names stay as fallbacks.
+                    // from other sites: an internal one from anywhere, an external one
+                    // across links Terraform does not route (the internet). Its
+                    // servers' own names stay as fallbacks.
                     let hub = r.dials.first().and_then(|d| m.server(&d.server));
                     if let (Addressing::Direct, Some(h)) = (addressing, hub) {
-                        if h.leaf_lb.is_some() && h.site != s.site {
+                        let routed = r
+                            .link
+                            .as_ref()
+                            .and_then(|l| m.links.iter().find(|x| &x.name == l))
+                            .is_some_and(|l| super::terraform::joint(m, l).is_some());
+                        let via_lb = match h.leaf_lb.as_deref() {
+                            Some("internal") => true,
+                            Some(_) => !routed,
+                            None => false,
+                        };
+                        if via_lb && h.site != s.site {
                             urls.insert(
                                 0,
                                 format!(

@@ -1302,7 +1302,7 @@ fn cloud_readme(
                 "at fixed public addresses (outputs); point the name at them in your DNS".into()
             }
         };
-        let _ = writeln!(r, "- An {scheme} network load balancer `{}` for cluster `{}`'s leafnode port {}, {at} (TCP passthrough: TLS ends at the hubs, whose certificates carry the name; leaves on other sites dial it first).", lb_name(&s.cluster), s.cluster, s.leaf_port.unwrap_or(7422));
+        let _ = writeln!(r, "- An {scheme} network load balancer `{}` for cluster `{}`'s leafnode port {}, {at} (TCP passthrough: TLS ends at the hubs, whose certificates carry the name; leaves on other sites dial it first{}).", lb_name(&s.cluster), s.cluster, s.leaf_port.unwrap_or(7422), if scheme == "external" { ", unless a Terraform-built VPN or peering routes them to the hubs" } else { "" });
     }
     let _ = lb;
     for l in vpns {
