@@ -590,9 +590,12 @@ resource "aws_instance" "server" {
     http_tokens   = "required"
   }
 
+  # As the launch template has it (an instance's own root settings win over it).
   root_block_device {
-    encrypted  = true
-    kms_key_id = aws_kms_key.this.arn
+    volume_size = 20
+    volume_type = "gp3"
+    encrypted   = true
+    kms_key_id  = aws_kms_key.this.arn
   }
 
   tags = merge(local.tags, { Name = "${var.name}-${each.key}" })
