@@ -445,43 +445,29 @@ fn fileset(dir: &Path) -> Vec<String> {
     out
 }
 
-/// Stand-ins for the AWS and gcloud CLIs: they serve the bucket object and the
-/// secrets from local directories, as the real ones would to the instance's role.
-const FAKE_AWS: &str = r#"#!/bin/sh
-echo "aws $*" >>"$FAKE_LOG"
+/// A stand-in for the AWS and gcloud CLIs (it acts as the name it is called by): it
+/// serves the bucket object and the secrets from local directories, as the real ones
+/// would to the instance's role, and logs every call.
+const FAKE_CLI: &str = r#"#!/bin/sh
+cli="$(basename "$0")"
+echo "$cli $*" >>"$FAKE_LOG"
 last=""; id=""; src=""; prev=""
 for a in "$@"; do
-  [ "$prev" = "--secret-id" ] && id="$a"
-  case "$a" in s3://*) src="$a" ;; esac
+  case "$prev" in --secret-id|--secret) id="$a" ;; esac
+  case "$a" in s3://*|gs://*) src="$a" ;; esac
   prev="$a"; last="$a"
 done
-case "$1 $2" in
-  "s3 cp") [ "$src" = "s3://$FAKE_BUCKET/$FAKE_KEY" ] || { echo "no such object $src" >&2; exit 1; }
-           cp "$FAKE_BINARY" "$last" ;;
-  "secretsmanager get-secret-value")
-           f="$FAKE_STORE/$(echo "$id" | sed 's|/|__|g')"
-           [ -f "$f" ] || { echo "ResourceNotFoundException: $id" >&2; exit 254; }
-           cat "$f"; echo ;;  # --output text ends the value with a newline
-  *) echo "unexpected: aws $*" >&2; exit 2 ;;
-esac
-"#;
-
-const FAKE_GCLOUD: &str = r#"#!/bin/sh
-echo "gcloud $*" >>"$FAKE_LOG"
-last=""; id=""; src=""; prev=""
-for a in "$@"; do
-  [ "$prev" = "--secret" ] && id="$a"
-  case "$a" in gs://*) src="$a" ;; esac
-  prev="$a"; last="$a"
-done
-case "$1 $2" in
-  "storage cp") [ "$src" = "gs://$FAKE_BUCKET/$FAKE_KEY" ] || { echo "no such object $src" >&2; exit 1; }
-                cp "$FAKE_BINARY" "$last" ;;
-  "secrets versions")
-                f="$FAKE_STORE/$id"
-                [ -f "$f" ] || { echo "NOT_FOUND: $id" >&2; exit 1; }
-                cat "$f" ;;
-  *) echo "unexpected: gcloud $*" >&2; exit 2 ;;
+case "$cli $1 $2" in
+  "aws s3 cp"|"gcloud storage cp")
+    [ "$src" = "$FAKE_OBJECT" ] || { echo "no such object $src" >&2; exit 1; }
+    cp "$FAKE_BINARY" "$last" ;;
+  "aws secretsmanager get-secret-value"|"gcloud secrets versions")
+    f="$FAKE_STORE/$(echo "$id" | sed 's|/|__|g')"
+    [ -f "$f" ] || { echo "secret not found: $id" >&2; exit 1; }
+    cat "$f"
+    # aws --output text ends the value with a newline
+    if [ "$cli" = aws ]; then echo; fi ;;
+  *) echo "unexpected: $cli $*" >&2; exit 2 ;;
 esac
 "#;
 
@@ -551,12 +537,12 @@ fn cloud_init_boots_the_server(module: &str, image: &str, bin: &Path) {
 
     let fakes = tmp.path().join("bin");
     std::fs::create_dir_all(&fakes).unwrap();
-    let (cli, body) = if module == "aws" {
-        ("aws", FAKE_AWS)
+    let (cli, scheme) = if module == "aws" {
+        ("aws", "s3")
     } else {
-        ("gcloud", FAKE_GCLOUD)
+        ("gcloud", "gs")
     };
-    std::fs::write(fakes.join(cli), body).unwrap();
+    std::fs::write(fakes.join(cli), FAKE_CLI).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(fakes.join(cli), std::fs::Permissions::from_mode(0o755)).unwrap();
     let root = tmp.path().join("root");
@@ -574,8 +560,7 @@ fn cloud_init_boots_the_server(module: &str, image: &str, bin: &Path) {
         .env("WORK", &work)
         .env("FAKE_LOG", &log)
         .env("FAKE_STORE", &store)
-        .env("FAKE_BUCKET", "test-bucket")
-        .env("FAKE_KEY", &key)
+        .env("FAKE_OBJECT", format!("{scheme}://test-bucket/{key}"))
         .env("FAKE_BINARY", bin)
         .env("RETRIES", "2")
         .env("RETRY_DELAY", "0")

@@ -955,22 +955,122 @@ fn the_allowlist_gives_a_reason_for_every_skipped_check() {
     assert!(skipped <= 12, "the allowlist is meant to stay short");
 }
 
+/// Every example's bundle written under `root`: (name, model, bundle directory).
+fn generated(root: &Path) -> Vec<(String, canopy_gen::model::Model, PathBuf)> {
+    examples()
+        .into_iter()
+        .map(|ex| {
+            let name = ex.file_stem().unwrap().to_string_lossy().into_owned();
+            let l = canopy_gen::load(&ex).unwrap_or_else(|e| panic!("{e}"));
+            let out = root.join(&name);
+            canopy_gen::generate(&l.model, &out, &Default::default()).unwrap();
+            (name, l.model, out)
+        })
+        .collect()
+}
+
+/// Whether `program --version-ish` runs; if not, say loudly what goes untested.
+fn tool(program: &str, version_arg: &str, skipped: &str) -> bool {
+    let ok = std::process::Command::new(program)
+        .arg(version_arg)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("!!! SKIPPING {skipped}: {program} is not installed !!!");
+    }
+    ok
+}
+
+/// terraform with the pinned hashicorp/aws from a local filesystem mirror
+/// (CANOPY_TF_MIRROR, default /opt/tf-plugins): the real provider schema, offline.
+struct AwsTerraform {
+    _dir: tempfile::TempDir,
+    rc: PathBuf,
+}
+
+impl AwsTerraform {
+    /// None (after a loud skip naming `what`) without terraform or the mirrored provider.
+    fn find(what: &str) -> Option<AwsTerraform> {
+        if !tool("terraform", "version", what) {
+            return None;
+        }
+        let mirror = std::env::var("CANOPY_TF_MIRROR").unwrap_or_else(|_| "/opt/tf-plugins".into());
+        let version = pinned("aws", "aws");
+        let provider = Path::new(&mirror).join(format!(
+            "registry.terraform.io/hashicorp/aws/{version}/linux_amd64"
+        ));
+        if !provider.is_dir() {
+            eprintln!(
+                "!!! SKIPPING {what}: hashicorp/aws {version} is not in the mirror {mirror} !!!"
+            );
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let rc = dir.path().join("terraformrc");
+        std::fs::write(
+            &rc,
+            format!(
+                "provider_installation {{\n  filesystem_mirror {{\n    path    = \"{mirror}\"\n    include = [\"registry.terraform.io/hashicorp/aws\"]\n  }}\n}}\n"
+            ),
+        )
+        .unwrap();
+        Some(AwsTerraform { _dir: dir, rc })
+    }
+
+    /// Run terraform in `dir`; it must succeed. Its stdout.
+    fn run(&self, dir: &Path, args: &[String]) -> Vec<u8> {
+        let run = std::process::Command::new("terraform")
+            .args(args)
+            .current_dir(dir)
+            .env("TF_CLI_CONFIG_FILE", &self.rc)
+            .env("TF_IN_AUTOMATION", "1")
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{}: terraform {}:\n{}{}",
+            dir.display(),
+            args.join(" "),
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr)
+        );
+        run.stdout
+    }
+
+    fn init(&self, dir: &Path) {
+        self.run(
+            dir,
+            &args(&["init", "-backend=false", "-input=false", "-no-color"]),
+        );
+    }
+}
+
+fn args(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
+}
+
+/// The AWS root modules of a bundle.
+fn aws_sites(bundle: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(bundle.join("terraform/aws"))
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
 #[test]
 fn checkov_passes_on_every_bundle() {
-    let found = std::process::Command::new("checkov")
-        .arg("--version")
-        .output();
-    if !found.is_ok_and(|o| o.status.success()) {
-        eprintln!("!!! SKIPPING: checkov is not installed (pip install checkov; .ci/run does) !!!");
+    if !tool(
+        "checkov",
+        "--version",
+        "checkov (pip install checkov; .ci/run does)",
+    ) {
         return;
     }
     let allow = modules_dir().join("../checkov.yaml");
     let mut checked = 0;
-    for ex in examples() {
-        let l = canopy_gen::load(&ex).unwrap_or_else(|e| panic!("{e}"));
-        let tmp = tempfile::tempdir().unwrap();
-        let out = tmp.path().join("bundle");
-        canopy_gen::generate(&l.model, &out, &Default::default()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, model, out) in generated(tmp.path()) {
         if !out.join("terraform").exists() {
             continue;
         }
@@ -991,8 +1091,7 @@ fn checkov_passes_on_every_bundle() {
         let stdout = String::from_utf8_lossy(&run.stdout);
         assert!(
             run.status.success(),
-            "{}: checkov failed:\n{stdout}{}",
-            ex.display(),
+            "{name}: checkov failed:\n{stdout}{}",
             String::from_utf8_lossy(&run.stderr)
         );
         // It looked at something: cloud bundles have hundreds of passing checks.
@@ -1002,12 +1101,8 @@ fn checkov_passes_on_every_bundle() {
             .and_then(|l| l.split(',').next())
             .and_then(|n| n.trim().parse().ok())
             .unwrap_or(0);
-        if l.model.sites.iter().any(|s| s.is_cloud()) {
-            assert!(
-                passed > 100,
-                "{}: checkov passed only {passed}",
-                ex.display()
-            );
+        if model.sites.iter().any(|s| s.is_cloud()) {
+            assert!(passed > 100, "{name}: checkov passed only {passed}");
         }
         checked += 1;
     }
@@ -1015,21 +1110,18 @@ fn checkov_passes_on_every_bundle() {
 }
 
 /// Where a terraform binary exists, `terraform fmt -check` has the last word on every
-/// bundle's layout (none can be installed here; the checker above stands in).
+/// bundle's layout (without one, the layout checker above stands in).
 #[test]
 fn terraform_fmt_accepts_every_bundle_where_terraform_exists() {
-    let found = std::process::Command::new("terraform")
-        .arg("version")
-        .output();
-    if !found.is_ok_and(|o| o.status.success()) {
-        eprintln!("!!! SKIPPING terraform fmt -check: no terraform binary on PATH (the layout checker ran instead) !!!");
+    if !tool(
+        "terraform",
+        "version",
+        "terraform fmt -check (the layout checker ran instead)",
+    ) {
         return;
     }
-    for ex in examples() {
-        let l = canopy_gen::load(&ex).unwrap_or_else(|e| panic!("{e}"));
-        let tmp = tempfile::tempdir().unwrap();
-        let out = tmp.path().join("bundle");
-        canopy_gen::generate(&l.model, &out, &Default::default()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, _, out) in generated(tmp.path()) {
         if !out.join("terraform").exists() {
             continue;
         }
@@ -1040,8 +1132,7 @@ fn terraform_fmt_accepts_every_bundle_where_terraform_exists() {
             .unwrap();
         assert!(
             run.status.success(),
-            "{}: terraform fmt would change:\n{}",
-            ex.display(),
+            "{name}: terraform fmt would change:\n{}",
             String::from_utf8_lossy(&run.stdout)
         );
     }
@@ -1062,63 +1153,15 @@ fn pinned(module: &str, provider: &str) -> String {
 /// terraform binary and the pinned hashicorp/aws in the mirror; skips loudly without.
 #[test]
 fn terraform_validate_accepts_every_aws_root_module_where_the_provider_is_mirrored() {
-    let found = std::process::Command::new("terraform")
-        .arg("version")
-        .output();
-    if !found.is_ok_and(|o| o.status.success()) {
-        eprintln!("!!! SKIPPING terraform validate: no terraform binary on PATH !!!");
+    let Some(tf) = AwsTerraform::find("terraform validate") else {
         return;
-    }
-    let mirror = std::env::var("CANOPY_TF_MIRROR").unwrap_or_else(|_| "/opt/tf-plugins".into());
-    let version = pinned("aws", "aws");
-    let provider = Path::new(&mirror).join(format!(
-        "registry.terraform.io/hashicorp/aws/{version}/linux_amd64"
-    ));
-    if !provider.is_dir() {
-        eprintln!(
-            "!!! SKIPPING terraform validate: hashicorp/aws {version} is not in the mirror {mirror} !!!"
-        );
-        return;
-    }
+    };
     let tmp = tempfile::tempdir().unwrap();
-    let rc = tmp.path().join("terraformrc");
-    std::fs::write(
-        &rc,
-        format!(
-            "provider_installation {{\n  filesystem_mirror {{\n    path    = \"{mirror}\"\n    include = [\"registry.terraform.io/hashicorp/aws\"]\n  }}\n}}\n"
-        ),
-    )
-    .unwrap();
     let mut validated = 0;
-    for ex in examples() {
-        let l = canopy_gen::load(&ex).unwrap_or_else(|e| panic!("{e}"));
-        let out = tmp.path().join(ex.file_stem().unwrap());
-        canopy_gen::generate(&l.model, &out, &Default::default()).unwrap();
-        let Ok(sites) = std::fs::read_dir(out.join("terraform/aws")) else {
-            continue;
-        };
-        for site in sites {
-            let dir = site.unwrap().path();
-            for args in [
-                &["init", "-backend=false", "-input=false", "-no-color"][..],
-                &["validate", "-no-color"][..],
-            ] {
-                let run = std::process::Command::new("terraform")
-                    .args(args)
-                    .current_dir(&dir)
-                    .env("TF_CLI_CONFIG_FILE", &rc)
-                    .env("TF_IN_AUTOMATION", "1")
-                    .output()
-                    .unwrap();
-                assert!(
-                    run.status.success(),
-                    "{}: terraform {}:\n{}{}",
-                    dir.display(),
-                    args[0],
-                    String::from_utf8_lossy(&run.stdout),
-                    String::from_utf8_lossy(&run.stderr)
-                );
-            }
+    for (_, _, out) in generated(tmp.path()) {
+        for dir in aws_sites(&out) {
+            tf.init(&dir);
+            tf.run(&dir, &args(&["validate", "-no-color"]));
             validated += 1;
         }
     }
@@ -1191,49 +1234,20 @@ impl Drop for Moto {
 /// exactly the openings each topology needs.
 #[test]
 fn terraform_plan_of_every_aws_site_against_a_mock_opens_exactly_the_expected_ports() {
-    let found = std::process::Command::new("terraform")
-        .arg("version")
-        .output();
-    if !found.is_ok_and(|o| o.status.success()) {
-        eprintln!("!!! SKIPPING terraform plan: no terraform binary on PATH !!!");
+    let Some(tf) = AwsTerraform::find("terraform plan") else {
         return;
-    }
-    let mirror = std::env::var("CANOPY_TF_MIRROR").unwrap_or_else(|_| "/opt/tf-plugins".into());
-    let version = pinned("aws", "aws");
-    if !Path::new(&mirror)
-        .join(format!("registry.terraform.io/hashicorp/aws/{version}"))
-        .is_dir()
-    {
-        eprintln!("!!! SKIPPING terraform plan: hashicorp/aws {version} is not in the mirror {mirror} !!!");
-        return;
-    }
+    };
     let Some(moto) = Moto::start() else {
         eprintln!("!!! SKIPPING terraform plan: moto_server is not installed (pip install 'moto[server]'; .ci/run does) !!!");
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let rc = tmp.path().join("terraformrc");
-    std::fs::write(
-        &rc,
-        format!(
-            "provider_installation {{\n  filesystem_mirror {{\n    path    = \"{mirror}\"\n    include = [\"registry.terraform.io/hashicorp/aws\"]\n  }}\n}}\n"
-        ),
-    )
-    .unwrap();
     let binary = tmp.path().join("server-binary");
     std::fs::write(&binary, b"a stand-in binary").unwrap();
     let expected = expected_openings();
     let mut planned = 0;
-    for ex in examples() {
-        let name = ex.file_stem().unwrap().to_string_lossy().into_owned();
-        let l = canopy_gen::load(&ex).unwrap_or_else(|e| panic!("{e}"));
-        let out = tmp.path().join(&name);
-        canopy_gen::generate(&l.model, &out, &Default::default()).unwrap();
-        let Ok(sites) = std::fs::read_dir(out.join("terraform/aws")) else {
-            continue;
-        };
-        for site in sites {
-            let dir = site.unwrap().path();
+    for (name, model, out) in generated(tmp.path()) {
+        for dir in aws_sites(&out) {
             let site_name = dir.file_name().unwrap().to_string_lossy().into_owned();
             std::fs::write(dir.join("moto_override.tf"), moto.provider_override()).unwrap();
             let main = std::fs::read_to_string(dir.join("main.tf")).unwrap();
@@ -1262,27 +1276,7 @@ fn terraform_plan_of_every_aws_site_against_a_mock_opens_exactly_the_expected_po
                     vars.push(format!("{var}={{ {} }}", links.join(", ")));
                 }
             }
-            let tf = |args: Vec<String>| {
-                let run = std::process::Command::new("terraform")
-                    .args(&args)
-                    .current_dir(&dir)
-                    .env("TF_CLI_CONFIG_FILE", &rc)
-                    .env("TF_IN_AUTOMATION", "1")
-                    .output()
-                    .unwrap();
-                assert!(
-                    run.status.success(),
-                    "{}: terraform {}:\n{}{}",
-                    dir.display(),
-                    args.join(" "),
-                    String::from_utf8_lossy(&run.stdout),
-                    String::from_utf8_lossy(&run.stderr)
-                );
-                run.stdout
-            };
-            tf(["init", "-backend=false", "-input=false", "-no-color"]
-                .map(String::from)
-                .to_vec());
+            tf.init(&dir);
             let mut plan = vec![
                 "plan".to_string(),
                 "-input=false".into(),
@@ -1293,8 +1287,8 @@ fn terraform_plan_of_every_aws_site_against_a_mock_opens_exactly_the_expected_po
                 plan.push("-var".into());
                 plan.push(v.clone());
             }
-            tf(plan);
-            let json = tf(["show", "-json", "plan.bin"].map(String::from).to_vec());
+            tf.run(&dir, &plan);
+            let json = tf.run(&dir, &args(&["show", "-json", "plan.bin"]));
             let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
             let changes = json["resource_changes"].as_array().unwrap();
             let of_type = |ty: &str, name: &str| -> Vec<&serde_json::Value> {
@@ -1304,8 +1298,7 @@ fn terraform_plan_of_every_aws_site_against_a_mock_opens_exactly_the_expected_po
                     .collect()
             };
             // One instance per server, a volume per JetStream server.
-            let servers: Vec<_> = l
-                .model
+            let servers: Vec<_> = model
                 .servers
                 .iter()
                 .filter(|s| s.site == site_name)
@@ -1383,4 +1376,60 @@ fn module_readmes_list_every_input_and_output() {
             "{m}: README outputs"
         );
     }
+}
+
+/// Two hub clusters on one site, one behind an internal and one behind an external
+/// balancer: both are built, and the external one's public sources are asked for.
+#[test]
+fn a_site_with_internal_and_external_leaf_balancers_renders_both() {
+    let text = r#"
+name = "two"
+site "c" {
+  provider = "aws"
+  region   = "eu-west-1"
+  cidr     = "10.8.0.0/16"
+}
+account "APP" {
+  user "app" {}
+}
+hub "inner" {
+  site    = "c"
+  leaf_lb = "internal"
+}
+hub "outer" {
+  site      = "c"
+  leaf_lb   = "external"
+  leaf_port = 7423
+}
+"#;
+    let l = canopy_gen::load_str("two.hcl", text).unwrap_or_else(|r| panic!("{r}"));
+    let b = canopy_gen::build_bundle(&l.model, &Default::default(), &Default::default()).unwrap();
+    let file = |f: &str| {
+        String::from_utf8(
+            b.files[Path::new(&format!("terraform/aws/c/{f}"))]
+                .0
+                .clone(),
+        )
+        .unwrap()
+    };
+    let main = file("main.tf");
+    assert!(
+        main.contains("\"inner\" = { scheme = \"internal\", port = 7422, private_ips = [\"10.8.0.5\", \"10.8.32.5\"] }"),
+        "{main}"
+    );
+    assert!(
+        main.contains("\"outer\" = { scheme = \"external\", port = 7423, private_ips = [] }"),
+        "{main}"
+    );
+    let words = main.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        words.contains("leaf_public_cidrs = var.leaf_public_cidrs"),
+        "{main}"
+    );
+    assert!(file("variables.tf").contains("variable \"leaf_public_cidrs\""));
+    let readme = file("README.md");
+    assert!(
+        readme.contains("`inner-lb`") && readme.contains("`outer-lb`"),
+        "{readme}"
+    );
 }

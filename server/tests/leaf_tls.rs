@@ -7,24 +7,27 @@ use std::time::Duration;
 use support::pki::Pki;
 use support::{Impl, Server};
 
-fn hub(kind: Impl, pki: &Pki, leaf_port: u16) -> Server {
+/// A hub whose leafnode port verifies client certificates; `tls` adds options.
+fn hub(kind: Impl, pki: &Pki, leaf_port: u16, tls: &str) -> Server {
     Server::start(
         kind,
         &format!(
             "accounts {{ APP: {{ users: [ {{user: app, password: app}} ] }} }}\nleafnodes {{ listen: \"127.0.0.1:{leaf_port}\"\n{}\n authorization {{ users: [ {{user: leaf, password: s3cret, account: APP}} ] }} }}",
-            pki.tls_block("verify: true")
+            pki.tls_block(&format!("verify: true{tls}"))
         ),
     )
 }
 
-fn leaf(kind: Impl, pki: &Pki, leaf_port: u16) -> Server {
+/// A leaf dialling `host:leaf_port` with the client certificate of `cert`, trusting
+/// the CA of `ca`; `tls` adds options to the remote's tls block.
+fn leaf(kind: Impl, host: &str, leaf_port: u16, cert: &Pki, ca: &Pki, tls: &str) -> Server {
     Server::start(
         kind,
         &format!(
-            "server_name: tls-edge\nleafnodes {{ reconnect: \"250ms\", remotes: [ {{ url: \"nats-leaf://leaf:s3cret@127.0.0.1:{leaf_port}\"\n tls {{ cert_file: \"{}\", key_file: \"{}\", ca_file: \"{}\" }} }} ] }}",
-            pki.path("client.pem").display(),
-            pki.path("client-key.pem").display(),
-            pki.path("ca.pem").display()
+            "server_name: tls-edge\nleafnodes {{ reconnect: \"250ms\", remotes: [ {{ url: \"nats-leaf://leaf:s3cret@{host}:{leaf_port}\"\n tls {{ cert_file: \"{}\", key_file: \"{}\", ca_file: \"{}\"{tls} }} }} ] }}",
+            cert.path("client.pem").display(),
+            cert.path("client-key.pem").display(),
+            ca.path("ca.pem").display()
         ),
     )
 }
@@ -57,8 +60,8 @@ fn leaf_links_run_over_mutual_tls_in_both_directions() {
     let pki = Pki::new();
     for (hub_kind, leaf_kind) in pairs() {
         let lp = support::free_port();
-        let h = hub(hub_kind, &pki, lp);
-        let l = leaf(leaf_kind, &pki, lp);
+        let h = hub(hub_kind, &pki, lp, "");
+        let l = leaf(leaf_kind, "127.0.0.1", lp, &pki, &pki, "");
         let mut sub = login(&h, Some("app"));
         sub.send(b"SUB up.> 1\r\n");
         sub.sync();
@@ -78,17 +81,9 @@ fn a_leaf_with_a_certificate_from_another_ca_is_refused() {
     let stranger = Pki::new();
     for (hub_kind, leaf_kind) in pairs() {
         let lp = support::free_port();
-        let h = hub(hub_kind, &pki, lp);
+        let h = hub(hub_kind, &pki, lp, "");
         // The leaf trusts the hub's CA but presents a certificate the hub's CA never signed.
-        let l = Server::start(
-            leaf_kind,
-            &format!(
-                "leafnodes {{ reconnect: \"250ms\", remotes: [ {{ url: \"nats-leaf://leaf:s3cret@127.0.0.1:{lp}\"\n tls {{ cert_file: \"{}\", key_file: \"{}\", ca_file: \"{}\" }} }} ] }}",
-                stranger.path("client.pem").display(),
-                stranger.path("client-key.pem").display(),
-                pki.path("ca.pem").display()
-            ),
-        );
+        let l = leaf(leaf_kind, "127.0.0.1", lp, &stranger, &pki, "");
         let mut sub = login(&h, Some("app"));
         sub.send(b"SUB > 1\r\n");
         sub.sync();
@@ -112,21 +107,14 @@ fn leaf_links_with_handshake_first_come_up_in_both_directions() {
     for (hub_kind, leaf_kind) in pairs() {
         let pki = Pki::new();
         let lp = support::free_port();
-        let h = Server::start(
-            hub_kind,
-            &format!(
-                "accounts {{ APP: {{ users: [ {{user: app, password: app}} ] }} }}\nleafnodes {{ listen: \"127.0.0.1:{lp}\"\n{}\n authorization {{ users: [ {{user: leaf, password: s3cret, account: APP}} ] }} }}",
-                pki.tls_block("verify: true\n handshake_first: true")
-            ),
-        );
-        let l = Server::start(
+        let h = hub(hub_kind, &pki, lp, "\n handshake_first: true");
+        let l = leaf(
             leaf_kind,
-            &format!(
-                "leafnodes {{ reconnect: \"250ms\", remotes: [ {{ url: \"nats-leaf://leaf:s3cret@localhost:{lp}\"\n tls {{ cert_file: \"{}\", key_file: \"{}\", ca_file: \"{}\", handshake_first: true }} }} ] }}",
-                pki.path("client.pem").display(),
-                pki.path("client-key.pem").display(),
-                pki.path("ca.pem").display()
-            ),
+            "localhost",
+            lp,
+            &pki,
+            &pki,
+            ", handshake_first: true",
         );
         let mut sub = login(&h, Some("app"));
         sub.send(b"SUB up.> 1\r\n");

@@ -33,6 +33,14 @@ pub fn password_path(name: &str) -> String {
 
 const HASHES: &str = "secrets/bcrypt-hashes.json";
 
+/// A secret an earlier run wrote, if it is there and not blank.
+fn kept(existing: &Existing, path: &str) -> Option<String> {
+    existing
+        .text(path)
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+}
+
 /// A 32-character alphanumeric password (190 bits), safe in URLs and configs.
 fn random_password() -> String {
     Alphanumeric.sample_string(&mut rand::rng(), 32)
@@ -66,11 +74,7 @@ pub fn render(names: &[String], existing: &Existing, bundle: &mut Bundle) -> Sec
     let mut out = Secrets::default();
     let mut todo: Vec<(String, String)> = Vec::new();
     for name in names {
-        let password = existing
-            .text(&password_path(name))
-            .map(|p| p.trim().to_string())
-            .filter(|p| !p.is_empty())
-            .unwrap_or_else(random_password);
+        let password = kept(existing, &password_path(name)).unwrap_or_else(random_password);
         match cached.get(name) {
             Some(h) if cached_hash_fits(name, &password, h) => {
                 out.by_name.insert(
@@ -133,15 +137,11 @@ fn cached_hash_fits(name: &str, password: &str, cached: &str) -> bool {
 pub fn vpn_keys(links: &[String], existing: &Existing, bundle: &mut Bundle) {
     for link in links {
         let path = super::terraform::psk_path(link);
-        let key = existing
-            .text(&path)
-            .map(|p| p.trim().to_string())
-            .filter(|p| p.len() >= 8)
+        let key = kept(existing, &path)
+            .filter(|k| k.len() >= 8)
             .unwrap_or_else(|| {
                 let mut rng = rand::rng();
-                let first = rand::distr::Uniform::new_inclusive(b'a', b'z')
-                    .map(|d| rand::Rng::sample(&mut rng, d) as char)
-                    .unwrap_or('k');
+                let first = rand::Rng::random_range(&mut rng, b'a'..=b'z') as char;
                 format!("{first}{}", Alphanumeric.sample_string(&mut rng, 31))
             });
         bundle.add(path, format!("{key}\n"), PRIVATE);

@@ -123,6 +123,34 @@ pub fn lb_name(cluster: &str) -> String {
     format!("{cluster}-lb")
 }
 
+/// A hub cluster's leaf load balancer on its site.
+pub struct LeafLb {
+    pub cluster: String,
+    /// "internal" or "external".
+    pub scheme: String,
+    pub port: u16,
+    /// Planned private addresses (internal ones only).
+    pub ips: Vec<Ipv4Addr>,
+}
+
+/// The leaf load balancers of a site, one per hub cluster that asks for one.
+pub fn leaf_lbs(m: &Model, site: &Site) -> Vec<LeafLb> {
+    let planned = lb_ips(m);
+    m.clusters
+        .iter()
+        .filter(|c| c.site == site.name)
+        .filter_map(|c| {
+            let s = m.server(c.servers.first()?)?;
+            Some(LeafLb {
+                cluster: c.name.clone(),
+                scheme: s.leaf_lb.clone()?,
+                port: s.leaf_port?,
+                ips: planned.get(&c.name).cloned().unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
 /// The fixed private addresses of each internal leaf load balancer, by cluster: host
 /// .5 of each zone's private subnet (AWS, one per zone) or of the subnetwork (GCP).
 /// External balancers get public addresses from the cloud, so none are planned.
@@ -202,6 +230,15 @@ pub fn inside_cidrs(index: usize) -> [ipnet::Ipv4Net; 2] {
     [0, 4].map(|o| ipnet::Ipv4Net::new(Ipv4Addr::from(base + o), 30).expect("a /30"))
 }
 
+/// A link's inside /30s for a README: `a`, `b`.
+fn inside_prose(index: usize) -> String {
+    inside_cidrs(index)
+        .iter()
+        .map(|c| format!("`{c}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// This end's host number in each inside /30: AWS always takes .1, so its peer .2;
 /// between GCP and on-prem, GCP takes .1.
 fn local_host(me: Provider, peer: Provider) -> u8 {
@@ -278,11 +315,13 @@ fn qs(s: &str) -> V {
     V::Expr(q(s))
 }
 
+/// `[a, b]` from already-written items.
+fn hcl_list<I: IntoIterator<Item = String>>(items: I) -> String {
+    format!("[{}]", items.into_iter().collect::<Vec<_>>().join(", "))
+}
+
 fn list<I: IntoIterator<Item = String>>(items: I) -> V {
-    V::Expr(format!(
-        "[{}]",
-        items.into_iter().collect::<Vec<_>>().join(", ")
-    ))
+    V::Expr(hcl_list(items))
 }
 
 #[derive(Default)]
@@ -482,7 +521,7 @@ pub fn openings(m: &Model, site: &Site) -> Vec<Opening> {
 
 pub fn render(m: &Model, bundle: &mut Bundle) -> Result<()> {
     let ips = private_ips(m);
-    let mut used: BTreeSet<&str> = BTreeSet::new();
+    let mut used: BTreeMap<&str, &[(&str, &str)]> = BTreeMap::new();
     for site in &m.sites {
         let Some((module, files)) = module_of(site.provider) else {
             continue;
@@ -498,9 +537,7 @@ pub fn render(m: &Model, bundle: &mut Bundle) -> Result<()> {
         if servers.is_empty() && (links.is_empty() || !site.is_cloud()) {
             continue;
         }
-        if site.is_cloud() || !servers.is_empty() {
-            used.insert(module);
-        }
+        used.insert(module, files);
         let d = site_dir(site);
         let versions = files
             .iter()
@@ -518,12 +555,7 @@ pub fn render(m: &Model, bundle: &mut Bundle) -> Result<()> {
         bundle.add(format!("{d}/backend.tf"), backend(m, site), PUBLIC);
         bundle.add(format!("{d}/README.md"), r.readme, PUBLIC);
     }
-    for module in used {
-        let files = match module {
-            "aws" => MODULE_AWS,
-            "gcp" => MODULE_GCP,
-            _ => MODULE_ONPREM,
-        };
+    for (module, files) in used {
         for (name, body) in files {
             bundle.add(format!("terraform/modules/{module}/{name}"), *body, PUBLIC);
         }
@@ -618,7 +650,8 @@ fn cloud_root(
     let cidr = site.cidr.map(|c| c.to_string()).unwrap_or_default();
     let vpns: Vec<&End> = links.iter().filter(|l| l.joint == Joint::Vpn).collect();
     let peerings: Vec<&End> = links.iter().filter(|l| l.joint != Joint::Vpn).collect();
-    let lb = servers.iter().find_map(|s| s.leaf_lb.clone());
+    let lbs = leaf_lbs(m, site);
+    let external_lb = lbs.iter().any(|lb| lb.scheme == "external");
     let size_var = if aws { "instance_type" } else { "machine_type" };
 
     // main.tf
@@ -695,36 +728,27 @@ fn cloud_root(
         ),
         a("extra_hosts", e("var.extra_hosts")),
     ]);
-    if lb.as_deref() == Some("external") {
+    if external_lb {
         attrs.push(a("leaf_public_cidrs", e("var.leaf_public_cidrs")));
     }
     h.attrs(attrs);
-    let planned = lb_ips(m);
-    let lbs: Vec<(String, V)> = m
-        .clusters
+    let lb_attrs: Vec<(String, V)> = lbs
         .iter()
-        .filter(|c| c.site == site.name)
-        .filter_map(|c| {
-            let s = servers.iter().find(|s| s.cluster == c.name)?;
-            let scheme = s.leaf_lb.as_deref()?;
-            let ips = planned.get(&c.name).cloned().unwrap_or_default();
-            Some(a(
-                &q(&c.name),
+        .map(|lb| {
+            a(
+                &q(&lb.cluster),
                 e(format!(
                     "{{ scheme = {}, port = {}, private_ips = {} }}",
-                    q(scheme),
-                    s.leaf_port.unwrap_or(7422),
-                    match list(ips.iter().map(|i| q(&i.to_string()))) {
-                        V::Expr(x) => x,
-                        V::Obj(_) => String::new(),
-                    }
+                    q(&lb.scheme),
+                    lb.port,
+                    hcl_list(lb.ips.iter().map(|i| q(&i.to_string())))
                 )),
-            ))
+            )
         })
         .collect();
-    if !lbs.is_empty() {
+    if !lb_attrs.is_empty() {
         h.line("");
-        h.attrs(vec![a("leaf_lbs", V::Obj(lbs))]);
+        h.attrs(vec![a("leaf_lbs", V::Obj(lb_attrs))]);
     }
     h.line("");
     let mut srv = Vec::new();
@@ -951,7 +975,7 @@ fn cloud_root(
         Some("{}"),
         None,
     );
-    if lb.as_deref() == Some("external") {
+    if external_lb {
         var(
             &mut vars,
             "leaf_public_cidrs",
@@ -1082,7 +1106,7 @@ fn cloud_root(
             e("module.site.network"),
         );
     }
-    if lb.is_some() {
+    if !lbs.is_empty() {
         if aws {
             out(
                 &mut outs,
@@ -1165,7 +1189,7 @@ fn cloud_root(
         }
         let _ = writeln!(t, "}}");
     }
-    if lb.as_deref() == Some("external") {
+    if external_lb {
         let _ = writeln!(t, "\nleaf_public_cidrs = [\"198.51.100.0/24\"]");
     }
     if !vpns.is_empty() {
@@ -1193,7 +1217,7 @@ fn cloud_root(
     }
 
     // README.md
-    let readme = cloud_readme(m, site, servers, &vpns, &peerings, lb.as_deref());
+    let readme = cloud_readme(m, site, servers, &vpns, &peerings, &lbs);
     Root {
         main,
         variables: vars,
@@ -1209,7 +1233,7 @@ fn cloud_readme(
     servers: &[&Server],
     vpns: &[&End],
     peerings: &[&End],
-    lb: Option<&str>,
+    lbs: &[LeafLb],
 ) -> String {
     let aws = site.provider == Provider::Aws;
     let mut r = String::new();
@@ -1279,32 +1303,22 @@ fn cloud_readme(
         "  Out: HTTPS to the provider's APIs, and each upstream hub's leafnode port."
     );
     let _ = writeln!(r, "- {} holding each server's payload (`deploy/<server>/`: config, certificates, key, unit, install.sh), readable only by that server's {}; the server binary in a private bucket. User-data names these; it holds no secret.", if aws { "Secrets Manager secrets (KMS-encrypted)" } else { "Secret Manager secrets" }, if aws { "instance role" } else { "service account" });
-    let planned = lb_ips(m);
-    for s in servers.iter().filter(|s| s.leaf_lb.is_some()) {
-        if servers
-            .iter()
-            .find(|x| x.cluster == s.cluster)
-            .map(|x| &x.name)
-            != Some(&s.name)
-        {
-            continue;
-        }
-        let scheme = s.leaf_lb.as_deref().unwrap_or_default();
-        let at = match planned.get(&s.cluster) {
-            Some(ips) => format!(
+    for lb in lbs {
+        let at = if lb.ips.is_empty() {
+            "at fixed public addresses (outputs); point the name at them in your DNS".to_string()
+        } else {
+            format!(
                 "at {}",
-                ips.iter()
+                lb.ips
+                    .iter()
                     .map(|i| i.to_string())
                     .collect::<Vec<_>>()
                     .join(", ")
-            ),
-            None => {
-                "at fixed public addresses (outputs); point the name at them in your DNS".into()
-            }
+            )
         };
-        let _ = writeln!(r, "- An {scheme} network load balancer `{}` for cluster `{}`'s leafnode port {}, {at} (TCP passthrough: TLS ends at the hubs, whose certificates carry the name; leaves on other sites dial it first{}).", lb_name(&s.cluster), s.cluster, s.leaf_port.unwrap_or(7422), if scheme == "external" { ", unless a Terraform-built VPN or peering routes them to the hubs" } else { "" });
+        let external = lb.scheme == "external";
+        let _ = writeln!(r, "- An {} network load balancer `{}` for cluster `{}`'s leafnode port {}, {at} (TCP passthrough: TLS ends at the hubs, whose certificates carry the name; leaves on other sites dial it first{}).", lb.scheme, lb_name(&lb.cluster), lb.cluster, lb.port, if external { ", unless a Terraform-built VPN or peering routes them to the hubs" } else { "" });
     }
-    let _ = lb;
     for l in vpns {
         let _ = writeln!(
             r,
@@ -1319,11 +1333,7 @@ fn cloud_readme(
             },
             site.asn,
             l.peer.asn,
-            inside_cidrs(l.index)
-                .iter()
-                .map(|c| format!("`{c}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            inside_prose(l.index)
         );
     }
     for l in peerings {
@@ -1354,7 +1364,7 @@ fn cloud_readme(
                 let _ = writeln!(r, "\nLink `{}` (VPN to AWS):\n1. Apply this site; its `vpn_gateway_addresses[0]` goes to `{peer_dir}` as `vpn_peer_ips[\"{}\"]`.\n2. Apply `{peer_dir}`; its `vpn_tunnel_addresses[\"{}\"]` (two addresses) go here as `vpn_peer_ips`.\n3. Apply this site again: the tunnels come up and BGP exchanges routes.", l.link.name, l.link.name, l.link.name);
             }
             (_, _) => {
-                let _ = writeln!(r, "\nLink `{}` (VPN to the {} router of `{}`):\n1. Set `vpn_peer_ips[\"{}\"]` to the router's public address and apply.\n2. Configure the router from this site's outputs ({}): IKEv2, AES-256, SHA2-256, DH group 14, pre-shared key in `{psk}`, BGP ASN {} (this site {}), its inside addresses the .{} of each /30: {}; announce `{}`.", l.link.name, l.peer.provider.as_str(), l.peer.name, l.link.name, if aws { "`vpn_tunnel_addresses`" } else { "`vpn_gateway_addresses`" }, l.peer.asn, site.asn, 3 - local_host(site.provider, l.peer.provider), inside_cidrs(l.index).iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "), l.peer.cidr.map(|c| c.to_string()).unwrap_or_default());
+                let _ = writeln!(r, "\nLink `{}` (VPN to the {} router of `{}`):\n1. Set `vpn_peer_ips[\"{}\"]` to the router's public address and apply.\n2. Configure the router from this site's outputs ({}): IKEv2, AES-256, SHA2-256, DH group 14, pre-shared key in `{psk}`, BGP ASN {} (this site {}), its inside addresses the .{} of each /30: {}; announce `{}`.", l.link.name, l.peer.provider.as_str(), l.peer.name, l.link.name, if aws { "`vpn_tunnel_addresses`" } else { "`vpn_gateway_addresses`" }, l.peer.asn, site.asn, 3 - local_host(site.provider, l.peer.provider), inside_prose(l.index), l.peer.cidr.map(|c| c.to_string()).unwrap_or_default());
             }
         }
     }
@@ -1570,11 +1580,7 @@ fn onprem_root(m: &Model, site: &Site, servers: &[&Server], links: &[End]) -> Ro
             "- BGP: this site ASN {}, peer ASN {}; inside /30s {}, this end .{mine} of each;",
             site.asn,
             l.peer.asn,
-            inside_cidrs(l.index)
-                .iter()
-                .map(|c| format!("`{c}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            inside_prose(l.index)
         );
         let _ = writeln!(
             r,
