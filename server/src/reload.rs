@@ -80,6 +80,10 @@ pub fn reload(shared: &Shared) -> anyhow::Result<()> {
         Auth::new(&new, &accounts)
     };
     shared.replace_security(auth, tls);
+    shared.no_fast_producer_stall.store(
+        new.no_fast_producer_stall,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     // Wake every reader so it re-checks its binding now, not at its next message.
     let conns: Vec<_> = shared.conns.lock().values().cloned().collect();
     for c in conns {

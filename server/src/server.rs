@@ -57,6 +57,9 @@ pub struct Shared {
     pub system_account: Option<String>,
     /// Routes to the other servers of the cluster.
     pub cluster: crate::route::Cluster,
+    /// `no_fast_producer_stall` (reloadable): drop messages to a consumer that is
+    /// behind instead of holding its producer back.
+    pub no_fast_producer_stall: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -272,6 +275,7 @@ fn build_shared(
         ping_max: options.ping_max.max(0) as u32,
         write_deadline: options.write_deadline.max(Duration::from_millis(1)),
     };
+    let no_fast_producer_stall = options.no_fast_producer_stall;
     Ok(Arc::new(Shared {
         tls: RwLock::new(tls.map(Arc::new)),
         options: Arc::new(options),
@@ -301,6 +305,7 @@ fn build_shared(
         )),
         system_account,
         cluster,
+        no_fast_producer_stall: std::sync::atomic::AtomicBool::new(no_fast_producer_stall),
     }))
 }
 

@@ -30,6 +30,12 @@ pub(super) struct MatchCache {
     generation: u64,
     by_subject: HashMap<Box<[u8]>, Arc<Match<Subscription>>>,
 }
+/// How long, in all, a producer may be held back per read while consumers it fed
+/// drain (nats-server's `stallTotalAllowed`). After that it reads on, and a consumer
+/// that is still behind fills to max_pending and is cut.
+pub(super) const STALL_BUDGET: std::time::Duration = std::time::Duration::from_millis(10);
+/// A producer held back this long in one read is logged (at most every 10 s).
+const STALL_LOG_AFTER: std::time::Duration = std::time::Duration::from_millis(5);
 const START_READ_BUFFER: usize = 512;
 const MAX_READ_SIZE: usize = 256 * 1024;
 /// Subjects with more tokens than this match nothing and cannot be subscribed to.
@@ -250,6 +256,13 @@ pub(crate) struct Client {
     pub(super) auth_generation: u64,
     /// Names the client certificate maps to (`verify_and_map`).
     pub(super) identities: Vec<String>,
+    /// Consumers fed in this read that are behind: the read loop waits for them
+    /// after the op that fed them.
+    pub(super) behind: SmallVec<[Arc<Conn>; 2]>,
+    /// What is left of this read's stall budget.
+    pub(super) stall_left: std::time::Duration,
+    /// When a stall was last logged.
+    pub(super) stall_logged: Option<std::time::Instant>,
 }
 
 impl Client {
@@ -278,6 +291,9 @@ impl Client {
             nonce,
             auth_generation: 0,
             identities,
+            behind: SmallVec::new(),
+            stall_left: STALL_BUDGET,
+            stall_logged: None,
         }
     }
 }
@@ -334,6 +350,7 @@ impl Client {
             }
             let mut pos = 0;
             let mut stop = false;
+            self.stall_left = STALL_BUDGET;
             loop {
                 match parse(&buf[pos..], &limits) {
                     Ok(Some((op, n))) => {
@@ -345,6 +362,9 @@ impl Client {
                         if r.is_err() {
                             stop = true;
                             break;
+                        }
+                        if !self.behind.is_empty() {
+                            self.stall().await;
                         }
                     }
                     Ok(None) => break,
@@ -367,6 +387,62 @@ impl Client {
             if buf.is_empty() && buf.capacity() > 2 * MAX_READ_SIZE {
                 buf = BytesMut::with_capacity(START_READ_BUFFER);
             }
+        }
+    }
+
+    /// Flow control: flush what this read wrote so far, then wait, within what is
+    /// left of the read's budget, for the consumers that are behind to drain. The
+    /// peer is not read meanwhile, so TCP slows it down instead of a consumer being
+    /// cut.
+    pub(crate) async fn stall(&mut self) {
+        let behind = std::mem::take(&mut self.behind);
+        self.end_batch();
+        if self.stall_left.is_zero() {
+            return;
+        }
+        let start = std::time::Instant::now();
+        for c in &behind {
+            let left = self.stall_left.saturating_sub(start.elapsed());
+            if left.is_zero() || !c.wait_drained(left).await {
+                break;
+            }
+        }
+        let waited = start.elapsed();
+        self.stall_left = self.stall_left.saturating_sub(waited);
+        self.conn.stalls.fetch_add(1, Ordering::Relaxed);
+        self.shared.stats.stalls.fetch_add(1, Ordering::Relaxed);
+        let total = STALL_BUDGET.saturating_sub(self.stall_left);
+        if total >= STALL_LOG_AFTER
+            && self
+                .stall_logged
+                .is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(10))
+        {
+            self.stall_logged = Some(std::time::Instant::now());
+            tracing::info!(
+                "{} - cid:{} - Producer was stalled for a total of {:?}",
+                self.conn.addr,
+                self.conn.cid,
+                total
+            );
+        }
+    }
+
+    /// Before delivering to `conn`: false when it is behind and
+    /// `no_fast_producer_stall` drops messages to it rather than wait for it.
+    #[inline]
+    pub(super) fn admits(&self, conn: &Conn) -> bool {
+        !conn.is_behind() || !self.shared.no_fast_producer_stall.load(Ordering::Relaxed)
+    }
+
+    /// After delivering to `conn`: when it is behind, this read waits for it (a
+    /// connection never waits for itself: its own reader is what would drain it).
+    #[inline]
+    pub(super) fn note_behind(&mut self, conn: &Arc<Conn>) {
+        if conn.is_behind()
+            && conn.cid != self.conn.cid
+            && !self.behind.iter().any(|c| c.cid == conn.cid)
+        {
+            self.behind.push(conn.clone());
         }
     }
 
@@ -1022,16 +1098,20 @@ impl Client {
             }
         }
         for (conn, queues) in leaf_targets {
-            if conn.deliver_leaf(subj, reply, &queues, header_len, message) {
+            if self.admits(&conn) && conn.deliver_leaf(subj, reply, &queues, header_len, message) {
                 answered = true;
+                self.note_behind(&conn);
                 if conn.mark_for_flush() {
                     self.touched.push(conn);
                 }
             }
         }
         for (conn, queues) in route_targets {
-            if conn.deliver_route(&account.name, subj, reply, &queues, header_len, message) {
+            if self.admits(&conn)
+                && conn.deliver_route(&account.name, subj, reply, &queues, header_len, message)
+            {
                 answered = true;
+                self.note_behind(&conn);
                 if conn.mark_for_flush() {
                     self.touched.push(conn);
                 }
@@ -1113,6 +1193,9 @@ impl Client {
         hl: usize,
         msg: &[u8],
     ) -> bool {
+        if !self.admits(&sub.conn) {
+            return false;
+        }
         let taken = match sub.conn.deliver(sub, subj, reply, hl, msg) {
             Delivered::Yes => true,
             Delivered::Last => {
@@ -1121,8 +1204,11 @@ impl Client {
             }
             Delivered::No => false,
         };
-        if taken && sub.conn.mark_for_flush() {
-            self.touched.push(sub.conn.clone());
+        if taken {
+            self.note_behind(&sub.conn);
+            if sub.conn.mark_for_flush() {
+                self.touched.push(sub.conn.clone());
+            }
         }
         taken
     }

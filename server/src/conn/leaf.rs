@@ -174,6 +174,7 @@ impl Client {
             }
             let mut pos = 0;
             let mut stop = false;
+            self.stall_left = super::client::STALL_BUDGET;
             loop {
                 let parsed = if self.from_route {
                     parse_route(&buf[pos..], &limits)
@@ -191,6 +192,9 @@ impl Client {
                         if r.is_err() {
                             stop = true;
                             break;
+                        }
+                        if !self.behind.is_empty() {
+                            self.stall().await;
                         }
                     }
                     Ok(None) => break,

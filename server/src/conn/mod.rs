@@ -1,5 +1,6 @@
 //! The connection core shared by every kind: an outbound buffer that publishers
 //! append frames to, a writer task that coalesces whatever is pending into one write,
+//! flow control (a consumer that falls behind holds its producers back, bounded),
 //! slow-consumer detection (max_pending, write_deadline), and the PING timer.
 
 pub mod client;
@@ -22,6 +23,13 @@ use tokio_util::sync::CancellationToken;
 pub struct ServerStats {
     pub total_connections: AtomicU64,
     pub slow_consumers: AtomicU64,
+    /// Slow consumers by kind, as `/varz` `slow_consumer_stats` splits them.
+    pub slow_consumer_clients: AtomicU64,
+    pub slow_consumer_routes: AtomicU64,
+    pub slow_consumer_leafs: AtomicU64,
+    /// Times a producer was held back because a consumer it fed was behind
+    /// (`/varz` `stalled_clients`).
+    pub stalls: AtomicU64,
     pub stale_connections: AtomicU64,
     /// Message counters of connections that have closed (live ones are summed on demand).
     pub closed: ConnStats,
@@ -37,8 +45,16 @@ pub struct ConnStats {
 
 struct Outbound {
     buf: Vec<u8>,
+    /// Bytes the writer has taken out of `buf` and not yet handed to the socket:
+    /// with `buf`, what this connection has pending (nats-server's `pb`).
+    in_flight: usize,
     closed: bool,
 }
+
+/// A consumer is behind once its pending bytes pass three quarters of max_pending (as
+/// in nats-server), but never more than this: a reader that keeps up drains far less,
+/// and a lower mark keeps memory and latency down while producers wait.
+const STALL_MARK_CAP: usize = 8 * 1024 * 1024;
 
 pub struct Conn {
     pub cid: u64,
@@ -77,6 +93,15 @@ pub struct Conn {
     pub stats: ConnStats,
     pings_out: AtomicU32,
     max_pending: usize,
+    /// Pending bytes above which this connection is behind: producers that feed it
+    /// wait (bounded) before reading more. It is no longer behind at half of it.
+    stall_mark: usize,
+    /// Pending passed `stall_mark` and has not yet drained to half of it.
+    behind: AtomicBool,
+    /// Woken (all waiters) when a connection that was behind has drained.
+    drained: Notify,
+    /// Times this connection, as a producer, was held back (`/connz` `stalls`).
+    pub stalls: AtomicU64,
     server_stats: Arc<ServerStats>,
     /// This connection's subscriptions by sid (also in its account's sublist).
     pub subs: Mutex<HashMap<Box<[u8]>, Arc<Subscription>>>,
@@ -249,6 +274,7 @@ impl Conn {
             addr,
             out: Mutex::new(Outbound {
                 buf: Vec::new(),
+                in_flight: 0,
                 closed: false,
             }),
             wake: Notify::new(),
@@ -270,6 +296,10 @@ impl Conn {
             stats: ConnStats::default(),
             pings_out: AtomicU32::new(0),
             max_pending,
+            stall_mark: (max_pending / 4 * 3).min(STALL_MARK_CAP),
+            behind: AtomicBool::new(false),
+            drained: Notify::new(),
+            stalls: AtomicU64::new(0),
             server_stats,
             subs: Mutex::new(HashMap::new()),
             account: OnceLock::new(),
@@ -444,10 +474,9 @@ impl Conn {
             b.extend_from_slice(q.as_bytes());
         }
         push_sizes_and_body(b, with_headers.then_some(header_len), body);
-        if b.len() > self.max_pending {
+        if !self.check_pending(&mut out) {
             // A link that cannot keep up is closed like a client (and redialled by its
             // leaf): memory stays bounded.
-            self.slow_consumer(out);
             return false;
         }
         drop(out);
@@ -458,25 +487,74 @@ impl Conn {
         true
     }
 
+    /// After a frame was appended: mark the connection behind past its stall mark,
+    /// and close it as a slow consumer past max_pending (false: it is closed).
+    fn check_pending(&self, out: &mut Outbound) -> bool {
+        let pending = out.buf.len() + out.in_flight;
+        if pending > self.max_pending {
+            self.slow_consumer(out);
+            return false;
+        }
+        if pending > self.stall_mark && !self.behind.load(Ordering::Relaxed) {
+            self.behind.store(true, Ordering::Release);
+        }
+        true
+    }
+
+    /// Whether producers that feed this connection should wait for it to drain.
+    pub fn is_behind(&self) -> bool {
+        self.behind.load(Ordering::Acquire)
+    }
+
+    /// Wait until this connection is no longer behind, it closes, or `budget` runs
+    /// out (returns false then).
+    pub async fn wait_drained(&self, budget: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + budget;
+        loop {
+            let drained = self.drained.notified();
+            tokio::pin!(drained);
+            // Registered before the check, so a wake-up between the two is not lost.
+            drained.as_mut().enable();
+            if !self.is_behind() || self.closing.is_cancelled() {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, drained).await.is_err() {
+                return !self.is_behind();
+            }
+        }
+    }
+
     /// Pending bytes passed max_pending: drop them, close, count and log — once.
-    fn slow_consumer(&self, mut out: parking_lot::MutexGuard<'_, Outbound>) {
+    fn slow_consumer(&self, out: &mut Outbound) {
         out.buf = Vec::new();
         out.closed = true;
-        drop(out);
-        self.server_stats
-            .slow_consumers
-            .fetch_add(1, Ordering::Relaxed);
+        self.count_slow_consumer();
         tracing::info!(
             "{} - cid:{} - Slow Consumer Detected: MaxPending of {} Exceeded",
             self.addr,
             self.cid,
             self.max_pending
         );
-        self.close("Slow Consumer (Pending Bytes)");
+        self.close_locked(out, "Slow Consumer (Pending Bytes)");
     }
 
+    fn count_slow_consumer(&self) {
+        let s = &self.server_stats;
+        s.slow_consumers.fetch_add(1, Ordering::Relaxed);
+        let by_kind = if self.route() {
+            &s.slow_consumer_routes
+        } else if self.leaf() {
+            &s.slow_consumer_leafs
+        } else {
+            &s.slow_consumer_clients
+        };
+        by_kind.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Bytes queued for this connection and not yet written to its socket.
     pub fn pending_bytes(&self) -> usize {
-        self.out.lock().buf.len()
+        let out = self.out.lock();
+        out.buf.len() + out.in_flight
     }
 
     pub fn recheck_auth(&self) {
@@ -499,10 +577,9 @@ impl Conn {
                 return;
             }
             out.buf.extend_from_slice(bytes);
-            if out.buf.len() > self.max_pending {
-                // A peer that floods PINGs or refused ops and never reads is a slow
-                // consumer too: its answers must not grow memory without bound.
-                self.slow_consumer(out);
+            // A peer that floods PINGs or refused ops and never reads is a slow
+            // consumer too: its answers must not grow memory without bound.
+            if !self.check_pending(&mut out) {
                 return;
             }
         }
@@ -523,15 +600,22 @@ impl Conn {
     /// Close: record the first reason, stop taking frames, and let the writer drain
     /// what is already queued (a final -ERR) before the socket shuts.
     pub fn close(&self, reason: &'static str) {
+        self.close_locked(&mut self.out.lock(), reason);
+    }
+
+    /// `close` with the outbound lock already held.
+    fn close_locked(&self, out: &mut Outbound, reason: &'static str) {
         {
             let mut r = self.reason.lock();
             if r.is_none() {
                 *r = Some(reason);
             }
         }
-        self.out.lock().closed = true;
+        out.closed = true;
         self.closing.cancel();
         self.wake.notify_one();
+        // Producers waiting for this connection to drain stop waiting.
+        self.drained.notify_waiters();
     }
 
     pub fn close_reason(&self) -> Option<&'static str> {
@@ -600,9 +684,8 @@ impl Conn {
             b.extend_from_slice(r);
         }
         push_sizes_and_body(b, with_headers.then_some(header_len), body);
-        if b.len() > self.max_pending {
+        if !self.check_pending(&mut out) {
             // Never let a reader that cannot keep up grow memory: drop and close.
-            self.slow_consumer(out);
             return Delivered::No;
         }
         drop(out);
@@ -661,7 +744,7 @@ pub async fn writer<W: tokio::io::AsyncWrite + Unpin>(conn: Arc<Conn>, mut w: W,
                 } else {
                     let mut out = conn.out.lock();
                     if !out.closed {
-                                                out.buf.extend_from_slice(b"PING\r\n");
+                        out.buf.extend_from_slice(b"PING\r\n");
                         conn.rtt_start.store(unix_nanos(std::time::SystemTime::now()), Ordering::Release);
                     }
                 }
@@ -670,28 +753,12 @@ pub async fn writer<W: tokio::io::AsyncWrite + Unpin>(conn: Arc<Conn>, mut w: W,
         {
             let mut out = conn.out.lock();
             std::mem::swap(&mut out.buf, &mut spare);
+            out.in_flight = spare.len();
         }
         if !spare.is_empty() {
-            match tokio::time::timeout(live.write_deadline, w.write_all(&spare)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => {
-                    conn.close("Write Error");
-                    break;
-                }
-                Err(_) => {
-                    conn.server_stats
-                        .slow_consumers
-                        .fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(
-                        "{} - cid:{} - Slow Consumer Detected: WriteDeadline of {:?} exceeded with {} total bytes",
-                        conn.addr,
-                        conn.cid,
-                        live.write_deadline,
-                        spare.len()
-                    );
-                    conn.close("Slow Consumer (Write Deadline)");
-                    break;
-                }
+            if let Err(reason) = write_out(&conn, &mut w, &spare, live.write_deadline).await {
+                conn.close(reason);
+                break;
             }
             // Keep the buffer while traffic is heavy (regrowing it costs copies);
             // give it back once writes are small again, so idle connections stay small.
@@ -711,4 +778,45 @@ pub async fn writer<W: tokio::io::AsyncWrite + Unpin>(conn: Arc<Conn>, mut w: W,
         }
     }
     let _ = w.shutdown().await;
+}
+
+/// Write `bytes` as the socket takes them, counting each part off the connection's
+/// pending bytes, so a consumer that is reading drains its producers' wait as it goes.
+/// A write that makes no progress for `write_deadline` is a slow consumer.
+async fn write_out<W: tokio::io::AsyncWrite + Unpin>(
+    conn: &Conn,
+    w: &mut W,
+    bytes: &[u8],
+    write_deadline: Duration,
+) -> Result<(), &'static str> {
+    let mut done = 0;
+    while done < bytes.len() {
+        let n = match tokio::time::timeout(write_deadline, w.write(&bytes[done..])).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Err("Write Error"),
+            Ok(Ok(n)) => n,
+            Err(_) => {
+                conn.count_slow_consumer();
+                tracing::info!(
+                    "{} - cid:{} - Slow Consumer Detected: WriteDeadline of {:?} exceeded with {} total bytes",
+                    conn.addr,
+                    conn.cid,
+                    write_deadline,
+                    conn.pending_bytes()
+                );
+                return Err("Slow Consumer (Write Deadline)");
+            }
+        };
+        done += n;
+        let drained = {
+            let mut out = conn.out.lock();
+            out.in_flight = bytes.len() - done;
+            let pending = out.buf.len() + out.in_flight;
+            conn.behind.load(Ordering::Relaxed) && pending <= conn.stall_mark / 2
+        };
+        if drained {
+            conn.behind.store(false, Ordering::Release);
+            conn.drained.notify_waiters();
+        }
+    }
+    w.flush().await.map_err(|_| "Write Error")
 }

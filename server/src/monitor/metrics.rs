@@ -74,6 +74,13 @@ pub fn render(shared: &Shared) -> String {
     );
     family(
         &mut out,
+        "nats_server_stalled_clients_total",
+        "counter",
+        "Times a producer was held back while a consumer it fed drained.",
+        shared.stats.stalls.load(Ordering::Relaxed),
+    );
+    family(
+        &mut out,
         "nats_server_stale_connections_total",
         "counter",
         "Connections closed for unanswered PINGs.",

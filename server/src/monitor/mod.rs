@@ -182,7 +182,7 @@ pub fn varz(shared: &Shared) -> Value {
         "out_client_msgs": t.out_msgs,
         "in_client_bytes": t.in_bytes,
         "out_client_bytes": t.out_bytes,
-        "stalled_clients": 0,
+        "stalled_clients": shared.stats.stalls.load(Ordering::Relaxed),
         "config_load_time": rfc3339(shared.started),
         "config_digest": config_digest(shared),
         "disk_io_wait_stats": {"waiters": 0, "waits": 0, "wait_time": 0, "max_wait_time": 0},
@@ -193,7 +193,12 @@ pub fn varz(shared: &Shared) -> Value {
         "subscriptions": subscriptions_total(shared),
                 "system_account": shared.system_account,
         "http_req_stats": shared.http_req_stats.lock().clone(),
-        "slow_consumer_stats": {"clients": shared.stats.slow_consumers.load(Ordering::Relaxed), "routes": 0, "gateways": 0, "leafs": 0},
+        "slow_consumer_stats": {
+            "clients": shared.stats.slow_consumer_clients.load(Ordering::Relaxed),
+            "routes": shared.stats.slow_consumer_routes.load(Ordering::Relaxed),
+            "gateways": 0,
+            "leafs": shared.stats.slow_consumer_leafs.load(Ordering::Relaxed),
+        },
         "stale_connection_stats": {"clients": shared.stats.stale_connections.load(Ordering::Relaxed), "routes": 0, "gateways": 0, "leafs": 0},
     })
 }
@@ -253,6 +258,11 @@ fn conn_json(c: &Arc<Conn>, now: SystemTime) -> Value {
         "rtt": go_duration(Duration::from_nanos(c.rtt_nanos.load(Ordering::Relaxed))),
     });
     let obj = v.as_object_mut().expect("json object");
+    // Times this connection was held back as a producer (omitted at 0, as nats-server does).
+    let stalls = c.stalls.load(Ordering::Relaxed);
+    if stalls > 0 {
+        obj.insert("stalls".into(), json!(stalls));
+    }
     for (k, val) in [
         ("name", meta.name),
         ("lang", meta.lang),
