@@ -29,12 +29,19 @@ impl Impl {
     }
 }
 
+/// Whether the official nats-server is on PATH. Where CI says it installed it
+/// (`CANOPY_REQUIRE_ORACLE`), its absence fails the test instead of skipping.
 pub fn official_available() -> bool {
-    Command::new("nats-server")
+    let there = Command::new("nats-server")
         .arg("--version")
         .output()
         .map(|o| o.status.success())
-        .unwrap_or(false)
+        .unwrap_or(false);
+    assert!(
+        there || std::env::var_os("CANOPY_REQUIRE_ORACLE").is_none(),
+        "CANOPY_REQUIRE_ORACLE is set but nats-server is not on PATH"
+    );
+    there
 }
 
 pub fn free_port() -> u16 {
