@@ -15,6 +15,7 @@ pub mod account;
 pub mod auth;
 pub mod conn;
 pub mod leafnode;
+pub mod listen;
 pub mod mapping;
 pub mod monitor;
 pub mod nkey;

@@ -117,9 +117,9 @@ pub async fn start(shared: Arc<Shared>) -> anyhow::Result<()> {
         let port = if port == -1 { 0 } else { port };
         let port =
             u16::try_from(port).map_err(|_| anyhow::anyhow!("invalid cluster port {port}"))?;
-        let listener = TcpListener::bind((host.as_str(), port))
+        let listener = crate::listen::bind(&host, port)
             .await
-            .map_err(|e| anyhow::anyhow!("Error listening on cluster port: {host}:{port}: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("Error listening on router port: {port} - {e}"))?;
         let addr = listener.local_addr()?;
         cluster(&shared).port.store(addr.port(), Ordering::Relaxed);
         tracing::info!("Cluster name is {}", cluster(&shared).name);

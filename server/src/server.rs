@@ -315,12 +315,25 @@ pub async fn start(options: Options) -> anyhow::Result<Handle> {
 }
 
 pub async fn start_with(options: Options, overrides: Option<Overrides>) -> anyhow::Result<Handle> {
+    // nats-server refuses a store directory that is a file when JetStream starts;
+    // so does Canopy, though it does not run JetStream yet.
+    if let Some(dir) = options
+        .jetstream
+        .as_ref()
+        .filter(|j| j.enabled)
+        .and_then(|j| j.store_dir.as_deref())
+    {
+        if std::path::Path::new(dir).exists() && !std::path::Path::new(dir).is_dir() {
+            anyhow::bail!("Can't start JetStream: storage directory is not a directory");
+        }
+    }
     let port = if options.port == -1 { 0 } else { options.port };
     let port = u16::try_from(port).with_context(|| format!("invalid client port {port}"))?;
-    let bind = format!("{}:{port}", options.host);
-    let listener = TcpListener::bind(&bind)
+    let listener = crate::listen::bind(&options.host, port)
         .await
-        .with_context(|| format!("Error listening on port: {bind}"))?;
+        .map_err(|e| {
+            anyhow::anyhow!("Error listening on port: {}:{port}, \"{e}\"", options.host)
+        })?;
     let client_addr = listener.local_addr()?;
     let shared = build_shared(options, client_addr, overrides)?;
     log_startup(&shared, client_addr);
@@ -338,9 +351,9 @@ pub async fn start_with(options: Options, overrides: Option<Overrides>) -> anyho
         let port = l.port.unwrap_or(7422);
         let port = if port == -1 { 0 } else { port };
         let port = u16::try_from(port).with_context(|| format!("invalid leafnode port {port}"))?;
-        let leaf_listener = TcpListener::bind((host.as_str(), port))
+        let leaf_listener = crate::listen::bind(&host, port)
             .await
-            .with_context(|| format!("Error listening on leafnode port: {host}:{port}"))?;
+            .map_err(|e| anyhow::anyhow!("Error listening on leafnode port: {port} - {e}"))?;
         let addr = leaf_listener.local_addr()?;
         shared
             .leaf_port

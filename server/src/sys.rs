@@ -81,7 +81,8 @@ pub fn respond(shared: &Shared, subject: &str, body: &[u8]) -> Option<Vec<u8>> {
             }
             monitor::subsz(shared, &params).unwrap_or_else(|e| json!({"error": e}))
         }
-        "ACCOUNTZ" => monitor::accountz(shared, opts.get("account").and_then(Value::as_str)),
+        "ACCOUNTZ" => monitor::accountz(shared, opts.get("account").and_then(Value::as_str))
+            .unwrap_or_else(|e| json!({"error": e})),
         "ROUTEZ" => crate::route::routez(
             shared,
             opts.get("subscriptions")

@@ -17,6 +17,10 @@ const DELIBERATE: &[(&str, &str)] = &[
         "a stray `}` at top level is a typo the official lexer skips; Canopy reports it",
     ),
     (
+        "222-top-level-braces-unclosed.conf",
+        "a `{` never closed is a truncated file the official lexer reads to its end; Canopy reports it",
+    ),
+    (
         "062-int-then-close-bracket-extra-bracket.conf",
         "the official lexer swallows `]` after an integer (`[ 1]` needs a second `]`); Canopy reads arrays as written",
     ),

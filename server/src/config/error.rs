@@ -17,6 +17,10 @@ pub struct Diagnostic {
     pub pos: Option<Pos>,
     pub message: String,
     pub help: Option<String>,
+    /// The file does not parse (as opposed to a value that does not fit its key):
+    /// shown as nats-server shows it, `Parse error on line N`, which launch helpers
+    /// and scripts look for.
+    pub syntax: bool,
 }
 
 impl Diagnostic {
@@ -26,6 +30,7 @@ impl Diagnostic {
             pos: Some(pos.clone()),
             message: message.into(),
             help: None,
+            syntax: false,
         }
     }
 
@@ -42,11 +47,18 @@ impl Diagnostic {
             pos: None,
             message: message.into(),
             help: None,
+            syntax: false,
         }
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
+        self
+    }
+
+    /// Mark a diagnostic about a place in the file as a syntax error.
+    pub fn into_syntax(mut self) -> Self {
+        self.syntax = self.pos.is_some();
         self
     }
 
@@ -56,13 +68,19 @@ impl Diagnostic {
 }
 
 impl fmt::Display for Diagnostic {
-    /// `file:line:col: error: message` and, on the next line, `  = help: ...`.
+    /// `file:line:col: error: message` (a syntax error: `Parse error on line N
+    /// (file:line:col): message`) and, on the next line, `  = help: ...`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let level = match self.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
         match &self.pos {
+            Some(pos) if self.syntax => write!(
+                f,
+                "Parse error on line {} ({pos}): {}",
+                pos.line, self.message
+            )?,
             Some(pos) => write!(f, "{pos}: {level}: {}", self.message)?,
             None => write!(f, "{level}: {}", self.message)?,
         }

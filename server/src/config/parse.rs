@@ -38,7 +38,9 @@ pub fn parse_file(path: &Path, env: &dyn Env) -> Result<Map, Diagnostic> {
     };
     let name: Arc<str> = path.display().to_string().into();
     let mut cur = Cursor::new(&text, name.clone());
-    let map = p.document(&mut cur, path)?;
+    let map = p
+        .document(&mut cur, path)
+        .map_err(Diagnostic::into_syntax)?;
     if map.is_empty() {
         return Err(Diagnostic::file(format!(
             "{name}: config has no values or is empty"
@@ -58,6 +60,7 @@ pub fn parse_str(text: &str, name: &str, env: &dyn Env) -> Result<Map, Diagnosti
     };
     let mut cur = Cursor::new(text, name.into());
     p.document(&mut cur, Path::new(name))
+        .map_err(Diagnostic::into_syntax)
 }
 
 fn canonical(path: &Path) -> PathBuf {
@@ -69,8 +72,16 @@ fn read(path: &Path, at: Option<&Pos>) -> Result<String, Diagnostic> {
         Some(pos) => Diagnostic::error(pos, why),
         None => Diagnostic::file(why),
     };
-    let bytes =
-        std::fs::read(path).map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
+    // Worded as nats-server words it (`open <path>: no such file or directory`).
+    let bytes = std::fs::read(path).map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
+            std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+            std::io::ErrorKind::IsADirectory => "is a directory".to_string(),
+            _ => e.to_string(),
+        };
+        fail(format!("open {}: {why}", path.display()))
+    })?;
     String::from_utf8(bytes).map_err(|e| {
         fail(format!(
             "{} is not UTF-8 text (invalid byte at offset {})",
@@ -123,6 +134,16 @@ impl Parser<'_> {
                 Some(b'}') if nested => {
                     cur.bump();
                     return Ok(());
+                }
+                Some(b'{') if !nested => {
+                    // A document in braces (a JSON file, or NATS syntax inside `{ }`):
+                    // as in nats-server, its entries are the top-level map's.
+                    let pos = cur.pos();
+                    self.descend(&pos)?;
+                    cur.bump();
+                    self.body(cur, path, true)?;
+                    self.depth -= 1;
+                    continue;
                 }
                 Some(b'}') => {
                     return Err(Diagnostic::error(&cur.pos(), "unexpected `}` at top level")

@@ -79,7 +79,10 @@ async fn subsz_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {
 
 async fn accountz_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {
     count(&s, "/accountz");
-    json_response(&accountz(&s, p.get("acc").map(String::as_str)), &p)
+    match accountz(&s, p.get("acc").map(String::as_str)) {
+        Ok(v) => json_response(&v, &p),
+        Err(msg) => bad_request(msg),
+    }
 }
 
 async fn accstatz_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {
@@ -188,9 +191,9 @@ pub async fn start(
     use anyhow::Context;
     let port = if port == -1 { 0 } else { port };
     let port = u16::try_from(port).with_context(|| format!("invalid monitoring port {port}"))?;
-    let listener = tokio::net::TcpListener::bind((host, port))
-        .await
-        .with_context(|| format!("Can't listen to the monitor port: {host}:{port}"))?;
+    let listener = crate::listen::bind(host, port).await.map_err(|e| {
+        anyhow::anyhow!("Can't start monitoring: can't listen to the monitor port: {e}")
+    })?;
     let addr = listener.local_addr()?;
     let shutdown = shared.shutdown.clone();
     let app = router(shared);
@@ -240,9 +243,9 @@ pub async fn start_https(
     use anyhow::Context;
     let port = if port == -1 { 0 } else { port };
     let port = u16::try_from(port).with_context(|| format!("invalid monitoring port {port}"))?;
-    let tcp = tokio::net::TcpListener::bind((host, port))
-        .await
-        .with_context(|| format!("Can't listen to the monitor port: {host}:{port}"))?;
+    let tcp = crate::listen::bind(host, port).await.map_err(|e| {
+        anyhow::anyhow!("Can't start monitoring: can't listen to the monitor port: {e}")
+    })?;
     let local = tcp.local_addr()?;
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());

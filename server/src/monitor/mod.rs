@@ -411,11 +411,12 @@ impl ConnzQuery {
                 "options sort={sort} is only valid for closed connections"
             ));
         }
+        // As nats-server: a limit below 1 is the default, an offset below 0 is 0.
         let num = |k: &str, d: usize| -> Result<usize, String> {
-            match p.get(k) {
-                None => Ok(d),
-                Some(v) => v.parse().map_err(|_| format!("Error decoding {k} for {v}")),
-            }
+            Ok(match query_int(p, k)? {
+                Some(n) if n > 0 || (n == 0 && k == "offset") => n as usize,
+                _ => d,
+            })
         };
         let subs = match p.get("subs").map(String::as_str) {
             Some("detail") => Some(true),
@@ -429,8 +430,37 @@ impl ConnzQuery {
             subs,
             state,
             auth: flag(p, "auth"),
-            cid: p.get("cid").and_then(|v| v.parse().ok()),
+            cid: query_uint(p, "cid")?.filter(|&c| c > 0),
         })
+    }
+}
+
+/// A query parameter as nats-server decodes an int (Go's `strconv.Atoi`), with its
+/// error text; absent or empty is `None`.
+fn query_int(
+    p: &std::collections::HashMap<String, String>,
+    k: &str,
+) -> Result<Option<i64>, String> {
+    match p.get(k).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => v.parse().map(Some).map_err(|_| {
+            format!("Error decoding int for '{k}': strconv.Atoi: parsing \"{v}\": invalid syntax")
+        }),
+    }
+}
+
+/// As `query_int`, for an unsigned parameter (`strconv.ParseUint`).
+fn query_uint(
+    p: &std::collections::HashMap<String, String>,
+    k: &str,
+) -> Result<Option<u64>, String> {
+    match p.get(k).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => v.parse().map(Some).map_err(|_| {
+            format!(
+                "Error decoding uint64 for '{k}': strconv.ParseUint: parsing \"{v}\": invalid syntax"
+            )
+        }),
     }
 }
 
@@ -499,6 +529,8 @@ pub fn connz_query(shared: &Shared, q: &ConnzQuery) -> Value {
     if q.state != "open" {
         all.extend(shared.closed.lock().iter().cloned());
     }
+    // One connection asked for by cid: nats-server pages it with a limit of 1.
+    let limit = if q.cid.is_some() { 1 } else { q.limit };
     if let Some(cid) = q.cid {
         all.retain(|c| c.get("cid").and_then(Value::as_u64) == Some(cid));
     }
@@ -507,14 +539,14 @@ pub fn connz_query(shared: &Shared, q: &ConnzQuery) -> Value {
         all.reverse();
     }
     let total = all.len();
-    let page: Vec<Value> = all.into_iter().skip(q.offset).take(q.limit).collect();
+    let page: Vec<Value> = all.into_iter().skip(q.offset).take(limit).collect();
     json!({
         "server_id": shared.server_id,
         "now": rfc3339(now),
         "num_connections": page.len(),
         "total": total,
         "offset": q.offset,
-        "limit": q.limit,
+        "limit": limit,
         "connections": page,
     })
 }
@@ -667,17 +699,20 @@ pub fn subsz(
     Ok(v)
 }
 
-/// `/accountz`: the account names, or one account's detail with `acc=`.
-pub fn accountz(shared: &Shared, acc: Option<&str>) -> Value {
+/// `/accountz`: the account names, or one account's detail with `acc=` (an account
+/// that does not exist is a bad request, as in nats-server).
+pub fn accountz(shared: &Shared, acc: Option<&str>) -> Result<Value, String> {
     let now = rfc3339(SystemTime::now());
     let accounts = shared.accounts.read();
     let Some(name) = acc else {
         let mut names: Vec<&String> = accounts.keys().collect();
         names.sort();
-        return json!({"server_id": shared.server_id, "now": now, "system_account": shared.system_account, "accounts": names});
+        return Ok(
+            json!({"server_id": shared.server_id, "now": now, "system_account": shared.system_account, "accounts": names}),
+        );
     };
     let Some(a) = accounts.get(name) else {
-        return json!({"server_id": shared.server_id, "now": now, "system_account": shared.system_account, "account_detail": null});
+        return Err(format!("Account {name} does not exist"));
     };
     let conns = shared
         .conns
@@ -725,12 +760,12 @@ pub fn accountz(shared: &Shared, acc: Option<&str>) -> Value {
         })
         .unwrap_or_default();
     let (inserts, removes, matches) = a.sublist.stats();
-    json!({
+    Ok(json!({
         "server_id": shared.server_id,
         "now": now,
         "system_account": shared.system_account,
         "account_detail": {
-                        "account_name": name,
+            "account_name": name,
             "name_tag": name,
             "update_time": rfc3339(shared.started),
             "expired": false,
@@ -745,7 +780,7 @@ pub fn accountz(shared: &Shared, acc: Option<&str>) -> Value {
                               "num_removes": removes, "num_matches": matches, "cache_hit_rate": 0.0,
                               "max_fanout": 0, "avg_fanout": 0.0},
         }
-    })
+    }))
 }
 
 /// `/accstatz`: per-account connection and message counts.

@@ -128,6 +128,16 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(Op<'a>, usize
     let line = &line[start..];
     let name_end = line.iter().position(is_space).unwrap_or(line.len());
     let (name, rest) = line.split_at(name_end);
+    // An op that takes arguments, with nothing after its name (not even a space), is
+    // not an op nats-server knows: `-ERR 'Unknown Protocol Operation'`. With a space,
+    // wrong arguments close the connection silently, as its processSub and
+    // processPub errors do.
+    let takes_args = [&b"PUB"[..], b"HPUB", b"SUB", b"UNSUB"]
+        .iter()
+        .any(|op| op_is(name, op));
+    if takes_args && rest.is_empty() {
+        return Err(ParseError::UnknownOp);
+    }
 
     if op_is(name, b"PUB") {
         let (args, n) =
@@ -187,7 +197,8 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(Op<'a>, usize
         )));
     }
     if op_is(name, b"SUB") {
-        let (args, n) = split_args::<3>(rest).ok_or(ParseError::UnknownOp)?;
+        let (args, n) =
+            split_args::<3>(rest).ok_or(ParseError::Silent("processSub Parse Error"))?;
         let op = match n {
             2 => Op::Sub {
                 subject: args[0],
@@ -199,26 +210,25 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(Op<'a>, usize
                 queue: Some(args[1]),
                 sid: args[2],
             },
-            _ => return Err(ParseError::UnknownOp),
+            _ => return Err(ParseError::Silent("processSub Parse Error")),
         };
         return Ok(Some((op, after)));
     }
     if op_is(name, b"UNSUB") {
-        let (args, n) = split_args::<2>(rest).ok_or(ParseError::UnknownOp)?;
+        let (args, n) =
+            split_args::<2>(rest).ok_or(ParseError::Silent("processUnsub Parse Error"))?;
         let op = match n {
             1 => Op::Unsub {
                 sid: args[0],
                 max: None,
             },
+            // A max that is not a number unsubscribes at once, as in nats-server
+            // (its parseSize gives -1, and a max below 1 means now).
             2 => Op::Unsub {
                 sid: args[0],
-                max: Some(
-                    parse_size(args[1])
-                        .ok_or(ParseError::Silent("processUnsub Bad or Missing Max"))?
-                        as u64,
-                ),
+                max: parse_size(args[1]).map(|m| m as u64),
             },
-            _ => return Err(ParseError::UnknownOp),
+            _ => return Err(ParseError::Silent("processUnsub Parse Error")),
         };
         return Ok(Some((op, after)));
     }
@@ -332,6 +342,34 @@ mod tests {
         ));
         let long = vec![b'A'; 5000];
         assert_eq!(one(&long), Err(ParseError::ControlLineTooLong));
+    }
+
+    #[test]
+    fn argument_errors_close_as_nats_server_closes() {
+        // No space after the name: not an op at all.
+        for op in [&b"PUB\r\n"[..], b"HPUB\r\n", b"SUB\r\n", b"UNSUB\r\n"] {
+            assert_eq!(one(op), Err(ParseError::UnknownOp), "{op:?}");
+        }
+        // Wrong argument counts: a silent close.
+        for op in [
+            &b"SUB foo\r\n"[..],
+            b"SUB a b c d\r\n",
+            b"UNSUB 1 2 3\r\n",
+            b"PUB \r\n",
+        ] {
+            assert!(matches!(one(op), Err(ParseError::Silent(_))), "{op:?}");
+        }
+        // A max that is not a number unsubscribes now.
+        for op in [&b"UNSUB 1 abc\r\n"[..], b"UNSUB 1 -5\r\n"] {
+            let (op, _) = one(op).unwrap().unwrap();
+            assert_eq!(
+                op,
+                Op::Unsub {
+                    sid: b"1",
+                    max: None
+                }
+            );
+        }
     }
 
     #[test]
