@@ -155,7 +155,7 @@ fn deep_nesting_is_a_clear_error_not_a_stack_overflow() {
                 .contains(&format!("deeper than {MAX_DEPTH}")),
             "{err}"
         );
-        assert!(err.to_string().starts_with("deep.conf:1:"), "{err}");
+        assert!(err.to_string().contains("(deep.conf:1:"), "{err}");
     }
     // Nesting within the bound parses.
     let text = format!("x {{ {} b: 1 {} }}", "a { ".repeat(100), " }".repeat(100));

@@ -435,11 +435,13 @@ impl Client {
     }
 
     /// After delivering to `conn`: when it is behind, this read waits for it (a
-    /// connection never waits for itself: its own reader is what would drain it).
+    /// connection never waits for itself: its own reader is what would drain it;
+    /// with `no_fast_producer_stall` nobody waits).
     #[inline]
     pub(super) fn note_behind(&mut self, conn: &Arc<Conn>) {
         if conn.is_behind()
             && conn.cid != self.conn.cid
+            && !self.shared.no_fast_producer_stall.load(Ordering::Relaxed)
             && !self.behind.iter().any(|c| c.cid == conn.cid)
         {
             self.behind.push(conn.clone());
