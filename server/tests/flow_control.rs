@@ -445,38 +445,69 @@ fn a_subscriber_that_stops_reading_is_cut_while_a_reading_one_gets_everything() 
 /// subscriber that is behind are dropped instead, and it is not cut.
 #[test]
 fn no_fast_producer_stall_drops_to_a_stalled_subscriber_instead_of_holding_the_publisher() {
-    let (size, count) = (16 * 1024usize, 4_096u64);
     for kind in Impl::all() {
         let http = free_port();
         let srv = Server::start(
             kind,
             &format!("{LIMITS}no_fast_producer_stall: true\nhttp: \"127.0.0.1:{http}\""),
         );
-        let mut stalled = support::Raw::connect(srv.port);
-        stalled.send(b"CONNECT {\"verbose\":false}\r\nSUB flood 7\r\n");
-        stalled.sync();
-        publish(srv.port, count, size).join().expect("publisher");
-        let varz = http_json(http, "/varz");
-        assert_eq!(
-            varz["stalled_clients"], 0,
-            "{kind:?}: the publisher was held back"
-        );
-        assert_eq!(
-            varz["slow_consumers"], 0,
-            "{kind:?}: the subscriber was cut"
-        );
-        // Still connected (it answers PING), and it got only part of the flood.
-        let got = stalled.drain(Duration::from_millis(500)).len();
-        assert!(!stalled.closed, "{kind:?}: the subscriber was closed");
-        stalled.sync();
-        let frame = format!("MSG flood 7 {size}\r\n").len() + size + 2;
-        assert!(
-            got < count as usize * frame,
-            "{kind:?}: nothing was dropped ({got} bytes)"
-        );
-        eprintln!(
-            "{kind:?}: no_fast_producer_stall: {} of {count} messages reached the stalled subscriber; not cut",
-            got / frame
-        );
+        drops_instead_of_stalling(kind, &srv, http);
     }
+}
+
+/// The same, with the option turned on by a config reload (SIGHUP).
+#[test]
+fn no_fast_producer_stall_takes_effect_on_reload() {
+    for kind in Impl::all() {
+        let http = free_port();
+        let srv = Server::start(kind, &format!("{LIMITS}http: \"127.0.0.1:{http}\""));
+        srv.rewrite_config(&format!(
+            "{LIMITS}no_fast_producer_stall: true\nhttp: \"127.0.0.1:{http}\""
+        ));
+        let hup = std::process::Command::new("kill")
+            .args(["-HUP", &srv.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(hup.success());
+        let until = Instant::now() + Duration::from_secs(5);
+        while !srv.log().to_lowercase().contains("reloaded") {
+            assert!(
+                Instant::now() < until,
+                "{kind:?} did not reload: {}",
+                srv.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        drops_instead_of_stalling(kind, &srv, http);
+    }
+}
+
+fn drops_instead_of_stalling(kind: Impl, srv: &Server, http: u16) {
+    let (size, count) = (16 * 1024usize, 4_096u64);
+    let mut stalled = support::Raw::connect(srv.port);
+    stalled.send(b"CONNECT {\"verbose\":false}\r\nSUB flood 7\r\n");
+    stalled.sync();
+    publish(srv.port, count, size).join().expect("publisher");
+    let varz = http_json(http, "/varz");
+    assert_eq!(
+        varz["stalled_clients"], 0,
+        "{kind:?}: the publisher was held back"
+    );
+    assert_eq!(
+        varz["slow_consumers"], 0,
+        "{kind:?}: the subscriber was cut"
+    );
+    // Still connected (it answers PING), and it got only part of the flood.
+    let got = stalled.drain(Duration::from_millis(500)).len();
+    assert!(!stalled.closed, "{kind:?}: the subscriber was closed");
+    stalled.sync();
+    let frame = format!("MSG flood 7 {size}\r\n").len() + size + 2;
+    assert!(
+        got < count as usize * frame,
+        "{kind:?}: nothing was dropped ({got} bytes)"
+    );
+    eprintln!(
+        "{kind:?}: no_fast_producer_stall: {} of {count} messages reached the stalled subscriber; not cut",
+        got / frame
+    );
 }
