@@ -215,11 +215,11 @@ fn own_client_urls(shared: &Shared) -> Vec<String> {
     if let Some(a) = &shared.options.client_advertise {
         return vec![a.clone()];
     }
-    let host = match shared.options.host.as_str() {
-        "0.0.0.0" | "::" | "" => "127.0.0.1".to_string(),
-        h => h.to_string(),
-    };
-    vec![format!("{host}:{}", shared.info().port)]
+    let port = shared.info().port;
+    crate::listen::advertised_hosts(&shared.options.host)
+        .into_iter()
+        .map(|h| format!("{h}:{port}"))
+        .collect()
 }
 
 /// Accepted route: INFO first, then the peer's CONNECT and INFO.

@@ -76,12 +76,10 @@ impl Shared {
             Some(a) => vec![a.clone()],
             None => {
                 let host = l.host.clone().unwrap_or_else(|| self.options.host.clone());
-                let host = if host == "0.0.0.0" {
-                    "127.0.0.1".to_string()
-                } else {
-                    host
-                };
-                vec![format!("{host}:{port}")]
+                crate::listen::advertised_hosts(&host)
+                    .into_iter()
+                    .map(|h| format!("{h}:{port}"))
+                    .collect()
             }
         }
     }

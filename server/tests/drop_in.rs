@@ -172,16 +172,17 @@ fn leaf_cluster_and_monitor_ports_in_use_are_reported_as_nats_server_reports_the
 
 #[test]
 fn an_address_that_is_not_this_hosts_is_refused_at_start() {
-    // TEST-NET-1: never assigned to a host, so the bind fails here, sending nothing.
+    // TEST-NET-3: documentation addresses no host here holds, so the bind fails,
+    // sending nothing.
     let port = free_port().to_string();
     for kind in Impl::all() {
         let dir = TempDir::new("dropin");
         refuses(
             kind,
             &dir,
-            &["-a", "192.0.2.1", "-p", &port],
+            &["-a", "203.0.113.7", "-p", &port],
             &[&format!(
-                "Error listening on port: 192.0.2.1:{port}, \"listen tcp 192.0.2.1:{port}: bind: cannot assign requested address\""
+                "Error listening on port: 203.0.113.7:{port}, \"listen tcp 203.0.113.7:{port}: bind: cannot assign requested address\""
             )],
         );
     }
