@@ -28,7 +28,9 @@ const MAX_CACHED_ACCOUNTS: usize = 64;
 pub(super) struct MatchCache {
     account: Arc<Account>,
     generation: u64,
-    by_subject: HashMap<Box<[u8]>, Arc<Match<Subscription>>>,
+    /// Fx-hashed: subjects are short and this is hit once per message (SipHash's
+    /// flood resistance buys nothing here; the cache is per connection and bounded).
+    by_subject: rustc_hash::FxHashMap<Box<[u8]>, Arc<Match<Subscription>>>,
 }
 /// How long, in all, a producer may be held back per read while consumers it fed
 /// drain (nats-server's `stallTotalAllowed`). After that it reads on, and a consumer
@@ -890,7 +892,7 @@ impl Client {
                 self.caches.push(MatchCache {
                     account: account.clone(),
                     generation: 0,
-                    by_subject: HashMap::new(),
+                    by_subject: Default::default(),
                 });
                 self.caches.len() - 1
             }
