@@ -191,7 +191,7 @@ async fn connect_once(
     let conn = Arc::new(Conn::new(
         cid,
         addr,
-        shared.options.max_pending as usize,
+        crate::conn::link_max_pending(shared.options.max_pending as usize),
         shared.stats.clone(),
     ));
     conn.is_leaf.store(true, Ordering::Relaxed);

@@ -160,7 +160,7 @@ fn new_conn(shared: &Shared, addr: SocketAddr) -> Arc<Conn> {
     let conn = Arc::new(Conn::new(
         cid,
         addr,
-        shared.options.max_pending as usize,
+        crate::conn::link_max_pending(shared.options.max_pending as usize),
         shared.stats.clone(),
     ));
     conn.is_route.store(true, Ordering::Relaxed);

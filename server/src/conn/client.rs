@@ -430,18 +430,23 @@ impl Client {
     }
 
     /// Before delivering to `conn`: false when it is behind and
-    /// `no_fast_producer_stall` drops messages to it rather than wait for it.
+    /// `no_fast_producer_stall` drops messages to it rather than wait for it. As in
+    /// nats-server that drops only what clients publish: what a leaf link or a route
+    /// brings is queued (up to max_pending).
     #[inline]
     pub(super) fn admits(&self, conn: &Conn) -> bool {
-        !conn.is_behind() || !self.shared.no_fast_producer_stall.load(Ordering::Relaxed)
+        !conn.is_behind()
+            || self.from_route
+            || self.from_leaf
+            || !self.shared.no_fast_producer_stall.load(Ordering::Relaxed)
     }
 
-    /// After delivering to `conn`: when it is behind, this read waits for it (a
-    /// connection never waits for itself: its own reader is what would drain it;
-    /// with `no_fast_producer_stall` nobody waits).
+    /// After delivering to `conn`: when it is behind, this read waits for it. Not
+    /// for itself (its own reader is what would drain it), not for a consumer that
+    /// stopped writing, and with `no_fast_producer_stall` not at all.
     #[inline]
     pub(super) fn note_behind(&mut self, conn: &Arc<Conn>) {
-        if conn.is_behind()
+        if conn.wants_wait()
             && conn.cid != self.conn.cid
             && !self.shared.no_fast_producer_stall.load(Ordering::Relaxed)
             && !self.behind.iter().any(|c| c.cid == conn.cid)

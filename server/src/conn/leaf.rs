@@ -44,7 +44,7 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr)
     let conn = Arc::new(Conn::new(
         cid,
         addr,
-        shared.options.max_pending as usize,
+        super::link_max_pending(shared.options.max_pending as usize),
         shared.stats.clone(),
     ));
     conn.is_leaf.store(true, Ordering::Relaxed);

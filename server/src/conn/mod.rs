@@ -55,6 +55,22 @@ struct Outbound {
 /// in nats-server), but never more than this: a reader that keeps up drains far less,
 /// and a lower mark keeps memory and latency down while producers wait.
 const STALL_MARK_CAP: usize = 8 * 1024 * 1024;
+/// The least a leaf link or a route may hold pending before it is cut (nats-server
+/// cuts links only on write_deadline). A link carries every account's traffic, and
+/// its far end holds its reader back while a consumer there drains: a small
+/// max_pending must not cut the link meanwhile. Memory stays bounded all the same.
+const LINK_MIN_PENDING: usize = 64 * 1024 * 1024;
+
+/// The pending bytes a leaf link or a route may hold before it is cut.
+pub fn link_max_pending(max_pending: usize) -> usize {
+    max_pending.max(LINK_MIN_PENDING)
+}
+
+/// A consumer whose writer has got nothing through for this long has stopped reading:
+/// nobody waits for it any more (it fills to max_pending and is cut) rather than
+/// slowing every producer that feeds it — a whole route or leaf link — until then.
+/// Long enough that a reader starved of CPU for a moment is not mistaken for one.
+const STUCK_AFTER: Duration = Duration::from_secs(1);
 
 pub struct Conn {
     pub cid: u64,
@@ -100,6 +116,10 @@ pub struct Conn {
     behind: AtomicBool,
     /// Woken (all waiters) when a connection that was behind has drained.
     drained: Notify,
+    /// While the writer is writing: Unix nanoseconds when it started or last got a
+    /// part through (0 while it is idle). Producers tell a consumer that drains
+    /// slowly from one that stopped.
+    last_progress: AtomicU64,
     /// Times this connection, as a producer, was held back (`/connz` `stalls`).
     pub stalls: AtomicU64,
     server_stats: Arc<ServerStats>,
@@ -299,6 +319,7 @@ impl Conn {
             stall_mark: (max_pending / 4 * 3).min(STALL_MARK_CAP),
             behind: AtomicBool::new(false),
             drained: Notify::new(),
+            last_progress: AtomicU64::new(0),
             stalls: AtomicU64::new(0),
             server_stats,
             subs: Mutex::new(HashMap::new()),
@@ -501,14 +522,28 @@ impl Conn {
         true
     }
 
-    /// Whether producers that feed this connection should wait for it to drain.
+    /// Whether this connection is past its stall mark.
     pub fn is_behind(&self) -> bool {
         self.behind.load(Ordering::Acquire)
+    }
+
+    /// Whether producers that feed this connection should wait for it: it is behind,
+    /// and its writer is idle (about to be woken) or got something through lately.
+    pub fn wants_wait(&self) -> bool {
+        self.is_behind() && {
+            let last = self.last_progress.load(Ordering::Relaxed);
+            let now = unix_nanos(std::time::SystemTime::now());
+            last == 0 || now.saturating_sub(last) < STUCK_AFTER.as_nanos() as u64
+        }
     }
 
     /// Wait until this connection is no longer behind, it closes, or `budget` runs
     /// out (returns false then).
     pub async fn wait_drained(&self, budget: Duration) -> bool {
+        self.wait_drained_inner(budget).await
+    }
+
+    async fn wait_drained_inner(&self, budget: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + budget;
         loop {
             let drained = self.drained.notified();
@@ -777,13 +812,28 @@ pub async fn writer<W: tokio::io::AsyncWrite + Unpin>(conn: Arc<Conn>, mut w: W,
             break;
         }
     }
-    let _ = w.shutdown().await;
+    // Bounded: a TLS close_notify to a peer that stopped reading must not hold the
+    // task (and the socket) forever.
+    let _ = tokio::time::timeout(live.write_deadline, w.shutdown()).await;
 }
 
 /// Write `bytes` as the socket takes them, counting each part off the connection's
 /// pending bytes, so a consumer that is reading drains its producers' wait as it goes.
 /// A write that makes no progress for `write_deadline` is a slow consumer.
 async fn write_out<W: tokio::io::AsyncWrite + Unpin>(
+    conn: &Conn,
+    w: &mut W,
+    bytes: &[u8],
+    write_deadline: Duration,
+) -> Result<(), &'static str> {
+    conn.last_progress
+        .store(unix_nanos(std::time::SystemTime::now()), Ordering::Relaxed);
+    let result = write_parts(conn, w, bytes, write_deadline).await;
+    conn.last_progress.store(0, Ordering::Relaxed);
+    result
+}
+
+async fn write_parts<W: tokio::io::AsyncWrite + Unpin>(
     conn: &Conn,
     w: &mut W,
     bytes: &[u8],
@@ -807,16 +857,38 @@ async fn write_out<W: tokio::io::AsyncWrite + Unpin>(
             }
         };
         done += n;
+        conn.last_progress
+            .store(unix_nanos(std::time::SystemTime::now()), Ordering::Relaxed);
         let drained = {
             let mut out = conn.out.lock();
             out.in_flight = bytes.len() - done;
             let pending = out.buf.len() + out.in_flight;
-            conn.behind.load(Ordering::Relaxed) && pending <= conn.stall_mark / 2
+            // Cleared under the lock: a producer that pushes it past the mark again
+            // right after sets it again.
+            let drained = conn.behind.load(Ordering::Relaxed) && pending <= conn.stall_mark / 2;
+            if drained {
+                conn.behind.store(false, Ordering::Release);
+            }
+            drained
         };
         if drained {
-            conn.behind.store(false, Ordering::Release);
             conn.drained.notify_waiters();
         }
     }
-    w.flush().await.map_err(|_| "Write Error")
+    // TLS: what the session still holds goes out too, within the same deadline.
+    match tokio::time::timeout(write_deadline, w.flush()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err("Write Error"),
+        Err(_) => {
+            conn.count_slow_consumer();
+            tracing::info!(
+                "{} - cid:{} - Slow Consumer Detected: WriteDeadline of {:?} exceeded with {} total bytes",
+                conn.addr,
+                conn.cid,
+                write_deadline,
+                conn.pending_bytes()
+            );
+            Err("Slow Consumer (Write Deadline)")
+        }
+    }
 }
