@@ -73,6 +73,12 @@ async fn solicit(shared: Arc<Shared>, remote: Remote, delay: Duration, index: us
         let shift = rand::random::<u32>() as usize % urls.len();
         urls.rotate_left(shift);
     }
+    // The config refuses a remote without URLs; a remote built some other way that
+    // has none has nothing to dial.
+    if urls.is_empty() {
+        tracing::error!("Leafnode remote {index} has no URL: not dialling");
+        return;
+    }
     let mut attempt = 0usize;
     loop {
         if shared.shutdown.is_cancelled() {

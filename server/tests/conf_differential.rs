@@ -21,6 +21,10 @@ const DELIBERATE: &[(&str, &str)] = &[
         "a `{` never closed is a truncated file the official lexer reads to its end; Canopy reports it",
     ),
     (
+        "157-leafnodes-remote-no-url.conf",
+        "a remote with no URL never connects and nats-server says nothing; Canopy refuses it at -t",
+    ),
+    (
         "062-int-then-close-bracket-extra-bracket.conf",
         "the official lexer swallows `]` after an integer (`[ 1]` needs a second `]`); Canopy reads arrays as written",
     ),

@@ -162,6 +162,13 @@ fn parse_remote(f: &mut Fields, base: &Path, d: &mut Diagnostics) -> Remote {
             }
         }
     }
+    if r.urls.is_empty() {
+        // nats-server accepts this and the remote never connects; say so instead.
+        d.push(
+            Diagnostic::error(&f.pos, "leafnode remote has no URL to dial")
+                .with_help("add `url: \"nats-leaf://HUB:7422\"` or `urls: [ ... ]` to the remote"),
+        );
+    }
     r.account = f.string(&["account", "local"], d);
     r.credentials = f.string(&["credentials", "creds"], d);
     r.nkey = f.string(&["nkey", "seed"], d);

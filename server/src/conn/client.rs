@@ -591,8 +591,17 @@ impl Client {
     }
 
     async fn process(&mut self, op: Op<'_>) -> Result<(), Closed> {
+        if !self.connected && !matches!(op, Op::Connect(_)) {
+            // Without auth, a client may skip CONNECT (and PING first); with auth,
+            // anything before CONNECT — a PING too — is an authorization violation,
+            // as in nats-server.
+            let auth = self.shared.auth();
+            if auth.required {
+                drop(auth);
+                return self.fatal("Authorization Violation", "Authorization Violation");
+            }
+        }
         if !self.connected && !matches!(op, Op::Connect(_) | Op::Ping | Op::Pong) {
-            // Without auth, a client may skip CONNECT; with auth it may not.
             let auth = self.shared.auth();
             match auth.anonymous().filter(|_| !auth.required) {
                 Some(b) => {

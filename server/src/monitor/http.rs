@@ -15,17 +15,12 @@ use std::time::SystemTime;
 
 type Params = Query<HashMap<String, String>>;
 
-/// Pretty JSON (two-space indent, as nats-server writes it), or JSONP with `callback`.
-fn json_response(v: &Value, params: &HashMap<String, String>) -> Response {
+/// Pretty JSON (two-space indent, as nats-server writes it). No JSONP: nats-server
+/// 2.15 ignores `callback`, and wrapping the document in a script would let any web
+/// page read it cross-origin.
+fn json_response(v: &Value) -> Response {
     let body = serde_json::to_string_pretty(v).unwrap_or_default();
-    match params.get("callback") {
-        Some(cb) if !cb.is_empty() => (
-            [(header::CONTENT_TYPE, "application/javascript")],
-            format!("{cb}({body})"),
-        )
-            .into_response(),
-        _ => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
-    }
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 fn bad_request(msg: String) -> Response {
@@ -45,15 +40,15 @@ fn count(shared: &Shared, path: &str) {
         .or_insert(0) += 1;
 }
 
-async fn varz_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {
+async fn varz_h(State(s): State<Arc<Shared>>) -> Response {
     count(&s, "/varz");
-    json_response(&varz(&s), &p)
+    json_response(&varz(&s))
 }
 
 async fn connz_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {
     count(&s, "/connz");
     match ConnzQuery::from_params(&p) {
-        Ok(q) => json_response(&connz_query(&s, &q), &p),
+        Ok(q) => json_response(&connz_query(&s, &q)),
         Err(msg) => bad_request(msg),
     }
 }
@@ -72,7 +67,7 @@ async fn healthz_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {
 async fn subsz_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {
     count(&s, "/subsz");
     match subsz(&s, &p) {
-        Ok(v) => json_response(&v, &p),
+        Ok(v) => json_response(&v),
         Err(msg) => bad_request(msg),
     }
 }
@@ -80,7 +75,7 @@ async fn subsz_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {
 async fn accountz_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {
     count(&s, "/accountz");
     match accountz(&s, p.get("acc").map(String::as_str)) {
-        Ok(v) => json_response(&v, &p),
+        Ok(v) => json_response(&v),
         Err(msg) => bad_request(msg),
     }
 }
@@ -88,7 +83,7 @@ async fn accountz_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response 
 async fn accstatz_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {
     count(&s, "/accstatz");
     let unused = p.get("unused").is_some_and(|v| v == "1" || v == "true");
-    json_response(&accstatz(&s, unused), &p)
+    json_response(&accstatz(&s, unused))
 }
 
 async fn routez_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {
@@ -96,25 +91,22 @@ async fn routez_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {
     let subs = p
         .get("subs")
         .is_some_and(|v| v == "1" || v == "true" || v == "detail");
-    json_response(&crate::route::routez(&s, subs), &p)
+    json_response(&crate::route::routez(&s, subs))
 }
 
 async fn leafz_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {
     count(&s, "/leafz");
     let subs = p.get("subs").is_some_and(|v| v == "1" || v == "true");
-    json_response(
-        &super::leafz(&s, subs, p.get("acc").map(String::as_str)),
-        &p,
-    )
+    json_response(&super::leafz(&s, subs, p.get("acc").map(String::as_str)))
 }
 
-async fn gatewayz_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {
+async fn gatewayz_h(State(s): State<Arc<Shared>>) -> Response {
     count(&s, "/gatewayz");
     let v = json!({"server_id": s.server_id, "now": rfc3339(SystemTime::now()), "outbound_gateways": {}, "inbound_gateways": {}});
-    json_response(&v, &p)
+    json_response(&v)
 }
 
-async fn jsz_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {
+async fn jsz_h(State(s): State<Arc<Shared>>) -> Response {
     count(&s, "/jsz");
     let v = json!({
         "memory": 0, "storage": 0, "reserved_memory": 0, "reserved_storage": 0, "accounts": 0, "ha_assets": 0,
@@ -123,7 +115,7 @@ async fn jsz_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {
         "config": {"max_memory": 0, "max_storage": 0},
         "streams": 0, "consumers": 0, "messages": 0, "bytes": 0, "total": 0,
     });
-    json_response(&v, &p)
+    json_response(&v)
 }
 
 async fn metrics_h(State(s): State<Arc<Shared>>) -> Response {

@@ -1,0 +1,88 @@
+//! What a peer that does not play by the rules gets, on canopy-server and the official
+//! nats-server alike: the same error and the same close, and nothing it can read or
+//! break that it should not. (Issue #14 grows this suite.)
+
+mod support;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use support::{free_port, Impl, Server, TempDir};
+
+#[test]
+fn ping_before_connect_is_an_authorization_violation_when_auth_is_required() {
+    for kind in Impl::all() {
+        let s = Server::start(kind, "authorization { user: u, password: p }");
+        for op in [&b"PING\r\n"[..], b"PONG\r\n", b"SUB foo 1\r\n"] {
+            let mut c = s.raw();
+            c.send(op);
+            assert_eq!(
+                c.expect_closed(),
+                "-ERR 'Authorization Violation'\r\n",
+                "{kind:?} {}",
+                String::from_utf8_lossy(op)
+            );
+        }
+        // Without auth a PING before CONNECT is answered.
+        let open = Server::start(kind, "");
+        let mut c = open.raw();
+        c.send(b"PING\r\n");
+        c.expect(b"PONG\r\n");
+    }
+}
+
+#[test]
+fn monitoring_serves_plain_json_whatever_the_callback_parameter() {
+    for kind in Impl::all() {
+        let http = free_port();
+        let _s = Server::start(kind, &format!("http: \"127.0.0.1:{http}\""));
+        for path in [
+            "/varz",
+            "/connz",
+            "/subsz",
+            "/leafz",
+            "/routez",
+            "/accountz",
+        ] {
+            let mut sock = TcpStream::connect(("127.0.0.1", http)).unwrap();
+            sock.write_all(
+                format!("GET {path}?callback=alert HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes(),
+            )
+            .unwrap();
+            let mut text = String::new();
+            sock.read_to_string(&mut text).unwrap();
+            let (head, body) = text.split_once("\r\n\r\n").unwrap();
+            assert!(
+                head.to_ascii_lowercase()
+                    .contains("content-type: application/json"),
+                "{kind:?} {path}: {head}"
+            );
+            assert!(
+                body.trim_start().starts_with('{'),
+                "{kind:?} {path}: {body}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_leaf_remote_without_a_url_is_refused_at_start_and_by_check() {
+    let dir = TempDir::new("hostile");
+    let conf = dir.0.join("r.conf");
+    std::fs::write(
+        &conf,
+        "leafnodes {\n  remotes: [ { account: \"$G\" } ]\n}\n",
+    )
+    .unwrap();
+    for args in [&["-t", "-c"][..], &["-c"][..]] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_canopy-server"))
+            .args(args)
+            .arg(&conf)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {text}");
+        assert!(
+            text.contains("r.conf:2:14: error: leafnode remote has no URL to dial"),
+            "{args:?}: {text}"
+        );
+    }
+}
