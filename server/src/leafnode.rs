@@ -90,7 +90,11 @@ async fn solicit(shared: Arc<Shared>, remote: Remote, delay: Duration, index: us
             Ok(Outcome::LoopDetected) => LOOP_BACKOFF,
             Ok(Outcome::Closed) => delay,
             Err(e) => {
-                tracing::error!("Error trying to connect as leafnode to remote server {url} (remote {index}): {e}");
+                tracing::error!(
+                    "Error trying to connect as leafnode to remote server {} (remote {index}): {}",
+                    crate::log::redact_url(&url),
+                    crate::log::redact_in(&format!("{e:#}"), &url)
+                );
                 delay
             }
         };

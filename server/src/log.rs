@@ -128,3 +128,47 @@ pub fn fatal(msg: impl fmt::Display) -> ! {
     }
     std::process::exit(1);
 }
+
+/// A URL fit for a log line: the password of `user:pass@` becomes `xxxxx`, as
+/// nats-server redacts it, and a bare `token@` is hidden whole.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_string();
+    };
+    let hidden = match rest[..at].split_once(':') {
+        Some((user, _)) => format!("{user}:xxxxx"),
+        None => "xxxxx".to_string(),
+    };
+    format!("{scheme}://{hidden}{}", &rest[at..])
+}
+
+/// `text` with every occurrence of `url` redacted (an error that quotes it).
+pub fn redact_in(text: &str, url: &str) -> String {
+    text.replace(url, &redact_url(url))
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_urls_never_reach_a_log_line() {
+        assert_eq!(
+            redact_url("nats-leaf://leaf:s3cret@hub:7422"),
+            "nats-leaf://leaf:xxxxx@hub:7422"
+        );
+        assert_eq!(
+            redact_url("nats://t0ken@hub:4222/x"),
+            "nats://xxxxx@hub:4222/x"
+        );
+        assert_eq!(redact_url("nats://hub:4222"), "nats://hub:4222");
+        assert_eq!(
+            redact_in("dial nats://a:b@h:1 failed", "nats://a:b@h:1"),
+            "dial nats://a:xxxxx@h:1 failed"
+        );
+    }
+}

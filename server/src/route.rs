@@ -286,11 +286,18 @@ pub async fn solicit(shared: Arc<Shared>, url: String, configured: bool) {
         match connect_once(&shared, &url, configured, &mut known_id).await {
             Ok(()) => attempts = 0,
             Err(Stop::SelfRoute) => {
-                tracing::debug!("Detected route to self, ignoring {url}");
+                tracing::debug!(
+                    "Detected route to self, ignoring {}",
+                    crate::log::redact_url(&url)
+                );
                 break;
             }
             Err(Stop::Retry(e)) => {
-                tracing::debug!("Error trying to connect to route ({url}): {e}");
+                tracing::debug!(
+                    "Error trying to connect to route ({}): {}",
+                    crate::log::redact_url(&url),
+                    crate::log::redact_in(&e.to_string(), &url)
+                );
                 if !configured && attempts > retries {
                     break;
                 }

@@ -86,3 +86,35 @@ fn a_leaf_remote_without_a_url_is_refused_at_start_and_by_check() {
         );
     }
 }
+
+#[test]
+fn credentials_in_remote_and_route_urls_stay_out_of_the_logs() {
+    for kind in Impl::all() {
+        let (dead_leaf, dead_route, cluster) = (free_port(), free_port(), free_port());
+        let s = Server::start(
+            kind,
+            &format!(
+                "debug: true\ntrace: true\n\
+                 leafnodes {{ reconnect: \"1s\", remotes: [ {{ url: \"nats-leaf://leafuser:l3afS3cret@127.0.0.1:{dead_leaf}\" }} ] }}\n\
+                 cluster {{ name: c, listen: \"127.0.0.1:{cluster}\", routes: [ \"nats-route://routeuser:r0uteS3cret@127.0.0.1:{dead_route}\" ] }}"
+            ),
+        );
+        // Let both dial (and fail) a few times.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !(s.log().contains(&dead_leaf.to_string())
+            && s.log().contains(&dead_route.to_string()))
+        {
+            assert!(
+                std::time::Instant::now() < until,
+                "{kind:?}: no dial was logged: {}",
+                s.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let log = s.log();
+        for secret in ["l3afS3cret", "r0uteS3cret"] {
+            assert!(!log.contains(secret), "{kind:?} logged {secret}: {log}");
+        }
+    }
+}
