@@ -817,7 +817,8 @@ impl Client {
                         .await
                         .unwrap_or(false)
                 }
-                (Some(w), Some(g)) => w == g,
+                // Compared in constant time, as client passwords are.
+                (Some(w), Some(g)) => crate::auth::same_secret(w.as_bytes(), g.as_bytes()),
                 (Some(_), None) => false,
             };
             if !(user_ok && pass_ok) {

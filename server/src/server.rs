@@ -113,7 +113,8 @@ impl Shared {
             (Some(w), Some(g)) if crate::auth::is_bcrypt(w) => {
                 bcrypt::verify(g, w).unwrap_or(false)
             }
-            (Some(w), Some(g)) => w == g,
+            // Compared in constant time, as client passwords are.
+            (Some(w), Some(g)) => crate::auth::same_secret(w.as_bytes(), g.as_bytes()),
             (Some(_), None) => false,
         };
         let leafnodes = self.options.leafnodes.as_ref();
