@@ -774,6 +774,15 @@ impl Client {
         if !crate::subject::is_valid_subscription(subject) {
             return;
         }
+        if !crate::subject::within_token_bound(subject) {
+            tracing::error!(
+                "{} - rid:{} - interest in a subject of more than {} tokens ignored",
+                self.conn.addr,
+                self.conn.cid,
+                crate::subject::MAX_TOKENS
+            );
+            return;
+        }
         let sub = Arc::new(Subscription {
             conn: self.conn.clone(),
             subject: subj.into(),

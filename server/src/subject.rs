@@ -1,6 +1,17 @@
 //! Subject and queue-name grammar: dot-separated non-empty tokens without whitespace;
 //! `*` and `>` are wildcards only as whole tokens, and `>` only last.
 
+/// The most tokens a subject may have wherever it enters (client SUB, leaf LS+/LS-,
+/// route RS+/RS-, messages): the subscription trie is walked a level per token, so
+/// this bounds its depth whatever max_control_line allows. nats-server has no such
+/// bound; Canopy refuses deeper subjects on purpose.
+pub const MAX_TOKENS: usize = 1024;
+
+/// Whether `s` has at most [`MAX_TOKENS`] tokens.
+pub fn within_token_bound(s: &[u8]) -> bool {
+    s.iter().filter(|b| **b == b'.').count() < MAX_TOKENS
+}
+
 /// Valid as a subscription subject (wildcards allowed).
 pub fn is_valid_subscription(s: &[u8]) -> bool {
     valid(s, true)

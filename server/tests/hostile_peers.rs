@@ -118,3 +118,36 @@ fn credentials_in_remote_and_route_urls_stay_out_of_the_logs() {
         }
     }
 }
+
+/// An unauthenticated leaf that sends one LS+ (and an LMSG) with a subject of 8,000
+/// tokens, then leaves: the hub stays up and keeps serving. (Before, the trie walked a
+/// level per token and the drop on disconnect overflowed the stack.)
+#[test]
+fn a_leaf_that_sends_a_subject_of_thousands_of_tokens_does_not_bring_the_hub_down() {
+    let deep = vec!["t"; 8_000].join(".");
+    for kind in Impl::all() {
+        let lp = free_port();
+        let s = Server::start(
+            kind,
+            &format!("max_control_line: 65536\nleafnodes {{ listen: \"127.0.0.1:{lp}\" }}"),
+        );
+        let mut leaf = TcpStream::connect(("127.0.0.1", lp)).unwrap();
+        leaf.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        let mut info = [0u8; 4096];
+        let _ = leaf.read(&mut info);
+        let frames = format!(
+            "CONNECT {{\"verbose\":false,\"pedantic\":false,\"name\":\"evil\",\"headers\":true}}\r\n\
+             LS+ {deep}\r\nLS+ {deep} q 1\r\nLMSG {deep} 2\r\nhi\r\nPING\r\n"
+        );
+        leaf.write_all(frames.as_bytes()).unwrap();
+        let mut sink = [0u8; 65536];
+        let _ = leaf.read(&mut sink);
+        drop(leaf);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        // Still serving clients.
+        let mut c = s.raw();
+        c.send(b"CONNECT {\"verbose\":false}\r\nSUB ok 1\r\nPUB ok 2\r\nhi\r\n");
+        c.expect(b"MSG ok 1 2\r\nhi\r\n");
+    }
+}

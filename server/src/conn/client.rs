@@ -40,8 +40,6 @@ pub(super) const STALL_BUDGET: std::time::Duration = std::time::Duration::from_m
 const STALL_LOG_AFTER: std::time::Duration = std::time::Duration::from_millis(5);
 const START_READ_BUFFER: usize = 512;
 const MAX_READ_SIZE: usize = 256 * 1024;
-/// Subjects with more tokens than this match nothing and cannot be subscribed to.
-const MAX_SUBJECT_TOKENS: usize = 1024;
 
 pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     let cid = shared.next_cid.fetch_add(1, Ordering::Relaxed) + 1;
@@ -752,7 +750,7 @@ impl Client {
             return Ok(());
         };
         // A bound on tokens keeps the trie walk's depth bounded whatever max_control_line is.
-        if !valid || subj.iter().filter(|b| **b == b'.').count() >= MAX_SUBJECT_TOKENS {
+        if !valid || !subject::within_token_bound(subj) {
             self.err("Invalid Subject");
             return Ok(());
         }
@@ -921,9 +919,7 @@ impl Client {
             return m.clone();
         }
         let m = Arc::new(match std::str::from_utf8(subj) {
-            Ok(s) if s.bytes().filter(|b| *b == b'.').count() < MAX_SUBJECT_TOKENS => {
-                account.sublist.matches(s)
-            }
+            Ok(s) if subject::within_token_bound(s.as_bytes()) => account.sublist.matches(s),
             _ => Match::default(),
         });
         if cache.by_subject.len() >= MATCH_CACHE_SIZE {
@@ -1028,6 +1024,8 @@ impl Client {
         } else {
             Arc::new(
                 std::str::from_utf8(subj)
+                    .ok()
+                    .filter(|s| subject::within_token_bound(s.as_bytes()))
                     .map(|s| account.sublist.matches(s))
                     .unwrap_or_default(),
             )

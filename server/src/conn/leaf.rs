@@ -315,6 +315,15 @@ impl Client {
         if !crate::subject::is_valid_subscription(subject) {
             return Ok(());
         }
+        if !crate::subject::within_token_bound(subject) {
+            tracing::error!(
+                "{} - lid:{} - interest in a subject of more than {} tokens ignored",
+                self.conn.addr,
+                self.conn.cid,
+                crate::subject::MAX_TOKENS
+            );
+            return Ok(());
+        }
         // `deny_exports` on a dialled link: interest in those subjects is not served;
         // a wildcard that overlaps them is, with those subjects filtered at delivery.
         let mut deny = None;
