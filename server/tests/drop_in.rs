@@ -300,7 +300,7 @@ fn connz_and_accountz_queries_are_answered_as_nats_server_answers_them() {
             (Some(1024), Some(0)),
             "{kind:?}"
         );
-        assert_eq!(v["num_connections"], 1, "{kind:?}");
+        assert!(v["num_connections"].as_u64() >= Some(1), "{kind:?}: {v}");
         let v = page("/connz?offset=-5");
         assert_eq!(
             (v["limit"].as_u64(), v["offset"].as_u64()),

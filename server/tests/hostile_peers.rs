@@ -151,3 +151,59 @@ fn a_leaf_that_sends_a_subject_of_thousands_of_tokens_does_not_bring_the_hub_dow
         c.expect(b"MSG ok 1 2\r\nhi\r\n");
     }
 }
+
+fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// 300 idle sockets on the monitoring port: monitoring still answers, clients still
+/// connect, idle sockets are closed after the header timeout, and Canopy holds at
+/// most its cap of monitoring connections (nats-server has no cap; its count is shown).
+#[test]
+fn a_crowd_of_idle_monitoring_sockets_starves_nothing() {
+    for kind in Impl::all() {
+        let http = free_port();
+        let s = Server::start(kind, &format!("http: \"127.0.0.1:{http}\""));
+        let before = fd_count(s.pid());
+        let crowd: Vec<TcpStream> = (0..300)
+            .map(|_| TcpStream::connect(("127.0.0.1", http)).unwrap())
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let during = fd_count(s.pid());
+        let start = std::time::Instant::now();
+        let mut req = TcpStream::connect(("127.0.0.1", http)).unwrap();
+        req.set_read_timeout(Some(std::time::Duration::from_secs(15)))
+            .unwrap();
+        req.write_all(b"GET /varz HTTP/1.0\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut text = String::new();
+        let _ = req.read_to_string(&mut text);
+        assert!(
+            text.starts_with("HTTP/1.0 200") || text.starts_with("HTTP/1.1 200"),
+            "{kind:?}: {text}"
+        );
+        let waited = start.elapsed();
+        assert!(
+            waited < std::time::Duration::from_secs(10),
+            "{kind:?}: /varz took {waited:?}"
+        );
+        let mut c = s.raw();
+        c.send(b"CONNECT {\"verbose\":false}\r\n");
+        c.sync();
+        if kind == Impl::Canopy {
+            assert!(
+                during < before + 160,
+                "{kind:?}: {before} fds before, {during} with the crowd"
+            );
+            // The idle ones are closed by the server.
+            let mut one = crowd.into_iter().next().unwrap();
+            one.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                .unwrap();
+            let mut b = [0u8; 1];
+            assert_eq!(one.read(&mut b).unwrap_or(0), 0, "an idle socket was kept");
+        }
+        eprintln!("{kind:?}: fds {before} before, {during} with 300 idle monitoring sockets; /varz in {waited:?}");
+    }
+}

@@ -11,7 +11,7 @@ use axum::Router;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 type Params = Query<HashMap<String, String>>;
 
@@ -189,40 +189,50 @@ pub async fn start(
     let addr = listener.local_addr()?;
     let shutdown = shared.shutdown.clone();
     let app = router(shared);
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_MONITOR_CONNS));
     tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await;
+        loop {
+            // A permit before accepting: past the cap, connections wait in the
+            // kernel's backlog and hold none of this process's descriptors.
+            let permit = tokio::select! {
+                p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+                _ = shutdown.cancelled() => return,
+            };
+            let stream = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok((s, _)) => s,
+                    Err(_) => { tokio::time::sleep(Duration::from_millis(50)).await; continue; }
+                },
+                _ = shutdown.cancelled() => return,
+            };
+            tokio::spawn(serve_connection(stream, app.clone(), permit));
+        }
     });
     tracing::info!("Starting http monitor on {addr}");
     Ok(addr)
 }
 
-/// Connections that finished their TLS handshake, for axum: handshakes run in their
-/// own tasks (with the TLS timeout), so a slow client cannot hold up the others.
-struct TlsListener {
-    ready: tokio::sync::mpsc::Receiver<(
-        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
-        std::net::SocketAddr,
-    )>,
-    local: std::net::SocketAddr,
-}
+/// At most this many monitoring connections are served at once, so a crowd of idle
+/// sockets on the monitoring port can never take the descriptors the client, leaf
+/// and route ports need.
+const MAX_MONITOR_CONNS: usize = 128;
+/// A request's headers must arrive within this; an idle keep-alive waits no longer.
+const MONITOR_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// No monitoring connection lives longer than this (a scraper just reconnects).
+const MONITOR_CONN_LIFETIME: Duration = Duration::from_secs(60);
 
-impl axum::serve::Listener for TlsListener {
-    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
-    type Addr = std::net::SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(c) => c,
-            // The acceptor ended (shutdown): accept nothing more.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
-    }
+/// Serve one monitoring connection (HTTP/1.1), bounded in time, holding `permit`.
+async fn serve_connection<I>(io: I, app: Router, permit: tokio::sync::OwnedSemaphorePermit)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(MONITOR_HEADER_TIMEOUT)
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    let _ = tokio::time::timeout(MONITOR_CONN_LIFETIME, conn).await;
+    drop(permit);
 }
 
 /// `https_port` / `https`: the same endpoints over TLS, with the server's `tls {}` block.
@@ -239,32 +249,32 @@ pub async fn start_https(
         anyhow::anyhow!("Can't start monitoring: can't listen to the monitor port: {e}")
     })?;
     let local = tcp.local_addr()?;
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
     let shutdown = shared.shutdown.clone();
-    let stop = shutdown.clone();
+    let app = router(shared);
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_MONITOR_CONNS));
     tokio::spawn(async move {
         loop {
-            let (stream, addr) = tokio::select! {
-                r = tcp.accept() => match r {
-                    Ok(c) => c,
-                    Err(_) => { tokio::time::sleep(std::time::Duration::from_millis(50)).await; continue; }
-                },
-                _ = stop.cancelled() => return,
+            let permit = tokio::select! {
+                p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+                _ = shutdown.cancelled() => return,
             };
-            let (acceptor, tx, timeout) = (acceptor.clone(), tx.clone(), tls.timeout);
+            let stream = tokio::select! {
+                r = tcp.accept() => match r {
+                    Ok((s, _)) => s,
+                    Err(_) => { tokio::time::sleep(Duration::from_millis(50)).await; continue; }
+                },
+                _ = shutdown.cancelled() => return,
+            };
+            // Handshakes run in their own tasks (with the TLS timeout), so a slow
+            // client cannot hold up the others.
+            let (acceptor, app, timeout) = (acceptor.clone(), app.clone(), tls.timeout);
             tokio::spawn(async move {
                 if let Ok(Ok(s)) = tokio::time::timeout(timeout, acceptor.accept(stream)).await {
-                    let _ = tx.send((s, addr)).await;
+                    serve_connection(s, app, permit).await;
                 }
             });
         }
-    });
-    let app = router(shared);
-    tokio::spawn(async move {
-        let _ = axum::serve(TlsListener { ready: rx, local }, app)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await;
     });
     tracing::info!("Starting https monitor on {local}");
     Ok(local)
