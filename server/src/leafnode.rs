@@ -236,7 +236,11 @@ async fn connect_once(
         other => other,
     };
     let mut stream = stream;
-    stream.write_all(connect_line.as_bytes()).await?;
+    if let Err(e) = stream.write_all(connect_line.as_bytes()).await {
+        // Never left in the connection table: the link did not start.
+        shared.conns.lock().remove(&cid);
+        return Err(e.into());
+    }
     let (rd, wr) = tokio::io::split(stream);
     run_link(shared, &conn, account, t.user.clone(), rd, wr).await;
     let reason = conn.close_reason().unwrap_or("Client Closed");
@@ -321,7 +325,20 @@ async fn run_link<R, W>(
         user,
     });
     let timeout = shared.auth().timeout;
-    client.link_read_loop(rd, timeout).await;
+    // As for every other kind of connection: whatever happens in the read loop — even
+    // a bug that panics — the link leaves the registry and its interest the sublist.
+    let outcome = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
+        client.link_read_loop(rd, timeout),
+    ))
+    .await;
+    if outcome.is_err() {
+        tracing::error!(
+            "{} - lid:{} - internal error: leafnode connection closed",
+            conn.addr,
+            conn.cid
+        );
+        conn.close("Internal Error");
+    }
     client.cleanup();
     let _ = writer.await;
 }
