@@ -150,8 +150,9 @@ impl Shared {
             return None;
         }
         drop(accounts);
-        self.auth()
-            .authenticate(c, "", cert_names)
+        let auth = self.auth();
+        auth.authenticate(c, "", cert_names)
+            .filter(|b| auth.allows_connection_type(b.user.as_deref(), "LEAFNODE"))
             .map(|b| b.account)
     }
     /// Set the `connect_urls` clients are given; true if they changed.

@@ -207,3 +207,47 @@ fn a_crowd_of_idle_monitoring_sockets_starves_nothing() {
         eprintln!("{kind:?}: fds {before} before, {during} with 300 idle monitoring sockets; /varz in {waited:?}");
     }
 }
+
+/// `allowed_connection_types` holds for every kind: a user limited to STANDARD who
+/// dials the leaf port is refused, and one limited to LEAFNODE cannot connect as a
+/// client.
+#[test]
+fn allowed_connection_types_are_enforced_on_client_and_leaf_ports() {
+    for kind in Impl::all() {
+        let lp = free_port();
+        let s = Server::start(
+            kind,
+            &format!(
+                "authorization {{ users: [\n\
+                   {{ user: std, password: s, allowed_connection_types: [\"STANDARD\"] }}\n\
+                   {{ user: lf, password: l, allowed_connection_types: [\"leafnode\"] }}\n\
+                 ] }}\n\
+                 leafnodes {{ listen: \"127.0.0.1:{lp}\" }}"
+            ),
+        );
+        let client = |user: &str, pass: &str| {
+            let mut c = s.raw();
+            c.send(format!("CONNECT {{\"verbose\":false,\"user\":\"{user}\",\"pass\":\"{pass}\"}}\r\nPING\r\n").as_bytes());
+            c
+        };
+        client("std", "s").expect(b"PONG\r\n");
+        assert_eq!(
+            client("lf", "l").expect_closed(),
+            "-ERR 'Authorization Violation'\r\n",
+            "{kind:?}: a LEAFNODE-only user connected as a client"
+        );
+        let leaf = |user: &str, pass: &str| {
+            let mut c = support::Raw::connect(lp);
+            c.send(format!("CONNECT {{\"verbose\":false,\"name\":\"l1\",\"headers\":true,\"user\":\"{user}\",\"pass\":\"{pass}\"}}\r\n").as_bytes());
+            c
+        };
+        let got = leaf("std", "s").expect_closed();
+        assert!(
+            got.contains("-ERR 'Authorization Violation'"),
+            "{kind:?}: a STANDARD-only user dialled the leaf port: {got:?}"
+        );
+        let mut ok = leaf("lf", "l");
+        let rest = ok.drain(std::time::Duration::from_millis(500));
+        assert!(!ok.closed && !rest.contains("-ERR"), "{kind:?}: {rest:?}");
+    }
+}

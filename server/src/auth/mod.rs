@@ -15,6 +15,8 @@ struct User {
     password: Option<String>,
     account: Arc<Account>,
     permissions: Option<Arc<Permissions>>,
+    /// `allowed_connection_types`, upper case; empty allows every type.
+    allowed_types: Vec<String>,
 }
 
 /// What a successful CONNECT binds the connection to.
@@ -69,6 +71,7 @@ impl Auth {
                 password: u.password.clone(),
                 account: acc,
                 permissions: perms,
+                allowed_types: u.allowed_connection_types.clone(),
             };
             if let Some(key) = u.nkey.clone() {
                 nkeys.insert(key, entry);
@@ -100,6 +103,7 @@ impl Auth {
                     password,
                     account: global.clone(),
                     permissions: None,
+                    allowed_types: Vec::new(),
                 },
             );
         }
@@ -125,6 +129,18 @@ impl Auth {
             global,
             map_certs: o.tls.as_ref().is_some_and(|t| t.verify_and_map),
         }
+    }
+
+    /// Whether the user a binding names may connect as `kind` (`STANDARD` for
+    /// clients, `LEAFNODE` for leaf links): its `allowed_connection_types`, if any.
+    pub fn allows_connection_type(&self, user: Option<&str>, kind: &str) -> bool {
+        let Some(name) = user else {
+            return true;
+        };
+        self.users
+            .get(name)
+            .or_else(|| self.nkeys.get(name))
+            .is_none_or(|u| u.allowed_types.is_empty() || u.allowed_types.iter().any(|t| t == kind))
     }
 
     /// Whether clients get a nonce to sign (nkey users are configured).

@@ -208,6 +208,16 @@ fn auth_timeout(e: &Entry, d: &mut Diagnostics) -> Option<Duration> {
     Some(t)
 }
 
+/// The connection types `allowed_connection_types` may name, as nats-server knows them.
+pub const CONNECTION_TYPES: [&str; 6] = [
+    "STANDARD",
+    "WEBSOCKET",
+    "LEAFNODE",
+    "MQTT",
+    "MQTT_WS",
+    "IN_PROCESS",
+];
+
 pub fn parse_users(e: &Entry, leaf: bool, d: &mut Diagnostics) -> Vec<User> {
     let mut users = Vec::new();
     let block = if leaf { "leafnodes user" } else { "user" };
@@ -226,12 +236,28 @@ pub fn parse_users(e: &Entry, leaf: bool, d: &mut Diagnostics) -> Vec<User> {
             if let Some(p) = f.take(&["permissions", "permission", "authorization"]) {
                 u.permissions = parse_permissions(&p.value, d);
             }
-            u.allowed_connection_types = f
-                .strings(
-                    &["allowed_connection_types", "connection_types", "clients"],
-                    d,
-                )
-                .unwrap_or_default();
+            if let Some(e) = f.take(&["allowed_connection_types", "connection_types", "clients"]) {
+                u.allowed_connection_types = crate::config::decode::strings(e, d)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|t| t.to_ascii_uppercase())
+                    .collect();
+                let invalid: Vec<&String> = u
+                    .allowed_connection_types
+                    .iter()
+                    .filter(|t| !CONNECTION_TYPES.contains(&t.as_str()))
+                    .collect();
+                if !invalid.is_empty() {
+                    // nats-server's words: `invalid connection types ["FOO"]`.
+                    d.push(
+                        Diagnostic::error(
+                            &e.key_pos,
+                            format!("invalid connection types {invalid:?}"),
+                        )
+                        .with_help(format!("known types: {}", CONNECTION_TYPES.join(", "))),
+                    );
+                }
+            }
             u.proxy_required = f.bool(&["proxy_required"], d).unwrap_or(false);
         }
         if u.nkey.is_some() && (u.user.is_some() || u.password.is_some()) {

@@ -545,10 +545,14 @@ impl Client {
         let shared = self.shared.clone();
         let nonce = self.nonce.clone();
         let ids = self.identities.clone();
-        tokio::task::spawn_blocking(move || shared.auth().authenticate(&creds, &nonce, &ids))
-            .await
-            .ok()
-            .flatten()
+        tokio::task::spawn_blocking(move || {
+            let auth = shared.auth();
+            auth.authenticate(&creds, &nonce, &ids)
+                .filter(|b| auth.allows_connection_type(b.user.as_deref(), "STANDARD"))
+        })
+        .await
+        .ok()
+        .flatten()
     }
 
     async fn recheck_binding(&mut self) -> Result<(), Closed> {
