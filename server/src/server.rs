@@ -97,11 +97,14 @@ impl Shared {
     /// with accounts, or a single user/account), else the main users, else `$G`. With
     /// `leafnodes { tls { verify_and_map: true } }` the leaf's verified certificate
     /// names the leafnode user (`cert_names`), and no password is asked.
+    /// The account a leaf's CONNECT binds to, and the permissions of the user it
+    /// logged in as when that user comes from `authorization {}` or `accounts {}`
+    /// (leafnode users carry none).
     pub fn authenticate_leaf(
         &self,
         c: &crate::protocol::info::Connect,
         cert_names: &[String],
-    ) -> Option<Arc<Account>> {
+    ) -> Option<(Arc<Account>, Option<Arc<crate::auth::Permissions>>)> {
         let accounts = self.accounts.read();
         let account_named = |name: Option<&String>| {
             accounts
@@ -130,22 +133,24 @@ impl Shared {
                             .any(|n| crate::auth::cert_name_matches(n, u))
                     })
                 })?;
-                return account_named(entry.account.as_ref());
+                return account_named(entry.account.as_ref()).map(|a| (a, None));
             }
             if let Some(u) = c.user.as_ref() {
                 if let Some(entry) = a.users.iter().find(|x| x.user.as_ref() == Some(u)) {
                     return ok(&entry.password, &c.pass)
                         .then(|| account_named(entry.account.as_ref()))
-                        .flatten();
+                        .flatten()
+                        .map(|a| (a, None));
                 }
             }
             if a.user.is_some() {
                 return (a.user == c.user && ok(&a.password, &c.pass))
                     .then(|| account_named(a.account.as_ref()))
-                    .flatten();
+                    .flatten()
+                    .map(|a| (a, None));
             }
             if a.users.is_empty() {
-                return account_named(a.account.as_ref());
+                return account_named(a.account.as_ref()).map(|a| (a, None));
             }
             return None;
         }
@@ -153,7 +158,7 @@ impl Shared {
         let auth = self.auth();
         auth.authenticate(c, "", cert_names)
             .filter(|b| auth.allows_connection_type(b.user.as_deref(), "LEAFNODE"))
-            .map(|b| b.account)
+            .map(|b| (b.account, b.permissions))
     }
     /// Set the `connect_urls` clients are given; true if they changed.
     pub fn set_connect_urls(&self, urls: Vec<String>) -> bool {

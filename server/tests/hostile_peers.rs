@@ -251,3 +251,49 @@ fn allowed_connection_types_are_enforced_on_client_and_leaf_ports() {
         assert!(!ok.closed && !rest.contains("-ERR"), "{kind:?}: {rest:?}");
     }
 }
+
+/// A leaf that logs in as a user of `authorization {}` carries that user's
+/// permissions: interest it may not subscribe to is not served, and a message it may
+/// not publish closes the link with nats-server's -ERR.
+#[test]
+fn a_leaf_logged_in_as_a_restricted_user_gets_and_sends_only_what_it_may() {
+    for kind in Impl::all() {
+        let lp = free_port();
+        let s = Server::start(
+            kind,
+            &format!(
+                "authorization {{ users: [\n\
+                   {{ user: lf, password: l, permissions: {{ publish: \"allowed.>\", subscribe: \"allowed.>\" }} }}\n\
+                   {{ user: admin, password: a }}\n\
+                 ] }}\n\
+                 leafnodes {{ listen: \"127.0.0.1:{lp}\" }}"
+            ),
+        );
+        let mut admin = s.raw();
+        admin.send(b"CONNECT {\"verbose\":false,\"user\":\"admin\",\"pass\":\"a\"}\r\nSUB > 1\r\n");
+        admin.sync();
+        let mut leaf = support::Raw::connect(lp);
+        leaf.send(b"CONNECT {\"verbose\":false,\"name\":\"l1\",\"headers\":true,\"user\":\"lf\",\"pass\":\"l\"}\r\nLS+ secret.>\r\nLS+ allowed.>\r\nPING\r\n");
+        let first = leaf.drain(std::time::Duration::from_millis(700));
+        assert!(!first.contains("-ERR"), "{kind:?}: {first:?}");
+        admin.send(b"PUB secret.x 2\r\nhi\r\nPUB allowed.x 2\r\nok\r\n");
+        admin.sync();
+        let got = leaf.drain(std::time::Duration::from_millis(700));
+        assert!(
+            got.contains("LMSG allowed.x 2\r\nok\r\n"),
+            "{kind:?}: {got:?}"
+        );
+        assert!(
+            !got.contains("secret.x"),
+            "{kind:?}: the leaf got what it may not subscribe to: {got:?}"
+        );
+        leaf.send(b"LMSG secret.y 2\r\nhi\r\n");
+        assert_eq!(
+            leaf.expect_closed(),
+            "-ERR 'Permissions Violation for Publish to \"secret.y\"'\r\n",
+            "{kind:?}"
+        );
+        let seen = admin.drain(std::time::Duration::from_millis(300));
+        assert!(!seen.contains("secret.y"), "{kind:?}: {seen:?}");
+    }
+}

@@ -127,6 +127,12 @@ where
     );
 }
 
+/// Subjects links use for themselves (loop detection, gateway replies): never
+/// subject to a user's permissions.
+fn is_link_internal(subject: &[u8]) -> bool {
+    subject.starts_with(b"$LDS.") || subject.starts_with(b"$GR.") || subject.starts_with(b"_GR_.")
+}
+
 /// The synthetic sid under which a leaf's interest is kept.
 fn leaf_sid(subject: &[u8], queue: Option<&[u8]>) -> Box<[u8]> {
     let mut sid = subject.to_vec();
@@ -271,6 +277,21 @@ impl Client {
                 let Some(binding) = &self.binding else {
                     return Ok(());
                 };
+                // The user the leaf logged in as may publish only what its
+                // permissions allow; anything else closes the link, as in nats-server.
+                if let Some(p) = &binding.permissions {
+                    if !p.can_publish(subject) && !is_link_internal(subject) {
+                        let subj = String::from_utf8_lossy(subject).into_owned();
+                        tracing::error!(
+                            "{} - lid:{} - Publish Violation on \"{subj}\" - Check other side configuration",
+                            self.conn.addr,
+                            self.conn.cid
+                        );
+                        self.err(&format!("Permissions Violation for Publish to \"{subj}\""));
+                        self.conn.close("Protocol Violation");
+                        return Err(Closed);
+                    }
+                }
                 if let Some(f) = self.conn.leaf_filters.get() {
                     if f.deny_imports
                         .iter()
@@ -314,6 +335,18 @@ impl Client {
         }
         if !crate::subject::is_valid_subscription(subject) {
             return Ok(());
+        }
+        // Interest the leaf's user may not subscribe to is not served (nats-server
+        // ignores it the same way, without an -ERR).
+        if let Some(p) = &binding.permissions {
+            if !p.can_subscribe(subj, q) && !is_link_internal(subject) {
+                tracing::debug!(
+                    "{} - lid:{} - leafnode interest in {subj:?} not permitted, ignored",
+                    self.conn.addr,
+                    self.conn.cid
+                );
+                return Ok(());
+            }
         }
         if !crate::subject::within_token_bound(subject) {
             tracing::error!(
@@ -391,7 +424,7 @@ impl Client {
             .await
             .ok()
             .flatten();
-        let Some(account) = account else {
+        let Some((account, permissions)) = account else {
             tracing::error!(
                 "{} - lid:{} - leafnode authentication error",
                 self.conn.addr,
@@ -411,7 +444,7 @@ impl Client {
         }
         self.binding = Some(crate::auth::Binding {
             account: account.clone(),
-            permissions: None,
+            permissions,
             user: c.user.clone(),
         });
         self.connected = true;
