@@ -18,7 +18,7 @@ if cargo +nightly fuzz --version >/dev/null 2>&1; then
     cd server
     for target in $(cargo +nightly fuzz list); do
       mkdir -p "fuzz/corpus/$target"
-      cargo +nightly fuzz run "$target" "fuzz/corpus/$target" tests/conf_corpus tests/seed_configs \
+      cargo +nightly fuzz run "$target" "fuzz/corpus/$target" tests/conf_corpus tests/seed_configs fuzz/seeds \
         -- -max_total_time="$FUZZ_SECONDS" -max_len=8192 2>&1 | tail -n 3
     done
   )
