@@ -5,11 +5,11 @@
 //! canopy-server and the official nats-server with the same expectation.
 
 mod support;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Read;
+use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use support::{free_port, Impl, Server, TempDir};
+use support::{free_port, http_get, http_json, Impl, Server, TempDir};
 
 fn program(kind: Impl) -> &'static str {
     match kind {
@@ -262,37 +262,13 @@ fn an_op_that_needs_arguments_sent_bare_is_an_unknown_operation() {
     });
 }
 
-/// GET over HTTP/1.0: (status, body).
-fn get(port: u16, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
-        .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
-    (status, body)
-}
-
 #[test]
 fn connz_and_accountz_queries_are_answered_as_nats_server_answers_them() {
     for kind in Impl::all() {
         let http = free_port();
         let s = Server::start(kind, &format!("http: \"127.0.0.1:{http}\""));
         let _c = client(&s, false);
-        let page = |path: &str| {
-            let (status, body) = get(http, path);
-            assert_eq!(status, 200, "{kind:?} {path}: {body}");
-            serde_json::from_str::<serde_json::Value>(&body).unwrap()
-        };
+        let page = |path: &str| http_json(http, path);
         // Out-of-range paging is clamped: the default limit, offset 0.
         let v = page("/connz?limit=-1");
         assert_eq!(
@@ -329,7 +305,7 @@ fn connz_and_accountz_queries_are_answered_as_nats_server_answers_them() {
             ),
             ("/accountz?acc=nope", "Account nope does not exist"),
         ] {
-            let (status, body) = get(http, path);
+            let (status, _, body) = http_get(http, path);
             assert_eq!((status, body.trim()), (400, text), "{kind:?} {path}");
         }
         let v = page("/accountz?acc=$G");

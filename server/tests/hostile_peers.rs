@@ -5,7 +5,7 @@
 mod support;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use support::{free_port, Impl, Server, TempDir};
+use support::{free_port, http_get, Impl, Server, TempDir};
 
 #[test]
 fn ping_before_connect_is_an_authorization_violation_when_auth_is_required() {
@@ -42,18 +42,11 @@ fn monitoring_serves_plain_json_whatever_the_callback_parameter() {
             "/routez",
             "/accountz",
         ] {
-            let mut sock = TcpStream::connect(("127.0.0.1", http)).unwrap();
-            sock.write_all(
-                format!("GET {path}?callback=alert HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes(),
-            )
-            .unwrap();
-            let mut text = String::new();
-            sock.read_to_string(&mut text).unwrap();
-            let (head, body) = text.split_once("\r\n\r\n").unwrap();
+            let (status, ctype, body) = http_get(http, &format!("{path}?callback=alert"));
+            assert_eq!(status, 200, "{kind:?} {path}: {body}");
             assert!(
-                head.to_ascii_lowercase()
-                    .contains("content-type: application/json"),
-                "{kind:?} {path}: {head}"
+                ctype.starts_with("application/json"),
+                "{kind:?} {path}: {ctype}"
             );
             assert!(
                 body.trim_start().starts_with('{'),
@@ -173,17 +166,8 @@ fn a_crowd_of_idle_monitoring_sockets_starves_nothing() {
         std::thread::sleep(std::time::Duration::from_millis(500));
         let during = fd_count(s.pid());
         let start = std::time::Instant::now();
-        let mut req = TcpStream::connect(("127.0.0.1", http)).unwrap();
-        req.set_read_timeout(Some(std::time::Duration::from_secs(15)))
-            .unwrap();
-        req.write_all(b"GET /varz HTTP/1.0\r\nHost: x\r\n\r\n")
-            .unwrap();
-        let mut text = String::new();
-        let _ = req.read_to_string(&mut text);
-        assert!(
-            text.starts_with("HTTP/1.0 200") || text.starts_with("HTTP/1.1 200"),
-            "{kind:?}: {text}"
-        );
+        let (status, _, body) = http_get(http, "/varz");
+        assert_eq!(status, 200, "{kind:?}: {body}");
         let waited = start.elapsed();
         assert!(
             waited < std::time::Duration::from_secs(10),

@@ -3,7 +3,7 @@
 
 mod support;
 use std::time::{Duration, Instant};
-use support::{Impl, Server};
+use support::{http_json, Impl, Server};
 
 fn hub(leaf_port: u16) -> Server {
     Server::start(
@@ -206,17 +206,6 @@ fn a_leaf_with_wrong_credentials_is_refused_and_nothing_crosses() {
         "{}",
         h.log()
     );
-}
-
-fn http_json(port: u16, path: &str) -> serde_json::Value {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
-        .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: {e}: {raw}"))
 }
 
 fn hub_with_http(kind: Impl, leaf_port: u16, http: u16) -> Server {

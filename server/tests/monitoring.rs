@@ -4,37 +4,8 @@
 
 mod support;
 use serde_json::Value;
-use std::io::{Read, Write};
 use std::time::Duration;
-use support::{Impl, Server};
-
-fn get(port: u16, path: &str) -> (u16, String, String) {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
-        .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or("0")
-        .parse()
-        .unwrap_or(0);
-    let ctype = head
-        .lines()
-        .find(|l| l.to_ascii_lowercase().starts_with("content-type:"))
-        .map(|l| l[13..].trim().to_string())
-        .unwrap_or_default();
-    (status, ctype, body.to_string())
-}
-
-fn json(port: u16, path: &str) -> Value {
-    let (status, ctype, body) = get(port, path);
-    assert_eq!(status, 200, "{path}: {body}");
-    assert!(ctype.starts_with("application/json"), "{path}: {ctype}");
-    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
-}
+use support::{http_get as get, http_json as json, Impl, Server};
 
 fn kind_of(v: &Value) -> &'static str {
     match v {

@@ -594,25 +594,21 @@ impl Client {
 
     async fn process(&mut self, op: Op<'_>) -> Result<(), Closed> {
         if !self.connected && !matches!(op, Op::Connect(_)) {
-            // Without auth, a client may skip CONNECT (and PING first); with auth,
-            // anything before CONNECT — a PING too — is an authorization violation,
-            // as in nats-server.
+            // With auth, anything before CONNECT — a PING too — is an authorization
+            // violation, as in nats-server. Without, a client may skip CONNECT: PING
+            // and PONG are answered, and anything else binds it anonymously.
             let auth = self.shared.auth();
-            if auth.required {
-                drop(auth);
-                return self.fatal("Authorization Violation", "Authorization Violation");
-            }
-        }
-        if !self.connected && !matches!(op, Op::Connect(_) | Op::Ping | Op::Pong) {
-            let auth = self.shared.auth();
-            match auth.anonymous().filter(|_| !auth.required) {
+            let anonymous = auth.anonymous().filter(|_| !auth.required);
+            drop(auth);
+            match anonymous {
+                None => return self.fatal("Authorization Violation", "Authorization Violation"),
+                Some(_) if matches!(op, Op::Ping | Op::Pong) => {}
                 Some(b) => {
                     self.conn.bind_account(b.account.clone());
                     self.binding = Some(b);
                     self.connected = true;
                     self.auth_generation = self.shared.auth_generation.load(Ordering::Acquire);
                 }
-                None => return self.fatal("Authorization Violation", "Authorization Violation"),
             }
         }
         match op {

@@ -540,10 +540,6 @@ impl Conn {
     /// Wait until this connection is no longer behind, it closes, or `budget` runs
     /// out (returns false then).
     pub async fn wait_drained(&self, budget: Duration) -> bool {
-        self.wait_drained_inner(budget).await
-    }
-
-    async fn wait_drained_inner(&self, budget: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + budget;
         loop {
             let drained = self.drained.notified();
@@ -844,17 +840,7 @@ async fn write_parts<W: tokio::io::AsyncWrite + Unpin>(
         let n = match tokio::time::timeout(write_deadline, w.write(&bytes[done..])).await {
             Ok(Ok(0)) | Ok(Err(_)) => return Err("Write Error"),
             Ok(Ok(n)) => n,
-            Err(_) => {
-                conn.count_slow_consumer();
-                tracing::info!(
-                    "{} - cid:{} - Slow Consumer Detected: WriteDeadline of {:?} exceeded with {} total bytes",
-                    conn.addr,
-                    conn.cid,
-                    write_deadline,
-                    conn.pending_bytes()
-                );
-                return Err("Slow Consumer (Write Deadline)");
-            }
+            Err(_) => return Err(write_deadline_exceeded(conn, write_deadline)),
         };
         done += n;
         conn.last_progress
@@ -879,16 +865,20 @@ async fn write_parts<W: tokio::io::AsyncWrite + Unpin>(
     match tokio::time::timeout(write_deadline, w.flush()).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err("Write Error"),
-        Err(_) => {
-            conn.count_slow_consumer();
-            tracing::info!(
-                "{} - cid:{} - Slow Consumer Detected: WriteDeadline of {:?} exceeded with {} total bytes",
-                conn.addr,
-                conn.cid,
-                write_deadline,
-                conn.pending_bytes()
-            );
-            Err("Slow Consumer (Write Deadline)")
-        }
+        Err(_) => Err(write_deadline_exceeded(conn, write_deadline)),
     }
+}
+
+/// A write (or TLS flush) made no progress for `write_deadline`: count and log the
+/// slow consumer, and give the close reason.
+fn write_deadline_exceeded(conn: &Conn, write_deadline: Duration) -> &'static str {
+    conn.count_slow_consumer();
+    tracing::info!(
+        "{} - cid:{} - Slow Consumer Detected: WriteDeadline of {:?} exceeded with {} total bytes",
+        conn.addr,
+        conn.cid,
+        write_deadline,
+        conn.pending_bytes()
+    );
+    "Slow Consumer (Write Deadline)"
 }

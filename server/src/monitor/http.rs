@@ -180,15 +180,55 @@ pub async fn start(
     host: &str,
     port: i64,
 ) -> anyhow::Result<std::net::SocketAddr> {
+    let listener = bind(host, port).await?;
+    let addr = listener.local_addr()?;
+    spawn_accept_loop(listener, shared, None);
+    tracing::info!("Starting http monitor on {addr}");
+    Ok(addr)
+}
+
+/// `https_port` / `https`: the same endpoints over TLS, with the server's `tls {}` block.
+pub async fn start_https(
+    shared: Arc<Shared>,
+    host: &str,
+    port: i64,
+    tls: Arc<crate::tls::ServerTls>,
+) -> anyhow::Result<std::net::SocketAddr> {
+    let listener = bind(host, port).await?;
+    let local = listener.local_addr()?;
+    spawn_accept_loop(listener, shared, Some(tls));
+    tracing::info!("Starting https monitor on {local}");
+    Ok(local)
+}
+
+async fn bind(host: &str, port: i64) -> anyhow::Result<tokio::net::TcpListener> {
     use anyhow::Context;
     let port = if port == -1 { 0 } else { port };
     let port = u16::try_from(port).with_context(|| format!("invalid monitoring port {port}"))?;
-    let listener = crate::listen::bind(host, port).await.map_err(|e| {
+    crate::listen::bind(host, port).await.map_err(|e| {
         anyhow::anyhow!("Can't start monitoring: can't listen to the monitor port: {e}")
-    })?;
-    let addr = listener.local_addr()?;
+    })
+}
+
+/// At most this many monitoring connections are served at once, so a crowd of idle
+/// sockets on the monitoring port can never take the descriptors the client, leaf
+/// and route ports need.
+const MAX_MONITOR_CONNS: usize = 128;
+/// A request's headers must arrive within this; an idle keep-alive waits no longer.
+const MONITOR_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// No monitoring connection lives longer than this (a scraper just reconnects).
+const MONITOR_CONN_LIFETIME: Duration = Duration::from_secs(60);
+
+/// Accept monitoring connections until shutdown, each served in its own task (TLS
+/// handshakes too, within the TLS timeout, so a slow client holds up no other).
+fn spawn_accept_loop(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    tls: Option<Arc<crate::tls::ServerTls>>,
+) {
     let shutdown = shared.shutdown.clone();
     let app = router(shared);
+    let tls = tls.map(|t| (tokio_rustls::TlsAcceptor::from(t.config.clone()), t.timeout));
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_MONITOR_CONNS));
     tokio::spawn(async move {
         loop {
@@ -205,21 +245,22 @@ pub async fn start(
                 },
                 _ = shutdown.cancelled() => return,
             };
-            tokio::spawn(serve_connection(stream, app.clone(), permit));
+            let (app, tls) = (app.clone(), tls.clone());
+            tokio::spawn(async move {
+                match tls {
+                    None => serve_connection(stream, app, permit).await,
+                    Some((acceptor, timeout)) => {
+                        if let Ok(Ok(s)) =
+                            tokio::time::timeout(timeout, acceptor.accept(stream)).await
+                        {
+                            serve_connection(s, app, permit).await;
+                        }
+                    }
+                }
+            });
         }
     });
-    tracing::info!("Starting http monitor on {addr}");
-    Ok(addr)
 }
-
-/// At most this many monitoring connections are served at once, so a crowd of idle
-/// sockets on the monitoring port can never take the descriptors the client, leaf
-/// and route ports need.
-const MAX_MONITOR_CONNS: usize = 128;
-/// A request's headers must arrive within this; an idle keep-alive waits no longer.
-const MONITOR_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
-/// No monitoring connection lives longer than this (a scraper just reconnects).
-const MONITOR_CONN_LIFETIME: Duration = Duration::from_secs(60);
 
 /// Serve one monitoring connection (HTTP/1.1), bounded in time, holding `permit`.
 async fn serve_connection<I>(io: I, app: Router, permit: tokio::sync::OwnedSemaphorePermit)
@@ -233,49 +274,4 @@ where
         .serve_connection(hyper_util::rt::TokioIo::new(io), service);
     let _ = tokio::time::timeout(MONITOR_CONN_LIFETIME, conn).await;
     drop(permit);
-}
-
-/// `https_port` / `https`: the same endpoints over TLS, with the server's `tls {}` block.
-pub async fn start_https(
-    shared: Arc<Shared>,
-    host: &str,
-    port: i64,
-    tls: Arc<crate::tls::ServerTls>,
-) -> anyhow::Result<std::net::SocketAddr> {
-    use anyhow::Context;
-    let port = if port == -1 { 0 } else { port };
-    let port = u16::try_from(port).with_context(|| format!("invalid monitoring port {port}"))?;
-    let tcp = crate::listen::bind(host, port).await.map_err(|e| {
-        anyhow::anyhow!("Can't start monitoring: can't listen to the monitor port: {e}")
-    })?;
-    let local = tcp.local_addr()?;
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
-    let shutdown = shared.shutdown.clone();
-    let app = router(shared);
-    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_MONITOR_CONNS));
-    tokio::spawn(async move {
-        loop {
-            let permit = tokio::select! {
-                p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-                _ = shutdown.cancelled() => return,
-            };
-            let stream = tokio::select! {
-                r = tcp.accept() => match r {
-                    Ok((s, _)) => s,
-                    Err(_) => { tokio::time::sleep(Duration::from_millis(50)).await; continue; }
-                },
-                _ = shutdown.cancelled() => return,
-            };
-            // Handshakes run in their own tasks (with the TLS timeout), so a slow
-            // client cannot hold up the others.
-            let (acceptor, app, timeout) = (acceptor.clone(), app.clone(), tls.timeout);
-            tokio::spawn(async move {
-                if let Ok(Ok(s)) = tokio::time::timeout(timeout, acceptor.accept(stream)).await {
-                    serve_connection(s, app, permit).await;
-                }
-            });
-        }
-    });
-    tracing::info!("Starting https monitor on {local}");
-    Ok(local)
 }

@@ -413,7 +413,7 @@ impl ConnzQuery {
         }
         // As nats-server: a limit below 1 is the default, an offset below 0 is 0.
         let num = |k: &str, d: usize| -> Result<usize, String> {
-            Ok(match query_int(p, k)? {
+            Ok(match query_number::<i64>(p, k, "int")? {
                 Some(n) if n > 0 || (n == 0 && k == "offset") => n as usize,
                 _ => d,
             })
@@ -430,36 +430,28 @@ impl ConnzQuery {
             subs,
             state,
             auth: flag(p, "auth"),
-            cid: query_uint(p, "cid")?.filter(|&c| c > 0),
+            cid: query_number::<u64>(p, "cid", "uint64")?.filter(|&c| c > 0),
         })
     }
 }
 
-/// A query parameter as nats-server decodes an int (Go's `strconv.Atoi`), with its
-/// error text; absent or empty is `None`.
-fn query_int(
+/// A query parameter as nats-server decodes a number of Go type `go_type` (`int` by
+/// `strconv.Atoi`, `uint64` by `strconv.ParseUint`), with its error text; absent or
+/// empty is `None`.
+fn query_number<T: std::str::FromStr>(
     p: &std::collections::HashMap<String, String>,
     k: &str,
-) -> Result<Option<i64>, String> {
+    go_type: &str,
+) -> Result<Option<T>, String> {
+    let parser = if go_type == "int" {
+        "strconv.Atoi"
+    } else {
+        "strconv.ParseUint"
+    };
     match p.get(k).filter(|v| !v.is_empty()) {
         None => Ok(None),
         Some(v) => v.parse().map(Some).map_err(|_| {
-            format!("Error decoding int for '{k}': strconv.Atoi: parsing \"{v}\": invalid syntax")
-        }),
-    }
-}
-
-/// As `query_int`, for an unsigned parameter (`strconv.ParseUint`).
-fn query_uint(
-    p: &std::collections::HashMap<String, String>,
-    k: &str,
-) -> Result<Option<u64>, String> {
-    match p.get(k).filter(|v| !v.is_empty()) {
-        None => Ok(None),
-        Some(v) => v.parse().map(Some).map_err(|_| {
-            format!(
-                "Error decoding uint64 for '{k}': strconv.ParseUint: parsing \"{v}\": invalid syntax"
-            )
+            format!("Error decoding {go_type} for '{k}': {parser}: parsing \"{v}\": invalid syntax")
         }),
     }
 }

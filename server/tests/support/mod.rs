@@ -380,3 +380,37 @@ pub fn wait_for_flow(from: &mut Raw, to: &mut Raw, subject: &str, within: Durati
     flows(from, to, subject, within)
         .unwrap_or_else(|| panic!("no flow on {subject} within {within:?}"))
 }
+
+/// GET `path` from a monitoring port over HTTP/1.0: (status, content type, body).
+/// A server that does not answer within 30 s fails the test.
+#[allow(dead_code)]
+pub fn http_get(port: u16, path: &str) -> (u16, String, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("0")
+        .parse()
+        .unwrap_or(0);
+    let ctype = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("content-type:"))
+        .map(|l| l[13..].trim().to_string())
+        .unwrap_or_default();
+    (status, ctype, body.to_string())
+}
+
+/// GET `path` and parse it as JSON, requiring 200 and `application/json`.
+#[allow(dead_code)]
+pub fn http_json(port: u16, path: &str) -> serde_json::Value {
+    let (status, ctype, body) = http_get(port, path);
+    assert_eq!(status, 200, "{path}: {body}");
+    assert!(ctype.starts_with("application/json"), "{path}: {ctype}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+}
