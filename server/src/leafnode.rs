@@ -197,6 +197,18 @@ async fn connect_once(
     if let Some(p) = &t.pass {
         connect["pass"] = serde_json::json!(p);
     }
+    if let Some(seed) = &remote.nkey {
+        // The leaf user's key signs the nonce of this connection's INFO.
+        let key = nkeys::KeyPair::from_seed(seed).map_err(|e| anyhow!("remote nkey: {e}"))?;
+        let nonce = info["nonce"].as_str().unwrap_or_default();
+        let sig = key
+            .sign(nonce.as_bytes())
+            .map_err(|e| anyhow!("remote nkey: {e}"))?;
+        use base64::Engine;
+        connect["nkey"] = serde_json::json!(key.public_key());
+        connect["sig"] =
+            serde_json::json!(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig));
+    }
     let cid = shared.next_cid.fetch_add(1, Ordering::Relaxed) + 1;
     let conn = Arc::new(Conn::new(
         cid,

@@ -818,18 +818,14 @@ impl Client {
             .and_then(|c| c.authorization.as_ref());
         if let Some(a) = auth {
             let user_ok = a.user.is_none() || a.user == c.user;
-            let pass_ok = match (&a.password, &c.pass) {
-                (None, _) => true,
-                (Some(w), Some(g)) if crate::auth::is_bcrypt(w) => {
-                    let (w, g) = (w.clone(), g.clone());
-                    tokio::task::spawn_blocking(move || bcrypt::verify(g, &w).unwrap_or(false))
-                        .await
-                        .unwrap_or(false)
-                }
-                // Compared in constant time, as client passwords are.
-                (Some(w), Some(g)) => crate::auth::same_secret(w.as_bytes(), g.as_bytes()),
-                (Some(_), None) => false,
-            };
+            // bcrypt behind the same bounded gate as client and leaf logins.
+            let (want, given) = (a.password.clone(), c.pass.clone());
+            let _permit = self.shared.auth_permits.clone().acquire_owned().await;
+            let pass_ok = tokio::task::spawn_blocking(move || {
+                crate::auth::password_matches(want.as_deref(), given.as_deref())
+            })
+            .await
+            .unwrap_or(false);
             if !(user_ok && pass_ok) {
                 tracing::error!(
                     "{} - rid:{} - route authentication error",

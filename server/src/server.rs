@@ -93,70 +93,35 @@ impl Shared {
         l.is_some() || self.auth().required
     }
 
-    /// Which account a leaf's CONNECT binds to: the leafnodes authorization (users
-    /// with accounts, or a single user/account), else the main users, else `$G`. With
-    /// `leafnodes { tls { verify_and_map: true } }` the leaf's verified certificate
-    /// names the leafnode user (`cert_names`), and no password is asked.
     /// The account a leaf's CONNECT binds to, and the permissions of the user it
     /// logged in as when that user comes from `authorization {}` or `accounts {}`
-    /// (leafnode users carry none).
+    /// (leafnode users carry none). With a leafnodes authorization: its nkey (a
+    /// signature of this connection's `nonce`), users with accounts, or a single
+    /// user/account; with `leafnodes { tls { verify_and_map: true } }` the leaf's
+    /// verified certificate names the user (`cert_names`) and no password is asked.
+    /// Without one, the main users, else `$G`. Blocking (bcrypt): run it off the async
+    /// threads; no lock is held while a password is checked.
     pub fn authenticate_leaf(
         &self,
         c: &crate::protocol::info::Connect,
+        nonce: &str,
         cert_names: &[String],
     ) -> Option<(Arc<Account>, Option<Arc<crate::auth::Permissions>>)> {
-        let accounts = self.accounts.read();
-        let account_named = |name: Option<&String>| {
-            accounts
-                .get(name.map(String::as_str).unwrap_or("$G"))
-                .cloned()
-        };
-        let ok = |want: &Option<String>, given: &Option<String>| match (want, given) {
-            (None, _) => true,
-            (Some(w), Some(g)) if crate::auth::is_bcrypt(w) => {
-                bcrypt::verify(g, w).unwrap_or(false)
-            }
-            // Compared in constant time, as client passwords are.
-            (Some(w), Some(g)) => crate::auth::same_secret(w.as_bytes(), g.as_bytes()),
-            (Some(_), None) => false,
-        };
         let leafnodes = self.options.leafnodes.as_ref();
-        let map_certs = leafnodes
-            .and_then(|l| l.tls.as_ref())
-            .is_some_and(|t| t.verify_and_map);
         if let Some(a) = leafnodes.and_then(|l| l.authorization.as_ref()) {
-            if map_certs {
-                let entry = a.users.iter().find(|x| {
-                    x.user.as_ref().is_some_and(|u| {
-                        cert_names
-                            .iter()
-                            .any(|n| crate::auth::cert_name_matches(n, u))
-                    })
-                })?;
-                return account_named(entry.account.as_ref()).map(|a| (a, None));
-            }
-            if let Some(u) = c.user.as_ref() {
-                if let Some(entry) = a.users.iter().find(|x| x.user.as_ref() == Some(u)) {
-                    return ok(&entry.password, &c.pass)
-                        .then(|| account_named(entry.account.as_ref()))
-                        .flatten()
-                        .map(|a| (a, None));
-                }
-            }
-            if a.user.is_some() {
-                return (a.user == c.user && ok(&a.password, &c.pass))
-                    .then(|| account_named(a.account.as_ref()))
-                    .flatten()
-                    .map(|a| (a, None));
-            }
-            if a.users.is_empty() {
-                return account_named(a.account.as_ref()).map(|a| (a, None));
-            }
-            return None;
+            let map_certs = leafnodes
+                .and_then(|l| l.tls.as_ref())
+                .is_some_and(|t| t.verify_and_map);
+            let account = leaf_account(a, c, nonce, cert_names, map_certs)?;
+            let found = self
+                .accounts
+                .read()
+                .get(account.map(String::as_str).unwrap_or("$G"))
+                .cloned();
+            return found.map(|a| (a, None));
         }
-        drop(accounts);
         let auth = self.auth();
-        auth.authenticate(c, "", cert_names)
+        auth.authenticate(c, nonce, cert_names)
             .filter(|b| auth.allows_connection_type(b.user.as_deref(), "LEAFNODE"))
             .map(|b| (b.account, b.permissions))
     }
@@ -409,13 +374,6 @@ fn log_startup(shared: &Shared, addr: std::net::SocketAddr) {
         tracing::warn!("Not serving \"{}\" ({}): Canopy does not implement it yet; the block was checked and is ignored", u.name, u.pos);
     }
     let mut not_yet = Vec::new();
-    if o.leafnodes.as_ref().is_some_and(|l| {
-        l.remotes
-            .iter()
-            .any(|r| r.credentials.is_some() || r.nkey.is_some())
-    }) {
-        not_yet.push("credentials files and nkeys on leafnode remotes (JWT/operator mode)");
-    }
     if o.jetstream.as_ref().is_some_and(|j| j.enabled) {
         not_yet.push("jetstream");
     }
@@ -592,4 +550,42 @@ async fn signals(shared: Arc<Shared>) -> anyhow::Result<()> {
             _ = shared.shutdown.cancelled() => return Ok(()),
         }
     }
+}
+
+/// Which account a leafnodes `authorization {}` binds these credentials to (`Some(None)`
+/// is `$G`), or `None` when they do not log in.
+fn leaf_account<'a>(
+    a: &'a crate::config::auth::Authorization,
+    c: &crate::protocol::info::Connect,
+    nonce: &str,
+    cert_names: &[String],
+    map_certs: bool,
+) -> Option<Option<&'a String>> {
+    use crate::auth::password_matches;
+    if map_certs {
+        let entry = a.users.iter().find(|x| {
+            x.user.as_ref().is_some_and(|u| {
+                cert_names
+                    .iter()
+                    .any(|n| crate::auth::cert_name_matches(n, u))
+            })
+        })?;
+        return Some(entry.account.as_ref());
+    }
+    if let Some(key) = &a.nkey {
+        let signed =
+            c.nkey.as_ref() == Some(key) && crate::auth::nkey_signed(key, c.sig.as_deref(), nonce);
+        return signed.then_some(a.account.as_ref());
+    }
+    if let Some(u) = c.user.as_ref() {
+        if let Some(entry) = a.users.iter().find(|x| x.user.as_ref() == Some(u)) {
+            return password_matches(entry.password.as_deref(), c.pass.as_deref())
+                .then_some(entry.account.as_ref());
+        }
+    }
+    if a.user.is_some() {
+        let ok = a.user == c.user && password_matches(a.password.as_deref(), c.pass.as_deref());
+        return ok.then_some(a.account.as_ref());
+    }
+    a.users.is_empty().then_some(a.account.as_ref())
 }

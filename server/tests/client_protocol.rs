@@ -384,15 +384,6 @@ fn a_consumer_past_max_pending_is_closed_without_err_and_others_keep_flowing() {
     });
 }
 
-fn nonce_of(info: &str) -> String {
-    let json: serde_json::Value =
-        serde_json::from_str(info.trim_start_matches("INFO ").trim()).unwrap();
-    json["nonce"]
-        .as_str()
-        .expect("INFO carries a nonce when nkey users exist")
-        .to_string()
-}
-
 #[test]
 fn nkey_user_signs_the_nonce_and_a_bad_signature_is_refused() {
     let user = nkeys::KeyPair::new_user();
@@ -408,7 +399,7 @@ fn nkey_user_signs_the_nonce_and_a_bad_signature_is_refused() {
                 .encode(kp.sign(nonce.as_bytes()).unwrap())
         };
         let mut good = s.raw();
-        let nonce = nonce_of(&good.info);
+        let nonce = good.nonce();
         good.send(
             format!("CONNECT {{\"verbose\":false,\"nkey\":\"{}\",\"sig\":\"{}\"}}\r\nSUB k 1\r\nPUB k 1\r\nx\r\n", user.public_key(), sign(&user, &nonce))
                 .as_bytes(),
@@ -416,7 +407,7 @@ fn nkey_user_signs_the_nonce_and_a_bad_signature_is_refused() {
         assert_eq!(good.sync(), "MSG k 1 1\r\nx\r\n");
 
         let mut forged = s.raw();
-        let nonce = nonce_of(&forged.info);
+        let nonce = forged.nonce();
         forged.send(
             format!(
                 "CONNECT {{\"verbose\":false,\"nkey\":\"{}\",\"sig\":\"{}\"}}\r\n",

@@ -5,7 +5,7 @@
 mod support;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use support::{free_port, http_get, Impl, Server, TempDir};
+use support::{free_port, http_get, Footprint, Impl, Server, TempDir};
 
 #[test]
 fn ping_before_connect_is_an_authorization_violation_when_auth_is_required() {
@@ -279,5 +279,134 @@ fn a_leaf_logged_in_as_a_restricted_user_gets_and_sends_only_what_it_may() {
         );
         let seen = admin.drain(std::time::Duration::from_millis(300));
         assert!(!seen.contains("secret.y"), "{kind:?}: {seen:?}");
+    }
+}
+
+fn sign(kp: &nkeys::KeyPair, nonce: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(kp.sign(nonce.as_bytes()).unwrap())
+}
+
+/// `leafnodes { authorization { nkey } }`: every leaf connection's INFO carries its own
+/// nonce, and only a signature of that nonce by that key binds the account. No
+/// credentials, a replayed signature (of another connection's nonce) or another key's
+/// signature get nats-server's `Authorization Violation` and a close.
+#[test]
+fn leaf_nkey_authorization_checks_a_signature_of_this_connections_nonce() {
+    let leaf_key = nkeys::KeyPair::new_user();
+    let stranger = nkeys::KeyPair::new_user();
+    for kind in Impl::all() {
+        let lp = free_port();
+        let mut s = Server::start(
+            kind,
+            &format!(
+                "accounts {{ A {{ users: [ {{ user: a, password: a }} ] }} }}\n\
+                 leafnodes {{ listen: \"127.0.0.1:{lp}\", authorization {{ nkey: {}, account: A }} }}",
+                leaf_key.public_key()
+            ),
+        );
+        let before = Footprint::of(&s);
+        let connect = |nkey: &str, sig: &str| {
+            format!("CONNECT {{\"verbose\":false,\"name\":\"l1\",\"headers\":true,\"nkey\":\"{nkey}\",\"sig\":\"{sig}\"}}\r\nPING\r\n")
+        };
+
+        let mut bare = support::Raw::connect(lp);
+        bare.send(b"CONNECT {\"verbose\":false,\"name\":\"l1\",\"headers\":true}\r\nPING\r\n");
+        assert_eq!(
+            bare.expect_closed(),
+            "-ERR 'Authorization Violation'\r\n",
+            "{kind:?}: a leaf without credentials"
+        );
+
+        let first = support::Raw::connect(lp);
+        let mut second = support::Raw::connect(lp);
+        assert_ne!(first.nonce(), second.nonce(), "{kind:?}: nonces repeat");
+        let replay = sign(&leaf_key, &first.nonce());
+        second.send(connect(&leaf_key.public_key(), &replay).as_bytes());
+        assert_eq!(
+            second.expect_closed(),
+            "-ERR 'Authorization Violation'\r\n",
+            "{kind:?}: a signature of another connection's nonce was accepted"
+        );
+        drop(first);
+
+        let mut forged = support::Raw::connect(lp);
+        let sig = sign(&stranger, &forged.nonce());
+        forged.send(connect(&leaf_key.public_key(), &sig).as_bytes());
+        assert_eq!(
+            forged.expect_closed(),
+            "-ERR 'Authorization Violation'\r\n",
+            "{kind:?}: another key's signature was accepted"
+        );
+
+        // The right key over this connection's nonce binds account A: a client of A
+        // reaches the leaf's interest.
+        let mut leaf = support::Raw::connect(lp);
+        let sig = sign(&leaf_key, &leaf.nonce());
+        leaf.send(connect(&leaf_key.public_key(), &sig).as_bytes());
+        leaf.send(b"LS+ to.leaf\r\nPING\r\n");
+        let hello = leaf.drain(std::time::Duration::from_millis(500));
+        assert!(
+            !leaf.closed && !hello.contains("-ERR"),
+            "{kind:?}: {hello:?}"
+        );
+        let mut client = s.raw();
+        client.send(
+            b"CONNECT {\"verbose\":false,\"user\":\"a\",\"pass\":\"a\"}\r\nPUB to.leaf 2\r\nhi\r\n",
+        );
+        client.sync();
+        let got = leaf.drain(std::time::Duration::from_millis(500));
+        assert!(
+            got.contains("LMSG to.leaf 2\r\nhi\r\n"),
+            "{kind:?}: {got:?}"
+        );
+        drop((leaf, client));
+        before.assert_bounded(&mut s, 4, 32, "leaf nkey attempts");
+    }
+}
+
+/// A remote with `nkey: <seed>` signs the hub's nonce: a Canopy leaf joins an
+/// nkey-guarded hub of either kind, and one with the wrong seed is refused.
+#[test]
+fn a_leaf_remote_with_an_nkey_seed_joins_an_nkey_guarded_hub() {
+    let leaf_key = nkeys::KeyPair::new_user();
+    let stranger = nkeys::KeyPair::new_user();
+    for hub_kind in Impl::all() {
+        let lp = free_port();
+        let _hub = Server::start(
+            hub_kind,
+            &format!(
+                "leafnodes {{ listen: \"127.0.0.1:{lp}\", authorization {{ nkey: {} }} }}",
+                leaf_key.public_key()
+            ),
+        );
+        for (seed, joins) in [
+            (leaf_key.seed().unwrap(), true),
+            (stranger.seed().unwrap(), false),
+        ] {
+            let http = free_port();
+            let _leaf = Server::start(
+                Impl::Canopy,
+                &format!(
+                    "http: \"127.0.0.1:{http}\"\nleafnodes {{ remotes: [ {{ url: \"nats-leaf://127.0.0.1:{lp}\", nkey: \"{seed}\" }} ] }}"
+                ),
+            );
+            let mut joined = false;
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(4);
+            while std::time::Instant::now() < until && !joined {
+                joined = support::http_json(http, "/leafz")["leafnodes"].as_u64() == Some(1);
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            assert_eq!(
+                joined,
+                joins,
+                "hub {hub_kind:?}, seed for {}",
+                if joins {
+                    "the right key"
+                } else {
+                    "another key"
+                }
+            );
+        }
     }
 }

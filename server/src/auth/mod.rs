@@ -45,6 +45,43 @@ pub(crate) fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Whether `given` is the password `want`: plain text compared in constant time, or a
+/// bcrypt hash. bcrypt is slow on purpose: call this off the async threads, under
+/// `auth_permits`, with no lock held.
+pub fn password_matches(want: Option<&str>, given: Option<&str>) -> bool {
+    match (want, given) {
+        (None, _) => true,
+        (Some(want), Some(given)) if is_bcrypt(want) => {
+            bcrypt::verify(given, want).unwrap_or(false)
+        }
+        (Some(want), Some(given)) => same_secret(want.as_bytes(), given.as_bytes()),
+        (Some(_), None) => false,
+    }
+}
+
+/// Whether `sig` (base64, URL-safe or standard, padded or not) is the ed25519
+/// signature of `nonce` by the user nkey `nkey`.
+pub fn nkey_signed(nkey: &str, sig: Option<&str>, nonce: &str) -> bool {
+    use base64::Engine;
+    let Some(public) = crate::nkey::decode_public(crate::nkey::PREFIX_USER, nkey) else {
+        return false;
+    };
+    let Some(sig_text) = sig.map(|s| s.trim_end_matches('=')) else {
+        return false;
+    };
+    let Ok(sig) = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(sig_text)
+        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(sig_text))
+    else {
+        return false;
+    };
+    // An empty nonce is never signed for: a signature over it could be replayed.
+    !nonce.is_empty()
+        && ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, public)
+            .verify(nonce.as_bytes(), &sig)
+            .is_ok()
+}
+
 pub fn is_bcrypt(p: &str) -> bool {
     p.starts_with("$2a$") || p.starts_with("$2b$") || p.starts_with("$2y$")
 }
@@ -157,18 +194,11 @@ impl Auth {
     /// An nkey user signs the nonce with its ed25519 key; the signature comes base64
     /// (URL-safe or standard, padded or not) in CONNECT's `sig`.
     fn nkey_user(&self, c: &Connect, nonce: &str) -> Option<Binding> {
-        use base64::Engine;
         let key = c.nkey.as_deref()?;
         let u = self.nkeys.get(key)?;
-        let public = crate::nkey::decode_public(crate::nkey::PREFIX_USER, key)?;
-        let sig_text = c.sig.as_deref()?.trim_end_matches('=');
-        let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(sig_text)
-            .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(sig_text))
-            .ok()?;
-        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, public)
-            .verify(nonce.as_bytes(), &sig)
-            .ok()?;
+        if !nkey_signed(key, c.sig.as_deref(), nonce) {
+            return None;
+        }
         Some(Binding {
             account: u.account.clone(),
             permissions: u.permissions.clone(),
@@ -235,15 +265,7 @@ impl Auth {
             return None;
         };
         let u = self.users.get(name)?;
-        let ok = match (&u.password, c.pass.as_deref()) {
-            (None, _) => true,
-            (Some(want), Some(given)) if is_bcrypt(want) => {
-                bcrypt::verify(given, want).unwrap_or(false)
-            }
-            (Some(want), Some(given)) => same_secret(want.as_bytes(), given.as_bytes()),
-            (Some(_), None) => false,
-        };
-        ok.then(|| Binding {
+        password_matches(u.password.as_deref(), c.pass.as_deref()).then(|| Binding {
             account: u.account.clone(),
             permissions: u.permissions.clone(),
             user: Some(name.to_string()),

@@ -84,6 +84,19 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// Take an option Canopy reads but does not serve, and refuse it: a server that
+    /// silently ignored what its operator wrote would be worse than one that will not
+    /// start. `why` says what it would have done, or what to write instead.
+    pub fn refuse(&mut self, names: &[&str], why: &str, d: &mut Diagnostics) -> bool {
+        match self.take(names) {
+            Some(e) => {
+                d.push(unsupported(e, why));
+                true
+            }
+            None => false,
+        }
+    }
+
     // Typed shorthands: take and convert in one step.
 
     pub fn bool(&mut self, names: &[&str], d: &mut Diagnostics) -> Option<bool> {
@@ -108,6 +121,15 @@ impl<'a> Fields<'a> {
     pub fn seconds(&mut self, names: &[&str], d: &mut Diagnostics) -> Option<Duration> {
         self.take(names).and_then(|e| seconds(e, d))
     }
+}
+
+/// The words of every refusal of an option that parses but is not served; tests and
+/// the differential corpus recognise refusals by them.
+pub const NOT_SUPPORTED: &str = "is not supported by canopy-server";
+
+/// The refusal of an option Canopy does not serve, naming it.
+pub fn unsupported(e: &Entry, why: &str) -> Diagnostic {
+    Diagnostic::error(&e.key_pos, format!("\"{}\" {NOT_SUPPORTED}", e.key)).with_help(why)
 }
 
 fn mismatch(e: &Entry, want: &str) -> Diagnostic {

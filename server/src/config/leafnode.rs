@@ -35,7 +35,6 @@ pub struct Remote {
     pub urls: Vec<String>,
     /// The local account bound to this remote (default `$G`).
     pub account: Option<String>,
-    pub credentials: Option<String>,
     pub nkey: Option<String>,
     pub tls: Option<TlsOptions>,
     pub hub: bool,
@@ -62,7 +61,7 @@ fn remote_hint(key: &str) -> Option<String> {
         "connect_timeout" => "there is no connect_timeout: use `dial_timeout` (TCP dial) or `first_info_timeout` (wait for the hub's INFO) in the remote, or `timeout` in its tls { } block".into(),
         "account_mappings" | "mappings" => "remotes cannot remap subjects: use `mappings { }` in the account (or at top level); they apply to all traffic of that account".into(),
         "reconnect_buffer_size" => "the server has no reconnect buffer (that is a client-library option): remove it".into(),
-        "user" | "password" | "username" | "pass" => "put credentials in the URL (nats-leaf://user:pass@host:7422) or use `credentials`".into(),
+        "user" | "password" | "username" | "pass" => "put credentials in the URL (nats-leaf://user:pass@host:7422) or sign in with `nkey: \"SU...\"` (a user seed)".into(),
         "local_account" => "the key is `account` (alias `local`)".into(),
         "deny_import" | "deny_export" => return None,
         _ => return None,
@@ -170,13 +169,28 @@ fn parse_remote(f: &mut Fields, base: &Path, d: &mut Diagnostics) -> Remote {
         );
     }
     r.account = f.string(&["account", "local"], d);
-    r.credentials = f.string(&["credentials", "creds"], d);
-    r.nkey = f.string(&["nkey", "seed"], d);
-    if r.credentials.is_some() && r.nkey.is_some() {
+    if f.has(&["credentials", "creds"]) && f.has(&["nkey", "seed"]) {
         d.push(Diagnostic::error(
             &f.pos,
             "a remote takes credentials or nkey, not both",
         ));
+    }
+    f.refuse(
+        &["credentials", "creds"],
+        "a .creds file carries a user JWT, and JWT/operator mode is not served; sign in with `nkey: \"SU...\"` (a user seed) or a user and password in the URL",
+        d,
+    );
+    if let Some(e) = f.take(&["nkey", "seed"]) {
+        r.nkey = decode::string(e, d);
+        if let Some(seed) = &r.nkey {
+            if nkeys::KeyPair::from_seed(seed).map_or(true, |k| !k.public_key().starts_with('U')) {
+                d.push(
+                    Diagnostic::error(&e.value.pos, "not a user nkey seed")
+                        .with_help("a remote's nkey is the leaf user's seed (58 characters starting with SU); the hub's leafnodes authorization names its public key (U...)"),
+                );
+                r.nkey = None;
+            }
+        }
     }
     if let Some(e) = f.take(&["tls"]) {
         r.tls = tls::parse_tls(&e.value, base, tls::TlsContext::Endpoint, d);

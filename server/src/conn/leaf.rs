@@ -33,7 +33,9 @@ fn leaf_info(shared: &Shared, cid: u64, addr: SocketAddr) -> Info {
     info.tls_required = false;
     info.tls_available = false;
     info.tls_verify = false;
-    info.nonce = String::new();
+    // Every leaf connection gets its own nonce, as clients do: a signature of it
+    // proves the leaf's nkey now, and cannot be replayed on another connection.
+    info.nonce = crate::auth::Auth::new_nonce();
     info
 }
 
@@ -69,7 +71,7 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr)
         None => {
             conn.send(&bytes);
             let (rd, wr) = stream.into_split();
-            run(shared, conn, rd, wr, Vec::new()).await;
+            run(shared, conn, rd, wr, info.nonce, Vec::new()).await;
         }
         Some(t) => {
             // INFO in plain text, then the leaf starts TLS — or, with handshake_first
@@ -89,7 +91,7 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr)
                     }
                     let identities = crate::tls::cert_identities(s.get_ref().1.peer_certificates());
                     let (rd, wr) = tokio::io::split(s);
-                    run(shared, conn, rd, wr, identities).await;
+                    run(shared, conn, rd, wr, info.nonce, identities).await;
                 }
                 Ok(Err(e)) => {
                     tracing::error!("{addr} - lid:{cid} - TLS leafnode handshake error: {e}")
@@ -100,15 +102,21 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr)
     }
 }
 
-async fn run<R, W>(shared: Arc<Shared>, conn: Arc<Conn>, rd: R, wr: W, identities: Vec<String>)
-where
+async fn run<R, W>(
+    shared: Arc<Shared>,
+    conn: Arc<Conn>,
+    rd: R,
+    wr: W,
+    nonce: String,
+    identities: Vec<String>,
+) where
     R: tokio::io::AsyncRead + Unpin,
     W: tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (addr, cid) = (conn.addr, conn.cid);
     shared.conns.lock().insert(cid, conn.clone());
     let writer = tokio::spawn(super::writer(conn.clone(), wr, shared.liveness));
-    let mut client = Client::new(shared.clone(), conn.clone(), String::new(), Vec::new());
+    let mut client = Client::new(shared.clone(), conn.clone(), nonce, Vec::new());
     client.from_leaf = true;
     client.identities = identities;
     let timeout = shared.auth().timeout;
@@ -419,11 +427,13 @@ impl Client {
         let shared = self.shared.clone();
         let creds = c.clone();
         let names = self.identities.clone();
+        let nonce = self.nonce.clone();
         let _permit = self.shared.auth_permits.clone().acquire_owned().await;
-        let account = tokio::task::spawn_blocking(move || shared.authenticate_leaf(&creds, &names))
-            .await
-            .ok()
-            .flatten();
+        let account =
+            tokio::task::spawn_blocking(move || shared.authenticate_leaf(&creds, &nonce, &names))
+                .await
+                .ok()
+                .flatten();
         let Some((account, permissions)) = account else {
             tracing::error!(
                 "{} - lid:{} - leafnode authentication error",
@@ -456,6 +466,7 @@ impl Client {
             account.name
         );
         let mut info = leaf_info(&self.shared, self.conn.cid, self.conn.addr);
+        info.nonce = String::new();
         info.connect_info = true;
         info.remote_account = Some(account.name.clone());
         let mut v = serde_json::to_value(&info).unwrap_or_default();

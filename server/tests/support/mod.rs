@@ -216,6 +216,16 @@ impl Raw {
         r
     }
 
+    /// The nonce the server's INFO asked this connection to sign.
+    pub fn nonce(&self) -> String {
+        let json: serde_json::Value =
+            serde_json::from_str(self.info.trim_start_matches("INFO ").trim()).unwrap();
+        json["nonce"]
+            .as_str()
+            .expect("INFO carries a nonce")
+            .to_string()
+    }
+
     pub fn send(&mut self, bytes: &[u8]) {
         if self.stream.write_all(bytes).is_err() {
             self.closed = true;
@@ -413,4 +423,61 @@ pub fn http_json(port: u16, path: &str) -> serde_json::Value {
     assert_eq!(status, 200, "{path}: {body}");
     assert!(ctype.starts_with("application/json"), "{path}: {ctype}");
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+}
+
+/// What a server process holds: resident memory and open descriptors, read from
+/// `/proc`. Hostile tests take one before the attack and check the server came back
+/// within bounds after it.
+#[derive(Clone, Copy, Debug)]
+pub struct Footprint {
+    pub rss_kib: u64,
+    pub fds: usize,
+}
+
+impl Footprint {
+    pub fn of(s: &Server) -> Footprint {
+        let pid = s.pid();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let rss_kib = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0);
+        let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        Footprint { rss_kib, fds }
+    }
+
+    /// The server is still running, its descriptors are back within `extra_fds` of
+    /// this footprint (within 5 s: closes are asynchronous) and its memory within
+    /// `extra_mib`.
+    pub fn assert_bounded(&self, s: &mut Server, extra_fds: usize, extra_mib: u64, what: &str) {
+        assert!(
+            s.child.try_wait().ok().flatten().is_none(),
+            "{:?} exited after {what}: {}",
+            s.kind,
+            s.log()
+        );
+        let until = Instant::now() + Duration::from_secs(5);
+        let mut now = Footprint::of(s);
+        while now.fds > self.fds + extra_fds && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(100));
+            now = Footprint::of(s);
+        }
+        assert!(
+            now.fds <= self.fds + extra_fds,
+            "{:?} after {what}: {} fds, {} before",
+            s.kind,
+            now.fds,
+            self.fds
+        );
+        assert!(
+            now.rss_kib <= self.rss_kib + extra_mib * 1024,
+            "{:?} after {what}: {} KiB resident, {} KiB before",
+            s.kind,
+            now.rss_kib,
+            self.rss_kib
+        );
+    }
 }
