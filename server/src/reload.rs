@@ -68,17 +68,31 @@ pub fn reload(shared: &Shared) -> anyhow::Result<()> {
             "Config reload: turning TLS on or off needs a restart; certificates are reloaded"
         );
     }
-    let auth = {
-        let mut accounts = shared.accounts.write();
-        for a in &new.accounts {
-            accounts.entry(a.name.clone()).or_insert_with(|| {
-                let acc = Account::new(&a.name);
+    // The write lock is taken only to add accounts the new config names, and only for
+    // the insert: readers on the publish path never wait for the rest of the reload.
+    let missing: Vec<&str> = {
+        let accounts = shared.accounts.read();
+        new.accounts
+            .iter()
+            .map(|a| a.name.as_str())
+            .filter(|n| !accounts.contains_key(*n))
+            .collect()
+    };
+    if !missing.is_empty() {
+        let created: Vec<Arc<Account>> = missing
+            .iter()
+            .map(|name| {
+                let acc = Account::new(name);
                 let _ = acc.routes.set(shared.cluster.routes.clone());
                 Arc::new(acc)
-            });
+            })
+            .collect();
+        let mut accounts = shared.accounts.write();
+        for acc in created {
+            accounts.entry(acc.name.clone()).or_insert(acc);
         }
-        Auth::new(&new, &accounts)
-    };
+    }
+    let auth = Auth::new(&new, &shared.accounts.read());
     shared.replace_security(auth, tls);
     shared.no_fast_producer_stall.store(
         new.no_fast_producer_stall,

@@ -537,9 +537,12 @@ async fn signals(shared: Arc<Shared>) -> anyhow::Result<()> {
             _ = term.recv() => { tracing::info!("Trapped \"terminated\" signal"); return Ok(()); }
             _ = int.recv() => { tracing::info!("Trapped \"interrupt\" signal"); return Ok(()); }
             _ = hup.recv() => {
-                match crate::reload::reload(&shared) {
-                    Ok(()) => tracing::info!("Reloaded server configuration"),
-                    Err(e) => tracing::error!("Failed to reload server configuration: {e:#}"),
+                // Reading files and swapping tables blocks: never on an async worker.
+                let s = shared.clone();
+                match tokio::task::spawn_blocking(move || crate::reload::reload(&s)).await {
+                    Ok(Ok(())) => tracing::info!("Reloaded server configuration"),
+                    Ok(Err(e)) => tracing::error!("Failed to reload server configuration: {e:#}"),
+                    Err(e) => tracing::error!("Failed to reload server configuration: {e}"),
                 }
             }
             _ = usr2.recv() => {

@@ -410,3 +410,44 @@ fn a_leaf_remote_with_an_nkey_seed_joins_an_nkey_guarded_hub() {
         }
     }
 }
+
+/// `max_subscriptions` holds for a leaf's interest as for a client's: past it, each LS+
+/// gets nats-server's -ERR, is not served, and the link stays. (Route interest is the
+/// sum of a peer's clients, each limited on its own server: neither server caps it.)
+#[test]
+fn a_leaf_past_max_subscriptions_gets_the_error_and_no_more_interest() {
+    for kind in Impl::all() {
+        let lp = free_port();
+        let mut s = Server::start(
+            kind,
+            &format!("max_subscriptions: 3\nleafnodes {{ listen: \"127.0.0.1:{lp}\" }}"),
+        );
+        let before = Footprint::of(&s);
+        let mut leaf = support::Raw::connect(lp);
+        let mut frames =
+            String::from("CONNECT {\"verbose\":false,\"name\":\"l1\",\"headers\":true}\r\n");
+        for i in 0..2000 {
+            frames.push_str(&format!("LS+ s.{i}\r\n"));
+        }
+        leaf.send(frames.as_bytes());
+        let got = leaf.drain(std::time::Duration::from_millis(1000));
+        assert_eq!(
+            got.matches("-ERR 'maximum subscriptions exceeded'\r\n")
+                .count(),
+            1997,
+            "{kind:?}: {}",
+            &got[..got.len().min(300)]
+        );
+        let mut c = s.raw();
+        c.send(b"CONNECT {\"verbose\":false}\r\n");
+        for i in 0..6 {
+            c.send(format!("PUB s.{i} 1\r\nx\r\n").as_bytes());
+        }
+        c.sync();
+        let got = leaf.drain(std::time::Duration::from_millis(500));
+        assert!(!leaf.closed, "{kind:?}: the link was closed");
+        assert_eq!(got.matches("LMSG s.").count(), 3, "{kind:?}: {got:?}");
+        drop((leaf, c));
+        before.assert_bounded(&mut s, 4, 32, "2,000 LS+ past max_subscriptions");
+    }
+}

@@ -391,6 +391,19 @@ impl Client {
         if subs.contains_key(&sid) {
             return Ok(());
         }
+        // A link's interest counts against max_subscriptions as a client's does; the
+        // link stays, as in nats-server.
+        let max_subs = self.shared.options.max_subscriptions;
+        if max_subs > 0 && subs.len() as i64 >= max_subs {
+            drop(subs);
+            tracing::error!(
+                "{} - lid:{} - maximum subscriptions exceeded",
+                self.conn.addr,
+                self.conn.cid
+            );
+            self.err("maximum subscriptions exceeded");
+            return Ok(());
+        }
         let sub = Arc::new(Subscription {
             conn: self.conn.clone(),
             subject: subj.into(),
