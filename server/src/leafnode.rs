@@ -290,7 +290,14 @@ async fn tls_connect(remote: &Remote, t: &Target, stream: TcpStream) -> anyhow::
         .unwrap_or(Duration::from_secs(2));
     let connector = tokio_rustls::TlsConnector::from(config);
     match tokio::time::timeout(timeout, connector.connect(name, stream)).await {
-        Ok(Ok(s)) => Ok(s),
+        Ok(Ok(s)) => {
+            // pinned_certs hold on links this server dials too (nats-server checks only
+            // the ones it accepts): a hub whose certificate is not pinned is not joined.
+            let pins = remote.tls.as_ref().map_or(&[][..], |t| &t.pinned_certs[..]);
+            crate::tls::check_pins(pins, s.get_ref().1.peer_certificates())
+                .map_err(|why| anyhow!("TLS leafnode handshake error: {why}"))?;
+            Ok(s)
+        }
         Ok(Err(e)) => Err(anyhow!("TLS leafnode handshake error (this leaf rejected the hub, or the hub rejected this leaf): {e}")),
         Err(_) => Err(anyhow!("TLS leafnode handshake timeout")),
     }

@@ -361,6 +361,12 @@ async fn connect_once(
         }
         Err(_) => return Err(Stop::Retry("TLS route handshake timeout".into())),
     };
+    // pinned_certs hold on the routes this server dials as on those it accepts.
+    if let Some(server_tls) = cluster(shared).server_tls.get() {
+        server_tls
+            .check_pins(tls.get_ref().1.peer_certificates())
+            .map_err(|why| Stop::Retry(format!("TLS route handshake error: {why}")))?;
+    }
     handshake(shared, tls, addr, &t, configured, known_id).await
 }
 

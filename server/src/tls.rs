@@ -23,6 +23,58 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// ring's provider cut to a block's `cipher_suites` (TLS 1.2 suites; TLS 1.3 suites
+/// stay, as in nats-server) and `curve_preferences` (in that order). The names were
+/// checked when the config was read.
+fn provider_for(t: Option<&TlsOptions>) -> Arc<rustls::crypto::CryptoProvider> {
+    use rustls::crypto::ring::{cipher_suite as cs, kx_group};
+    use rustls::SupportedCipherSuite;
+    let Some(t) = t else { return provider() };
+    let mut p = rustls::crypto::ring::default_provider();
+    if !t.cipher_suites.is_empty() {
+        let tls12 = |name: &str| -> Option<SupportedCipherSuite> {
+            Some(match name {
+                "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256" => {
+                    cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+                }
+                "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384" => {
+                    cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+                }
+                "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256" => {
+                    cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+                }
+                "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256" => {
+                    cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+                }
+                "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384" => {
+                    cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384
+                }
+                "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256" => {
+                    cs::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256
+                }
+                _ => return None,
+            })
+        };
+        p.cipher_suites
+            .retain(|s| s.version() == &rustls::version::TLS13);
+        p.cipher_suites
+            .extend(t.cipher_suites.iter().filter_map(|n| tls12(n)));
+    }
+    if !t.curve_preferences.is_empty() {
+        p.kx_groups = t
+            .curve_preferences
+            .iter()
+            .filter_map(|n| match n.as_str() {
+                "X25519" => Some(kx_group::X25519),
+                "CurveP256" => Some(kx_group::SECP256R1),
+                "CurveP384" => Some(kx_group::SECP384R1),
+                _ => None,
+            })
+            .collect();
+    }
+    Arc::new(p)
+}
+
 impl ServerTls {
     pub fn from_options(t: &TlsOptions) -> anyhow::Result<ServerTls> {
         let from_flags;
@@ -42,8 +94,8 @@ impl ServerTls {
             Some("1.3") => &[&rustls::version::TLS13],
             _ => &[&rustls::version::TLS12, &rustls::version::TLS13],
         };
-        let builder =
-            ServerConfig::builder_with_provider(provider()).with_protocol_versions(versions)?;
+        let builder = ServerConfig::builder_with_provider(provider_for(Some(t)))
+            .with_protocol_versions(versions)?;
         let builder = if t.verify || t.verify_and_map {
             let mut roots = RootCertStore::empty();
             for ca in &loaded.roots {
@@ -75,26 +127,35 @@ impl ServerTls {
         })
     }
 
-    /// With `pinned_certs`, the peer's certificate must be one of them: the SHA-256
-    /// of its SubjectPublicKeyInfo, hex, as nats-server compares it.
+    /// With `pinned_certs`, the peer's certificate must be one of them.
     pub fn check_pins(&self, peer: Option<&[CertificateDer<'static>]>) -> Result<(), String> {
-        if self.pinned.is_empty() {
-            return Ok(());
-        }
-        let leaf = peer
-            .and_then(|c| c.first())
-            .ok_or("no peer certificate to check against pinned_certs")?;
-        let cert = webpki::EndEntityCert::try_from(leaf)
-            .map_err(|e| format!("unreadable peer certificate: {e}"))?;
-        let fp = format!(
-            "{:x}",
-            Sha256::digest(cert.subject_public_key_info().as_ref())
-        );
-        if self.pinned.contains(&fp) {
-            Ok(())
-        } else {
-            Err(format!("peer certificate {fp} is not in pinned_certs"))
-        }
+        check_pins(&self.pinned, peer)
+    }
+}
+
+/// With `pinned` fingerprints, the peer's certificate must be one of them: the SHA-256
+/// of its SubjectPublicKeyInfo, hex, as nats-server compares it. Accepted links and
+/// the links this server dials (leaf remotes, routes) are checked alike.
+pub fn check_pins(
+    pinned: &[String],
+    peer: Option<&[CertificateDer<'static>]>,
+) -> Result<(), String> {
+    if pinned.is_empty() {
+        return Ok(());
+    }
+    let leaf = peer
+        .and_then(|c| c.first())
+        .ok_or("no peer certificate to check against pinned_certs")?;
+    let cert = webpki::EndEntityCert::try_from(leaf)
+        .map_err(|e| format!("unreadable peer certificate: {e}"))?;
+    let fp = format!(
+        "{:x}",
+        Sha256::digest(cert.subject_public_key_info().as_ref())
+    );
+    if pinned.contains(&fp) {
+        Ok(())
+    } else {
+        Err(format!("peer certificate {fp} is not in pinned_certs"))
     }
 }
 
@@ -164,7 +225,7 @@ pub fn client_config(t: Option<&TlsOptions>) -> anyhow::Result<Arc<rustls::Clien
             None => None,
         },
     };
-    let builder = rustls::ClientConfig::builder_with_provider(provider())
+    let builder = rustls::ClientConfig::builder_with_provider(provider_for(t))
         .with_safe_default_protocol_versions()?;
     let builder = if t.is_some_and(|t| t.insecure) {
         tracing::warn!("TLS verification of the leafnode hub is disabled (insecure: true)");

@@ -256,3 +256,135 @@ async fn reload_swaps_the_server_certificate() {
     )
     .await;
 }
+
+/// A TLS handshake with the client port by a client that offers only `suites` and
+/// `groups` (TLS 1.2 only when asked): the suite negotiated, or the error.
+fn handshake(
+    port: u16,
+    pki: &Pki,
+    tls12_only: bool,
+    suites: &[rustls::SupportedCipherSuite],
+    groups: &[&'static dyn rustls::crypto::SupportedKxGroup],
+) -> Result<String, String> {
+    use std::io::{BufRead, Write};
+    let mut provider = rustls::crypto::ring::default_provider();
+    if !suites.is_empty() {
+        provider.cipher_suites = suites.to_vec();
+    }
+    if !groups.is_empty() {
+        provider.kx_groups = groups.to_vec();
+    }
+    let versions: &[&rustls::SupportedProtocolVersion] = if tls12_only {
+        &[&rustls::version::TLS12]
+    } else {
+        &[&rustls::version::TLS13, &rustls::version::TLS12]
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = std::fs::read(pki.path("ca.pem")).unwrap();
+    for c in rustls_pki_types::CertificateDer::pem_slice_iter(&ca) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    use rustls_pki_types::pem::PemObject;
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut info = String::new();
+    std::io::BufReader::new(&mut tcp)
+        .read_line(&mut info)
+        .unwrap();
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    tls.write_all(b"CONNECT {\"verbose\":false}\r\nPING\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut line = String::new();
+    std::io::BufReader::new(&mut tls)
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    if line != "PONG\r\n" {
+        return Err(format!("no PONG: {line:?}"));
+    }
+    Ok(format!(
+        "{:?}",
+        tls.conn.negotiated_cipher_suite().unwrap().suite()
+    ))
+}
+
+/// `cipher_suites` picks the TLS 1.2 suites a server offers (TLS 1.3 suites stay on)
+/// and `curve_preferences` its key-exchange groups: a client that offers only others
+/// cannot connect; one that offers a listed one can. Same on both servers.
+#[test]
+fn cipher_suites_and_curve_preferences_limit_what_a_handshake_may_use() {
+    use rustls::crypto::ring::{cipher_suite as cs, kx_group};
+    let pki = Pki::new();
+    for kind in Impl::all() {
+        let s = Server::start(
+            kind,
+            &pki.tls_block(
+                "cipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384]\n curve_preferences: [CurveP384]",
+            ),
+        );
+        let listed = [cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384];
+        let other = [cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256];
+        let p384 = [kx_group::SECP384R1];
+        let x25519 = [kx_group::X25519];
+        let got = handshake(s.port, &pki, true, &listed, &p384);
+        assert_eq!(
+            got.as_deref(),
+            Ok("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"),
+            "{kind:?}: the listed suite over P-384"
+        );
+        assert!(
+            handshake(s.port, &pki, true, &other, &p384).is_err(),
+            "{kind:?}: a TLS 1.2 suite that is not listed was accepted"
+        );
+        assert!(
+            handshake(s.port, &pki, false, &[], &x25519).is_err(),
+            "{kind:?}: a curve that is not listed was accepted"
+        );
+        // TLS 1.3 suites are not restricted (the servers pick different ones).
+        let tls13 = handshake(s.port, &pki, false, &[], &p384);
+        assert!(
+            tls13.as_deref().is_ok_and(|s| s.starts_with("TLS13_")),
+            "{kind:?}: TLS 1.3 over the listed curve: {tls13:?}"
+        );
+    }
+}
+
+/// A suite or curve nats-server knows but rustls does not implement is refused by
+/// name; an unknown one gets nats-server's own words.
+#[test]
+fn cipher_suites_canopy_cannot_serve_are_refused_by_name() {
+    let pki = Pki::new();
+    let dir = support::TempDir::new("ciphers");
+    let check = |extra: &str| {
+        let conf = dir.0.join("c.conf");
+        std::fs::write(&conf, pki.tls_block(extra)).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_canopy-server"))
+            .args(["-t", "-c"])
+            .arg(&conf)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{extra} was accepted");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let e = check("cipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA]");
+    assert!(
+        e.contains("c.conf:")
+            && e.contains(
+                "cipher \"TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA\" is not supported by canopy-server"
+            ),
+        "{e}"
+    );
+    let e = check("curve_preferences: [CurveP521]");
+    assert!(
+        e.contains("curve preference \"CurveP521\" is not supported by canopy-server"),
+        "{e}"
+    );
+    let e = check("cipher_suites: [bogus]");
+    assert!(e.contains("unrecognized cipher bogus"), "{e}");
+}

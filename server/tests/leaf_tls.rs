@@ -128,3 +128,53 @@ fn leaf_links_with_handshake_first_come_up_in_both_directions() {
         );
     }
 }
+
+/// `pinned_certs` in a remote's tls block hold on the link the leaf dials: a Canopy
+/// leaf joins a hub (of either kind) whose certificate is pinned, and not one whose
+/// certificate is not, though its CA is trusted. (nats-server checks pins only on the
+/// links it accepts; Canopy checks both ends.)
+#[test]
+fn a_leaf_remote_joins_only_a_hub_whose_certificate_is_pinned() {
+    let pki = Pki::new();
+    for hub_kind in Impl::all() {
+        for (pin, joins) in [
+            (pki.server_spki_sha256.clone(), true),
+            (pki.client_spki_sha256.clone(), false),
+        ] {
+            let lp = support::free_port();
+            let h = hub(hub_kind, &pki, lp, "");
+            let l = leaf(
+                Impl::Canopy,
+                "127.0.0.1",
+                lp,
+                &pki,
+                &pki,
+                &format!(", pinned_certs: [\"{pin}\"]"),
+            );
+            let mut sub = login(&h, Some("app"));
+            sub.send(b"SUB up.> 1\r\n");
+            sub.sync();
+            let mut publ = login(&l, None);
+            let wait = if joins {
+                support::FLOW
+            } else {
+                Duration::from_secs(2)
+            };
+            let flowed = support::flows(&mut publ, &mut sub, "up.x", wait).is_some();
+            assert_eq!(
+                flowed,
+                joins,
+                "{hub_kind:?} hub, pin {}:\nleaf log:\n{}",
+                if joins {
+                    "of the hub"
+                } else {
+                    "of another key"
+                },
+                l.log()
+            );
+            if !joins {
+                assert!(l.log().contains("not in pinned_certs"), "{}", l.log());
+            }
+        }
+    }
+}

@@ -57,6 +57,84 @@ pub struct LoadedTls {
 
 const TLS_VERSIONS: &[&str] = &["1.0", "1.1", "1.2", "1.3"];
 
+/// `cipher_suites` Canopy serves (rustls with ring), by their Go names. As in
+/// nats-server, the list picks the TLS 1.2 suites; TLS 1.3 suites are always on.
+pub const CIPHER_SUITES: &[&str] = &[
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_AES_128_GCM_SHA256",
+    "TLS_AES_256_GCM_SHA384",
+    "TLS_CHACHA20_POLY1305_SHA256",
+];
+
+/// Suites nats-server accepts that rustls does not implement (CBC modes, static RSA key
+/// exchange): refused by name rather than dropped from the list.
+const GO_ONLY_CIPHER_SUITES: &[&str] = &[
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256",
+    "TLS_RSA_WITH_AES_128_CBC_SHA",
+    "TLS_RSA_WITH_AES_256_CBC_SHA",
+    "TLS_RSA_WITH_AES_128_CBC_SHA256",
+    "TLS_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_RSA_WITH_3DES_EDE_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA",
+    "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA",
+    "TLS_ECDHE_RSA_WITH_RC4_128_SHA",
+    "TLS_RSA_WITH_RC4_128_SHA",
+];
+
+/// `curve_preferences` Canopy serves, by their Go names, in the order given.
+pub const CURVES: &[&str] = &["X25519", "CurveP256", "CurveP384"];
+
+const GO_ONLY_CURVES: &[&str] = &["CurveP521", "X25519MLKEM768"];
+
+/// A list of names from `known`, in the order written (Go's aliases without the
+/// `_SHA256` suffix are read as the full name). A name nats-server knows but rustls
+/// cannot serve is refused, naming it; an unknown one is nats-server's error.
+fn named_values(
+    e: &super::value::Entry,
+    what: &str,
+    known: &[&str],
+    go_only: &[&str],
+    d: &mut Diagnostics,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for name in super::decode::strings(e, d).unwrap_or_default() {
+        let full = match name.as_str() {
+            "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305" | "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305" => {
+                format!("{name}_SHA256")
+            }
+            _ => name.clone(),
+        };
+        if known.contains(&full.as_str()) {
+            out.push(full);
+        } else if go_only.contains(&full.as_str()) {
+            d.push(
+                Diagnostic::error(
+                    &e.value.pos,
+                    format!("{what} \"{name}\" {}", super::decode::NOT_SUPPORTED),
+                )
+                .with_help(format!("rustls offers: {}", known.join(", "))),
+            );
+        } else {
+            d.push(
+                Diagnostic::error(&e.value.pos, format!("unrecognized {what} {name}"))
+                    .with_help(format!("known: {}", known.join(", "))),
+            );
+        }
+    }
+    out
+}
+
 /// Where a `tls {}` block sits; some keys make sense in only some places.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum TlsContext {
@@ -177,8 +255,12 @@ pub fn parse_tls(
             t.pinned_certs.push(pin.to_ascii_lowercase());
         }
     }
-    t.cipher_suites = f.strings(&["cipher_suites"], d).unwrap_or_default();
-    t.curve_preferences = f.strings(&["curve_preferences"], d).unwrap_or_default();
+    if let Some(e) = f.take(&["cipher_suites"]) {
+        t.cipher_suites = named_values(e, "cipher", CIPHER_SUITES, GO_ONLY_CIPHER_SUITES, d);
+    }
+    if let Some(e) = f.take(&["curve_preferences"]) {
+        t.curve_preferences = named_values(e, "curve preference", CURVES, GO_ONLY_CURVES, d);
+    }
     if let Some(e) = f.take(&["min_version"]) {
         if let Some(v) = super::decode::string(e, d) {
             if !TLS_VERSIONS.contains(&v.as_str()) {

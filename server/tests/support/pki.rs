@@ -15,6 +15,8 @@ use std::path::PathBuf;
 pub struct Pki {
     pub dir: TempDir,
     pub client_spki_sha256: String,
+    /// The SHA-256 of the server certificate's public key: what `pinned_certs` lists.
+    pub server_spki_sha256: String,
 }
 
 impl Pki {
@@ -55,9 +57,12 @@ impl Pki {
         w("client-key.pem", client_key.serialize_pem());
         let client_spki_sha256 =
             format!("{:x}", Sha256::digest(client_key.subject_public_key_info()));
+        let server_spki_sha256 =
+            format!("{:x}", Sha256::digest(server_key.subject_public_key_info()));
         Pki {
             dir,
             client_spki_sha256,
+            server_spki_sha256,
         }
     }
 
