@@ -370,9 +370,6 @@ fn log_startup(shared: &Shared, addr: std::net::SocketAddr) {
     if let Some(file) = &o.config_file {
         tracing::info!("Using configuration file: {}", file.display());
     }
-    for u in &o.unserved {
-        tracing::warn!("Not serving \"{}\" ({}): Canopy does not implement it yet; the block was checked and is ignored", u.name, u.pos);
-    }
     let mut not_yet = Vec::new();
     if o.jetstream.as_ref().is_some_and(|j| j.enabled) {
         not_yet.push("jetstream");

@@ -9,7 +9,7 @@ use super::error::{Diagnostic, Diagnostics};
 use super::jetstream::{self, JetStream};
 use super::leafnode::{self, LeafNodes};
 use super::tls::{self, TlsOptions};
-use super::unserved::{self, Unserved};
+use super::unserved;
 use super::value::{Entry, Map, Node, Pos, Value};
 use std::path::Path;
 use std::time::Duration;
@@ -175,9 +175,6 @@ pub struct Options {
 
     pub server_tags: Vec<String>,
     pub server_metadata: Vec<(String, String)>,
-
-    /// Blocks that parse and validate but that Canopy does not serve yet.
-    pub unserved: Vec<Unserved>,
 }
 
 impl Default for Options {
@@ -238,7 +235,6 @@ impl Default for Options {
             store_dir: None,
             server_tags: Vec::new(),
             server_metadata: Vec::new(),
-            unserved: Vec::new(),
         }
     }
 }
@@ -478,7 +474,7 @@ impl Options {
         if let Some(e) = f.take(&["server_metadata"]) {
             o.server_metadata = string_map(&e.value, "server_metadata", d);
         }
-        o.unserved = unserved::parse_unserved(&mut f, base, d);
+        unserved::parse_unserved(&mut f, base, d);
         f.finish(d, top_level_hint);
         o.check(pos, d);
         o

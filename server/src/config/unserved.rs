@@ -1,20 +1,14 @@
-//! Blocks Canopy reads and checks but does not serve yet: `websocket`, `mqtt`,
-//! `gateway`, operator/JWT mode, OCSP, proxies. Each is listed by name at startup
-//! so an operator knows what is not running.
+//! Blocks Canopy reads and checks but does not serve: `websocket`, `mqtt`, `gateway`,
+//! operator/JWT mode, OCSP, proxies. Their keys are checked as nats-server checks
+//! them (a typo is still a typo), then each block is refused by name: a server that
+//! started without what its config asks for would fail its operator silently.
 
 use super::auth::{self, AuthBlock};
 use super::decode::{self, Fields};
 use super::error::{Diagnostic, Diagnostics};
 use super::tls;
-use super::value::{Node, Pos, Value};
+use super::value::{Node, Value};
 use std::path::Path;
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Unserved {
-    /// The key as written (`websocket`, `gateway`, `operator`...).
-    pub name: String,
-    pub pos: Pos,
-}
 
 /// Keys of a listener-like block: what it accepts beyond host/port/tls/authorization.
 struct BlockSpec {
@@ -138,59 +132,75 @@ fn listener_block(
     }
 }
 
-/// Take every not-yet-served key from the top level, checking the blocks that have
-/// a known shape, and return their names and places.
-pub fn parse_unserved(f: &mut Fields, base: &Path, d: &mut Diagnostics) -> Vec<Unserved> {
-    let mut out = Vec::new();
-    let mut note = |e: &super::value::Entry| {
-        out.push(Unserved {
-            name: e.key.clone(),
-            pos: e.key_pos.clone(),
-        })
-    };
+const JWT: &str = "JWT/operator mode is not served: define accounts {} with users or nkeys";
+
+/// Take every unserved key from the top level, check the blocks that have a known
+/// shape, and refuse each by name.
+pub fn parse_unserved(f: &mut Fields, base: &Path, d: &mut Diagnostics) {
     if let Some(e) = f.take(&["websocket", "ws"]) {
         listener_block("websocket", &WEBSOCKET, &e.value, base, d);
-        note(e);
+        d.push(decode::unsupported(e, "clients connect over TCP (the client port); remove the block, or run nats-server for websocket clients"));
     }
     if let Some(e) = f.take(&["mqtt"]) {
         listener_block("mqtt", &MQTT, &e.value, base, d);
-        note(e);
+        d.push(decode::unsupported(
+            e,
+            "MQTT clients are not served; remove the block, or run nats-server for them",
+        ));
     }
     if let Some(e) = f.take(&["gateway"]) {
         listener_block("gateway", &GATEWAY, &e.value, base, d);
-        note(e);
+        d.push(decode::unsupported(
+            e,
+            "super-clusters over gateways are not served: join clusters with leafnodes {} remotes",
+        ));
     }
-    for keys in [
-        &[
-            "operator",
-            "operators",
-            "root",
-            "roots",
-            "root_operators",
-            "root_operator",
-        ][..],
-        &["resolver", "account_resolver", "accounts_resolver"],
-        &["resolver_tls"],
-        &["resolver_preload"],
-        &["resolver_pinned_accounts"],
-        &["trusted", "trusted_keys"],
-        &["proxy_protocol"],
-        &["default_sentinel"],
-        &["feature_flags"],
-        &["default_js_domain"],
+    for (keys, why) in [
+        (
+            &[
+                "operator",
+                "operators",
+                "root",
+                "roots",
+                "root_operators",
+                "root_operator",
+            ][..],
+            JWT,
+        ),
+        (&["resolver", "account_resolver", "accounts_resolver"], JWT),
+        (&["resolver_tls"], JWT),
+        (&["resolver_preload"], JWT),
+        (&["resolver_pinned_accounts"], JWT),
+        (&["trusted", "trusted_keys"], JWT),
+        (&["default_sentinel"], JWT),
+        (
+            &["proxy_protocol"],
+            "PROXY protocol headers are not read; clients must reach the server directly",
+        ),
+        (
+            &["feature_flags"],
+            "nats-server's feature flags switch behaviour Canopy does not have",
+        ),
+        (
+            &["default_js_domain"],
+            "JetStream domains for accounts without JetStream are not served",
+        ),
     ] {
         if let Some(e) = f.take(keys) {
             if keys[0] == "resolver_tls" {
                 tls::parse_tls(&e.value, base, tls::TlsContext::Endpoint, d);
             }
-            note(e);
+            d.push(decode::unsupported(e, why));
         }
     }
     if let Some(e) = f.take(&["ocsp"]) {
         if matches!(e.value.value, Value::Map(_)) {
             decode::known_keys("ocsp", &e.value, &[&["mode"], &["url"], &["urls"]], d);
         }
-        note(e);
+        d.push(decode::unsupported(
+            e,
+            "OCSP stapling and checks are not served; remove the block",
+        ));
     }
     if let Some(e) = f.take(&["ocsp_cache"]) {
         if matches!(e.value.value, Value::Map(_)) {
@@ -206,7 +216,10 @@ pub fn parse_unserved(f: &mut Fields, base: &Path, d: &mut Diagnostics) -> Vec<U
                 d,
             );
         }
-        note(e);
+        d.push(decode::unsupported(
+            e,
+            "OCSP is not served; remove the block",
+        ));
     }
     if let Some(e) = f.take(&["proxies"]) {
         if let Some(mut p) = Fields::of("proxies", &e.value, d) {
@@ -218,7 +231,9 @@ pub fn parse_unserved(f: &mut Fields, base: &Path, d: &mut Diagnostics) -> Vec<U
             }
             p.finish(d, |_| None);
         }
-        note(e);
+        d.push(decode::unsupported(
+            e,
+            "trusted proxies are not served; clients must reach the server directly",
+        ));
     }
-    out
 }
