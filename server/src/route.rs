@@ -363,9 +363,11 @@ async fn connect_once(
     };
     // pinned_certs hold on the routes this server dials as on those it accepts.
     if let Some(server_tls) = cluster(shared).server_tls.get() {
-        server_tls
-            .check_pins(tls.get_ref().1.peer_certificates())
-            .map_err(|why| Stop::Retry(format!("TLS route handshake error: {why}")))?;
+        if let Err(why) = server_tls.check_pins(tls.get_ref().1.peer_certificates()) {
+            // A security refusal, not a routine retry: said at error level.
+            tracing::error!("{addr} - rid:? - TLS route handshake error: {why}");
+            return Err(Stop::Retry(format!("TLS route handshake error: {why}")));
+        }
     }
     handshake(shared, tls, addr, &t, configured, known_id).await
 }

@@ -527,3 +527,42 @@ fn clients_hear_connect_urls_as_peers_come_and_go() {
         }
     }
 }
+
+/// `pinned_certs` in the cluster's tls block hold on the routes a server dials, not
+/// only on those it accepts: a Canopy server dials a peer (of either kind) and
+/// routes to it only when the peer's certificate is pinned. (nats-server checks
+/// pins only on the connections it accepts.)
+#[test]
+fn a_dialled_route_comes_up_only_to_a_peer_whose_certificate_is_pinned() {
+    let pki = support::pki::Pki::new();
+    for kind in Impl::all() {
+        for (pin, routes) in [
+            (pki.server_spki_sha256.clone(), true),
+            (pki.client_spki_sha256.clone(), false),
+        ] {
+            let (pa, pb) = (support::free_port(), support::free_port());
+            let a = node(kind, pa, &[], &pki.tls_block("verify: true"));
+            let b = Server::start(
+                Impl::Canopy,
+                &format!(
+                    "server_name: n{pb}\naccounts {{ APP: {{ users: [ {{user: app, password: app}} ] }} }}\ncluster {{ name: canopy, listen: \"127.0.0.1:{pb}\", routes: [\"nats-route://localhost:{pa}\"]\n{} }}",
+                    pki.tls_block(&format!("verify: true\n pinned_certs: [\"{pin}\"]"))
+                ),
+            );
+            let mut sub_a = login(&a);
+            sub_a.send(b"SUB pinned.> 1\r\n");
+            sub_a.sync();
+            let mut pub_b = login(&b);
+            let wait = if routes {
+                support::FLOW
+            } else {
+                Duration::from_secs(2)
+            };
+            let flowed = support::flows(&mut pub_b, &mut sub_a, "pinned.x", wait).is_some();
+            assert_eq!(flowed, routes, "{kind:?} peer, pin {pin}:\n{}", b.log());
+            if !routes {
+                assert!(b.log().contains("not in pinned_certs"), "{}", b.log());
+            }
+        }
+    }
+}
