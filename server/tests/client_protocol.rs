@@ -558,3 +558,15 @@ fn permissions_apply_to_the_mapped_subject() {
         );
     });
 }
+
+#[test]
+fn max_sub_tokens_refuses_a_subscription_with_more_tokens_and_keeps_the_connection() {
+    each("max_sub_tokens: 3", |s| {
+        let mut c = client(s);
+        c.send(b"SUB a.b.c.d 1\r\nSUB a.b.c 2\r\nPUB a.b.c 1\r\nx\r\nPUB a.b.c.d 1\r\ny\r\n");
+        assert_eq!(
+            c.sync(),
+            "-ERR 'Permissions Violation for Subscription to \"a.b.c.d\", too many tokens'\r\nMSG a.b.c 2 1\r\nx\r\n"
+        );
+    });
+}

@@ -451,3 +451,42 @@ fn a_leaf_past_max_subscriptions_gets_the_error_and_no_more_interest() {
         before.assert_bounded(&mut s, 4, 32, "2,000 LS+ past max_subscriptions");
     }
 }
+
+/// `leafnodes { min_version }`: a leaf that names an older version, or none, is
+/// turned away after CONNECT with nats-server's -ERR; a newer one is served.
+#[test]
+fn a_leaf_older_than_min_version_is_turned_away() {
+    for kind in Impl::all() {
+        let lp = free_port();
+        let mut s = Server::start(
+            kind,
+            &format!("leafnodes {{ listen: \"127.0.0.1:{lp}\", min_version: \"2.10.0\" }}"),
+        );
+        let before = Footprint::of(&s);
+        for version in [Some("2.9.9"), None] {
+            let mut leaf = support::Raw::connect(lp);
+            let v = version
+                .map(|v| format!(",\"version\":\"{v}\""))
+                .unwrap_or_default();
+            leaf.send(
+                format!(
+                    "CONNECT {{\"verbose\":false,\"name\":\"l1\",\"headers\":true{v}}}\r\nPING\r\n"
+                )
+                .as_bytes(),
+            );
+            let got = leaf.expect_closed();
+            assert!(
+                got.contains(
+                    "-ERR 'connection rejected since minimum version required is \"2.10.0\"'\r\n"
+                ),
+                "{kind:?} {version:?}: {got:?}"
+            );
+        }
+        let mut leaf = support::Raw::connect(lp);
+        leaf.send(b"CONNECT {\"verbose\":false,\"name\":\"l1\",\"headers\":true,\"version\":\"2.11.0\"}\r\nPING\r\n");
+        let got = leaf.drain(std::time::Duration::from_millis(500));
+        assert!(!leaf.closed && !got.contains("-ERR"), "{kind:?}: {got:?}");
+        drop(leaf);
+        before.assert_bounded(&mut s, 4, 32, "old leaves");
+    }
+}

@@ -474,3 +474,49 @@ fn monitoring_is_served_over_https_with_the_servers_tls_block() {
         );
     }
 }
+
+#[test]
+fn http_base_path_moves_every_page_under_it() {
+    for kind in Impl::all() {
+        let http = support::free_port();
+        let _s = Server::start(
+            kind,
+            &format!("http: \"127.0.0.1:{http}\"\nhttp_base_path: /nats/"),
+        );
+        for page in ["/varz", "/connz", "/leafz", "/healthz"] {
+            assert_eq!(
+                get(http, &format!("/nats{page}")).0,
+                200,
+                "{kind:?} /nats{page}"
+            );
+            assert_eq!(get(http, page).0, 404, "{kind:?} {page}");
+        }
+        assert_eq!(
+            json(http, "/nats/varz")["http_base_path"],
+            "/nats/",
+            "{kind:?}"
+        );
+    }
+}
+
+#[test]
+fn server_tags_and_metadata_are_shown_in_varz() {
+    for kind in Impl::all() {
+        let http = support::free_port();
+        let _s = Server::start(
+            kind,
+            &format!("http: \"127.0.0.1:{http}\"\nserver_tags: [\"region:us\", \"az:1\"]\nserver_metadata: {{ team: core, tier: edge }}"),
+        );
+        let v = json(http, "/varz");
+        assert_eq!(
+            v["tags"],
+            serde_json::json!(["region:us", "az:1"]),
+            "{kind:?}"
+        );
+        assert_eq!(
+            v["metadata"],
+            serde_json::json!({"team": "core", "tier": "edge"}),
+            "{kind:?}"
+        );
+    }
+}

@@ -113,7 +113,20 @@ pub fn parse_leafnodes(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<
     }
     l.advertise = f.string(&["leafnode_advertise", "advertise"], d);
     l.no_advertise = f.bool(&["no_advertise"], d).unwrap_or(false);
-    l.min_version = f.string(&["min_version", "minimum_version"], d);
+    if let Some(e) = f.take(&["min_version", "minimum_version"]) {
+        l.min_version = decode::string(e, d);
+        if let Some(v) = &l.min_version {
+            if semver(v).is_none() {
+                d.push(
+                    Diagnostic::error(
+                        &e.value.pos,
+                        "invalid leafnode's minimum version: invalid semver",
+                    )
+                    .with_help("write a version such as \"2.10.0\""),
+                );
+            }
+        }
+    }
     if let Some(e) = f.take(&["compression"]) {
         l.compression = Compression::parse(e, d);
     }
@@ -256,4 +269,15 @@ fn parse_remote(f: &mut Fields, base: &Path, d: &mut Diagnostics) -> Remote {
         }
     }
     r
+}
+
+/// `major.minor.patch` (any `-pre` or `+build` suffix ignored), for
+/// `leafnodes { min_version }` and a leaf's CONNECT version.
+pub fn semver(v: &str) -> Option<(u64, u64, u64)> {
+    let core = v.split(['-', '+']).next()?;
+    let mut parts = core.split('.').map(|p| p.parse::<u64>().ok());
+    let major = parts.next()??;
+    let minor = parts.next()??;
+    let patch = parts.next()??;
+    parts.next().is_none().then_some((major, minor, patch))
 }

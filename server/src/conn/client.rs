@@ -754,6 +754,19 @@ impl Client {
             self.err("Invalid Subject");
             return Ok(());
         }
+        let max_tokens = self.shared.options.max_sub_tokens;
+        if max_tokens > 0 && subj.split(|b| *b == b'.').count() as i64 > max_tokens {
+            tracing::error!(
+                "{} - cid:{} - Subscription Violation Too Many Tokens - Subject \"{subj_str}\", SID {}",
+                self.conn.addr,
+                self.conn.cid,
+                String::from_utf8_lossy(sid)
+            );
+            self.err(&format!(
+                "Permissions Violation for Subscription to \"{subj_str}\", too many tokens"
+            ));
+            return Ok(());
+        }
         if let Some(p) = &binding.permissions {
             if !p.can_subscribe(subj_str, queue_str) {
                 let text = match queue_str {

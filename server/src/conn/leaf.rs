@@ -457,6 +457,33 @@ impl Client {
             self.conn.close("Authorization Violation");
             return Err(Closed);
         };
+        if let Some(min) = self
+            .shared
+            .options
+            .leafnodes
+            .as_ref()
+            .and_then(|l| l.min_version.as_deref())
+        {
+            // A leaf older than leafnodes { min_version } (or that names no version) is
+            // turned away after it logged in, in nats-server's words.
+            let given = c
+                .version
+                .as_deref()
+                .and_then(crate::config::leafnode::semver);
+            if given.is_none_or(|v| Some(v) < crate::config::leafnode::semver(min)) {
+                let text =
+                    format!("connection rejected since minimum version required is \"{min}\"");
+                tracing::error!(
+                    "{} - lid:{} - {text} - Account:{}",
+                    self.conn.addr,
+                    self.conn.cid,
+                    account.name
+                );
+                self.err(&text);
+                self.conn.close("Minimum Version Required");
+                return Err(Closed);
+            }
+        }
         self.conn.bind_account(account.clone());
         self.conn.headers.store(c.headers, Ordering::Relaxed);
         *self.conn.leaf_name.lock() = c.name.clone();

@@ -150,6 +150,30 @@ async fn index_h(State(s): State<Arc<Shared>>) -> Response {
 }
 
 pub fn router(shared: Arc<Shared>) -> Router {
+    let pages = pages();
+    // `http_base_path: /nats` serves /nats/varz and friends, and nothing at /varz.
+    let base = shared
+        .options
+        .http_base_path
+        .as_deref()
+        .map(|b| format!("/{}", b.trim_matches('/')))
+        .filter(|b| b != "/");
+    let router = match base {
+        Some(base) => Router::new().nest(&base, pages),
+        None => pages,
+    };
+    router
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                "404 page not found\n",
+            )
+        })
+        .with_state(shared)
+}
+
+fn pages() -> Router<Arc<Shared>> {
     Router::new()
         .route("/", get(index_h))
         .route("/varz", get(varz_h).post(varz_h))
@@ -164,14 +188,6 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/gatewayz", get(gatewayz_h))
         .route("/jsz", get(jsz_h))
         .route("/metrics", get(metrics_h))
-        .fallback(|| async {
-            (
-                StatusCode::NOT_FOUND,
-                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-                "404 page not found\n",
-            )
-        })
-        .with_state(shared)
 }
 
 /// Bind the monitoring listener; it serves until the server shuts down.

@@ -147,6 +147,8 @@ pub fn varz(shared: &Shared) -> Value {
         "http_host": o.http.as_ref().and_then(|h| h.host.clone()).unwrap_or_else(|| o.host.clone()),
         "http_port": o.http.as_ref().map(|h| h.port).unwrap_or(0),
         "http_base_path": o.http_base_path.clone().unwrap_or_default(),
+        "tags": o.server_tags,
+        "metadata": o.server_metadata.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
         "https_port": o.https.as_ref().map(|h| h.port).unwrap_or(0),
         "auth_timeout": shared.auth().timeout.as_secs_f64(),
         "max_control_line": o.max_control_line,
