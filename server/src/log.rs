@@ -72,6 +72,10 @@ pub struct LogConfig {
     pub logtime: bool,
     pub utc: bool,
     pub file: Option<String>,
+    /// `logfile_size_limit`: past this many bytes the file is rotated (0: never).
+    pub size_limit: u64,
+    /// `logfile_max_num`: at most this many files, the current one included (0: all).
+    pub max_num: usize,
 }
 
 static SETTINGS: Mutex<Option<(bool, bool, Option<String>)>> = Mutex::new(None);
@@ -95,10 +99,7 @@ pub fn init(cfg: &LogConfig) -> anyhow::Result<()> {
         .event_format(format);
     match &cfg.file {
         Some(path) => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
+            let file = LogFile::open(path, cfg)
                 .map_err(|e| anyhow::anyhow!("cannot open log file {path}: {e}"))?;
             builder.with_writer(Mutex::new(file)).try_init()
         }
@@ -109,6 +110,106 @@ pub fn init(cfg: &LogConfig) -> anyhow::Result<()> {
         *s = Some((cfg.logtime, cfg.utc, cfg.file.clone()));
     }
     Ok(())
+}
+
+/// The `-l`/`logfile` file, rotated as nats-server rotates it: once a write takes it
+/// past `logfile_size_limit`, it is renamed `<file>.<YYYY.MM.DD.hh.mm.ss.nnnnnnnnn>`, a
+/// new file starts with a line naming the backup, and past `logfile_max_num` files
+/// the oldest backups are purged (each purge logged).
+struct LogFile {
+    path: std::path::PathBuf,
+    file: std::fs::File,
+    size: u64,
+    size_limit: u64,
+    max_num: usize,
+    logtime: bool,
+    utc: bool,
+}
+
+impl LogFile {
+    fn open(path: &str, cfg: &LogConfig) -> std::io::Result<LogFile> {
+        let file = Self::create(std::path::Path::new(path))?;
+        Ok(LogFile {
+            path: path.into(),
+            size: file.metadata().map(|m| m.len()).unwrap_or(0),
+            file,
+            size_limit: cfg.size_limit,
+            max_num: cfg.max_num,
+            logtime: cfg.logtime,
+            utc: cfg.utc,
+        })
+    }
+
+    /// Logs are readable by the owner's group at most, as nats-server writes them.
+    fn create(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o640)
+            .open(path)
+    }
+
+    fn line(&mut self, msg: &str) {
+        let line = format!(
+            "{}[INF] {msg}\n",
+            prefix(std::process::id(), self.logtime, self.utc)
+        );
+        if self.file.write_all(line.as_bytes()).is_ok() {
+            self.size += line.len() as u64;
+        }
+    }
+
+    fn rotate(&mut self) -> std::io::Result<()> {
+        let stamp = chrono::Local::now().format("%Y.%m.%d.%H.%M.%S.%9f");
+        let backup = format!("{}.{stamp}", self.path.display());
+        std::fs::rename(&self.path, &backup)?;
+        self.file = Self::create(&self.path)?;
+        self.size = 0;
+        self.line(&format!("Rotated log, backup saved as \"{backup}\""));
+        if self.max_num == 0 {
+            return Ok(());
+        }
+        let dir = match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        let stem = format!(
+            "{}.",
+            self.path.file_name().unwrap_or_default().to_string_lossy()
+        );
+        let mut backups: Vec<String> = std::fs::read_dir(&dir)?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(&stem))
+            .collect();
+        // The timestamps sort as they read.
+        backups.sort();
+        let keep = self.max_num.saturating_sub(1);
+        let purge = backups.len().saturating_sub(keep);
+        for name in backups.into_iter().take(purge) {
+            if std::fs::remove_file(dir.join(&name)).is_ok() {
+                self.line(&format!("Purged log file \"{name}\""));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Write for LogFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.size += n as u64;
+        if self.size_limit > 0 && self.size > self.size_limit {
+            // A failed rotation keeps writing to the file we have.
+            let _ = self.rotate();
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
 }
 
 /// Write a `[FTL]` line where logs go and exit 1, as nats-server does on a fatal error.

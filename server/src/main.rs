@@ -57,6 +57,8 @@ fn main() -> ExitCode {
         logtime: options.logtime,
         utc: options.logtime_utc,
         file: options.log_file.clone(),
+        size_limit: options.log_size_limit.unwrap_or(0).max(0) as u64,
+        max_num: options.log_max_num.unwrap_or(0).max(0) as usize,
     };
     if let Err(e) = log::init(&log_cfg) {
         eprintln!("canopy-server: {e}");

@@ -245,3 +245,56 @@ fn port_minus_one_picks_a_free_port_and_the_ports_file_tells_which() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// `logfile_size_limit` rotates the log file as nats-server does: the backup is
+/// named `<file>.<timestamp>`, the new file starts by naming it, and with
+/// `logfile_max_num: 3` at most three files remain (the oldest are purged).
+#[test]
+fn the_log_file_rotates_past_its_size_limit_and_keeps_max_num_files() {
+    for kind in Impl::all() {
+        let dir = support::TempDir::new("rotate");
+        let log = dir.0.join("n.log");
+        let s = Server::start(
+            kind,
+            &format!(
+                "logfile: \"{}\"\nlogfile_size_limit: 2KB\nlogfile_max_num: 3\ndebug: true",
+                log.display()
+            ),
+        );
+        for _ in 0..40 {
+            let mut c = s.raw();
+            c.send(b"CONNECT {\"verbose\":false}\r\n");
+            c.sync();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let mut files: Vec<String> = std::fs::read_dir(&dir.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("n.log"))
+            .collect();
+        files.sort();
+        assert_eq!(files.len(), 3, "{kind:?}: {files:?}");
+        let backup = &files[1];
+        assert!(
+            backup.len() == "n.log.2026.12.04.03.06.17.862471583".len()
+                && backup.starts_with("n.log.20"),
+            "{kind:?}: {backup}"
+        );
+        let current = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            current
+                .lines()
+                .next()
+                .unwrap()
+                .contains("[INF] Rotated log, backup saved as \""),
+            "{kind:?}: {current}"
+        );
+        assert!(
+            std::fs::read_dir(&dir.0).unwrap().all(|e| {
+                use std::os::unix::fs::PermissionsExt;
+                e.unwrap().metadata().unwrap().permissions().mode() & 0o007 == 0
+            }),
+            "{kind:?}: a log file is readable by others"
+        );
+    }
+}

@@ -97,6 +97,23 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// Take an option and refuse it when its value asks for something Canopy does
+    /// not serve (`asks`); at its default (`false`, `0`, `off`) it asks for nothing
+    /// and is accepted.
+    pub fn refuse_when(
+        &mut self,
+        names: &[&str],
+        asks: impl Fn(&Value) -> bool,
+        why: &str,
+        d: &mut Diagnostics,
+    ) -> Option<&'a Entry> {
+        let e = self.take(names)?;
+        if asks(&e.value.value) {
+            d.push(unsupported(e, why));
+        }
+        Some(e)
+    }
+
     // Typed shorthands: take and convert in one step.
 
     pub fn bool(&mut self, names: &[&str], d: &mut Diagnostics) -> Option<bool> {
@@ -126,6 +143,19 @@ impl<'a> Fields<'a> {
 /// The words of every refusal of an option that parses but is not served; tests and
 /// the differential corpus recognise refusals by them.
 pub const NOT_SUPPORTED: &str = "is not supported by canopy-server";
+
+/// A value that asks for something: `true`, a number other than 0, a non-empty string
+/// or list, any map.
+pub fn asks_for_something(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        Value::Int(i) => *i != 0,
+        Value::Float(f) => *f != 0.0,
+        Value::Str(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        _ => true,
+    }
+}
 
 /// The refusal of an option Canopy does not serve, naming it.
 pub fn unsupported(e: &Entry, why: &str) -> Diagnostic {
