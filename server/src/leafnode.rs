@@ -80,6 +80,9 @@ async fn solicit(shared: Arc<Shared>, remote: Remote, delay: Duration, index: us
         return;
     }
     let mut attempt = 0usize;
+    // Failed dials in a row, and whether the link ever stood: which errors are
+    // reported at error level (connect_error_reports, reconnect_error_reports).
+    let (mut failures, mut stood) = (0u64, false);
     loop {
         if shared.shutdown.is_cancelled() {
             return;
@@ -87,14 +90,25 @@ async fn solicit(shared: Arc<Shared>, remote: Remote, delay: Duration, index: us
         let url = urls[attempt % urls.len()].clone();
         attempt += 1;
         let wait = match connect_once(&shared, &remote, &url, &mut urls).await {
-            Ok(Outcome::LoopDetected) => LOOP_BACKOFF,
-            Ok(Outcome::Closed) => delay,
+            Ok(outcome) => {
+                (failures, stood) = (0, true);
+                match outcome {
+                    Outcome::LoopDetected => LOOP_BACKOFF,
+                    Outcome::Closed => delay,
+                }
+            }
             Err(e) => {
-                tracing::error!(
-                    "Error trying to connect as leafnode to remote server {} (remote {index}): {}",
+                failures += 1;
+                let text = format!(
+                    "Error trying to connect as leafnode to remote server {} (attempt {failures}, remote {index}): {}",
                     crate::log::redact_url(&url),
                     crate::log::redact_in(&format!("{e:#}"), &url)
                 );
+                if shared.options.dial_error_reported(failures, stood) {
+                    tracing::error!("{text}");
+                } else {
+                    tracing::debug!("{text}");
+                }
                 delay
             }
         };

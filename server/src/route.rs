@@ -103,7 +103,11 @@ pub async fn start(shared: Arc<Shared>) -> anyhow::Result<()> {
         return Ok(());
     };
     if let Some(t) = &c.tls {
-        let server = crate::tls::ServerTls::from_options(t)?;
+        // Every route peer presents a certificate the CA signed, verify or not, as
+        // nats-server requires of cluster TLS.
+        let mut accept = t.clone();
+        accept.verify = true;
+        let server = crate::tls::ServerTls::from_options(&accept)?;
         let _ = cluster(&shared).server_tls.set(Arc::new(server));
         let _ = cluster(&shared)
             .client_tls
@@ -261,6 +265,7 @@ pub async fn solicit(shared: Arc<Shared>, url: String, configured: bool) {
     }
     let mut known_id: Option<String> = None;
     let mut attempts = 0u32;
+    let mut stood = false;
     let retries = shared
         .options
         .cluster
@@ -284,7 +289,7 @@ pub async fn solicit(shared: Arc<Shared>, url: String, configured: bool) {
         }
         attempts += 1;
         match connect_once(&shared, &url, configured, &mut known_id).await {
-            Ok(()) => attempts = 0,
+            Ok(()) => (attempts, stood) = (0, true),
             Err(Stop::SelfRoute) => {
                 tracing::debug!(
                     "Detected route to self, ignoring {}",
@@ -293,11 +298,18 @@ pub async fn solicit(shared: Arc<Shared>, url: String, configured: bool) {
                 break;
             }
             Err(Stop::Retry(e)) => {
-                tracing::debug!(
-                    "Error trying to connect to route ({}): {}",
+                let text = format!(
+                    "Error trying to connect to route (attempt {attempts}): {}: {}",
                     crate::log::redact_url(&url),
                     crate::log::redact_in(&e.to_string(), &url)
                 );
+                // Only routes this server was told to dial are reported; a gossiped
+                // one that fails is the peer's business.
+                if configured && shared.options.dial_error_reported(attempts as u64, stood) {
+                    tracing::error!("{text}");
+                } else {
+                    tracing::debug!("{text}");
+                }
                 if !configured && attempts > retries {
                     break;
                 }

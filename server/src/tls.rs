@@ -23,6 +23,18 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// `min_version: "1.3"` allows TLS 1.3 alone; rustls never speaks below 1.2, so every
+/// other minimum is met by 1.2 and 1.3.
+fn versions(t: Option<&TlsOptions>) -> &'static [&'static rustls::SupportedProtocolVersion] {
+    static TLS13_ONLY: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS13];
+    static TLS12_UP: [&rustls::SupportedProtocolVersion; 2] =
+        [&rustls::version::TLS12, &rustls::version::TLS13];
+    match t.and_then(|t| t.min_version.as_deref()) {
+        Some("1.3") => &TLS13_ONLY,
+        _ => &TLS12_UP,
+    }
+}
+
 /// ring's provider cut to a block's `cipher_suites` (TLS 1.2 suites; TLS 1.3 suites
 /// stay, as in nats-server) and `curve_preferences` (in that order). The names were
 /// checked when the config was read.
@@ -90,12 +102,8 @@ impl ServerTls {
             .as_ref()
             .ok_or_else(|| anyhow!("TLS needs cert_file and key_file"))?
             .clone_key();
-        let versions: &[&rustls::SupportedProtocolVersion] = match t.min_version.as_deref() {
-            Some("1.3") => &[&rustls::version::TLS13],
-            _ => &[&rustls::version::TLS12, &rustls::version::TLS13],
-        };
         let builder = ServerConfig::builder_with_provider(provider_for(Some(t)))
-            .with_protocol_versions(versions)?;
+            .with_protocol_versions(versions(Some(t)))?;
         let builder = if t.verify || t.verify_and_map {
             let mut roots = RootCertStore::empty();
             for ca in &loaded.roots {
@@ -226,7 +234,7 @@ pub fn client_config(t: Option<&TlsOptions>) -> anyhow::Result<Arc<rustls::Clien
         },
     };
     let builder = rustls::ClientConfig::builder_with_provider(provider_for(t))
-        .with_safe_default_protocol_versions()?;
+        .with_protocol_versions(versions(t))?;
     let builder = if t.is_some_and(|t| t.insecure) {
         tracing::warn!("TLS verification of the leafnode hub is disabled (insecure: true)");
         builder

@@ -490,3 +490,34 @@ fn a_leaf_older_than_min_version_is_turned_away() {
         before.assert_bounded(&mut s, 4, 32, "old leaves");
     }
 }
+
+/// A leaf that never sends CONNECT is closed after `leafnodes { authorization {
+/// timeout } }` with nats-server's -ERR, not after the server-wide timeout.
+#[test]
+fn a_silent_leaf_is_closed_after_the_leafnode_authorization_timeout() {
+    for kind in Impl::all() {
+        let lp = free_port();
+        let mut s = Server::start(
+            kind,
+            &format!(
+                "authorization {{ user: c, password: c, timeout: 30 }}\n\
+                 leafnodes {{ listen: \"127.0.0.1:{lp}\", authorization {{ user: l, password: l, timeout: 1 }} }}"
+            ),
+        );
+        let before = Footprint::of(&s);
+        let started = std::time::Instant::now();
+        let mut leaf = support::Raw::connect(lp);
+        let got = leaf.expect_closed();
+        let waited = started.elapsed();
+        assert!(
+            got.contains("-ERR 'Authentication Timeout'"),
+            "{kind:?}: {got:?}"
+        );
+        assert!(
+            waited >= std::time::Duration::from_millis(800)
+                && waited < std::time::Duration::from_secs(4),
+            "{kind:?}: closed after {waited:?}"
+        );
+        before.assert_bounded(&mut s, 4, 32, "a silent leaf");
+    }
+}

@@ -298,3 +298,31 @@ fn the_log_file_rotates_past_its_size_limit_and_keeps_max_num_files() {
         );
     }
 }
+
+/// A remote that cannot be dialled is reported at error level on its first attempt
+/// and then every `connect_error_reports`-th (default 3600), the rest at debug, on
+/// both servers.
+#[test]
+fn connect_error_reports_sets_how_often_a_failing_remote_is_logged_as_an_error() {
+    let dead = support::free_port();
+    let errors = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("[ERR]") && l.contains("Error trying to connect as leafnode"))
+            .count()
+    };
+    for kind in Impl::all() {
+        let conf = |extra: &str| {
+            format!("debug: true\n{extra}\nleafnodes {{ reconnect: \"100ms\", remotes: [ {{ url: \"nats-leaf://127.0.0.1:{dead}\" }} ] }}")
+        };
+        let quiet = Server::start(kind, &conf(""));
+        let chatty = Server::start(kind, &conf("connect_error_reports: 2"));
+        std::thread::sleep(Duration::from_millis(2500));
+        let (q, c) = (quiet.log(), chatty.log());
+        assert_eq!(errors(&q), 1, "{kind:?}, default reports:\n{q}");
+        assert!(
+            q.contains("[DBG]") && q.matches("Error trying to connect as leafnode").count() > 3,
+            "{kind:?}: later attempts go to debug:\n{q}"
+        );
+        assert!(errors(&c) >= 4, "{kind:?}, every 2nd attempt:\n{c}");
+    }
+}

@@ -98,11 +98,17 @@ impl Auth {
             .as_ref()
             .and_then(|a| a.default_permissions.as_ref());
         let mut nkeys = HashMap::new();
-        let mut add = |u: &crate::config::auth::User, acc: Arc<Account>| {
+        // A user without permissions gets the default of the block it is defined in:
+        // `authorization { default_permissions }` for its users, an account's own
+        // `default_permissions` for that account's users (none otherwise), as in
+        // nats-server.
+        let mut add = |u: &crate::config::auth::User,
+                       acc: Arc<Account>,
+                       default: Option<&crate::config::auth::Permissions>| {
             let perms = u
                 .permissions
                 .as_ref()
-                .or(default_perms)
+                .or(default)
                 .map(|p| Arc::new(Permissions::compile(p)));
             let entry = User {
                 password: u.password.clone(),
@@ -118,7 +124,7 @@ impl Auth {
         };
         if let Some(a) = &o.authorization {
             for u in &a.users {
-                add(u, global.clone());
+                add(u, global.clone(), default_perms);
             }
         }
         for acc in &o.accounts {
@@ -126,7 +132,7 @@ impl Auth {
                 continue;
             };
             for u in &acc.users {
-                add(u, account.clone());
+                add(u, account.clone(), acc.default_permissions.as_ref());
             }
         }
         let single = o

@@ -147,7 +147,14 @@ fn parse_account(name: &str, pos: &Pos, node: &Node, d: &mut Diagnostics) -> Opt
             u.account = Some(name.to_string());
         }
     }
-    acc.nkey = f.string(&["nkey"], d);
+    if let Some(e) = f.refuse_when(
+        &["nkey"],
+        decode::asks_for_something,
+        "account nkeys name accounts in JWT/operator mode, which is not served",
+        d,
+    ) {
+        acc.nkey = decode::string(e, d);
+    }
     if let Some(e) = f.take(&["exports"]) {
         for mut x in decode::maps(e, "export", d) {
             if let Some(exp) = parse_export(&mut x, d) {
@@ -175,10 +182,21 @@ fn parse_account(name: &str, pos: &Pos, node: &Node, d: &mut Diagnostics) -> Opt
     }
     if let Some(e) = f.take(&["limits"]) {
         if let Some(mut l) = Fields::of("account limits", &e.value, d) {
-            acc.limits.max_connections = l.int(&["max_connections", "max_conn"], d);
-            acc.limits.max_subscriptions = l.int(&["max_subscriptions", "max_subs"], d);
-            acc.limits.max_payload = l.int(&["max_payload", "max_pay"], d);
-            acc.limits.max_leafnodes = l.int(&["max_leafnodes", "max_leafs"], d);
+            // -1 is nats-server's "no limit", as is leaving a limit out.
+            let limited = |v: &Value| !matches!(v, Value::Int(n) if *n < 0);
+            for keys in [
+                &["max_connections", "max_conn"][..],
+                &["max_subscriptions", "max_subs"],
+                &["max_payload", "max_pay"],
+                &["max_leafnodes", "max_leafs"],
+            ] {
+                l.refuse_when(
+                    keys,
+                    limited,
+                    "per-account limits are not enforced; the server-wide max_connections, max_subscriptions and max_payload are",
+                    d,
+                );
+            }
             l.finish(d, |_| None);
         }
     }
@@ -191,6 +209,7 @@ fn parse_account(name: &str, pos: &Pos, node: &Node, d: &mut Diagnostics) -> Opt
                 d,
             );
         }
+        d.push(decode::unsupported(e, "message tracing is not served"));
     }
     f.finish(d, |k| match k {
         "max_connections" | "max_conn" | "max_subscriptions" | "max_subs" | "max_payload"
@@ -251,15 +270,32 @@ fn parse_export(x: &mut Fields, d: &mut Diagnostics) -> Option<Export> {
             }
         }
     }
-    let response_threshold =
-        x.duration(&["response_threshold", "threshold", "response_max_time"], d);
-    for accepted in [
-        &["latency"][..],
+    let response_threshold = x
+        .refuse_when(
+            &["response_threshold", "threshold", "response_max_time"],
+            |_| true,
+            "responses may come for as long as the importer's reply route lives (2 minutes)",
+            d,
+        )
+        .and_then(|e| decode::duration(e, d));
+    x.refuse_when(
+        &["latency"],
+        |_| true,
+        "service latency is not measured or published",
+        d,
+    );
+    x.refuse_when(
         &["allow_trace"],
+        decode::asks_for_something,
+        "message tracing is not served",
+        d,
+    );
+    x.refuse_when(
         &["account_token_position"],
-    ] {
-        x.take(accepted);
-    }
+        |_| true,
+        "imports are not held to the importer's name at a token of the export; list the importing accounts in the export instead",
+        d,
+    );
     Some(Export {
         pos: x.pos.clone(),
         kind,
@@ -297,8 +333,21 @@ fn parse_import(x: &mut Fields, d: &mut Diagnostics) -> Option<Import> {
     s.finish(d, |_| None);
     let prefix = x.string(&["prefix"], d);
     let to = x.string(&["to"], d);
-    let share = x.bool(&["share"], d).unwrap_or(false);
-    x.take(&["allow_trace"]);
+    let share = x
+        .refuse_when(
+            &["share"],
+            decode::asks_for_something,
+            "service latency is not measured or shared",
+            d,
+        )
+        .and_then(|e| decode::boolean(e, d))
+        .unwrap_or(false);
+    x.refuse_when(
+        &["allow_trace"],
+        decode::asks_for_something,
+        "message tracing is not served",
+        d,
+    );
     let (Some(account), Some(subject)) = (account, subject) else {
         d.push(Diagnostic::error(
             &src.value.pos,
@@ -494,7 +543,14 @@ fn parse_destination(f: &mut Fields, d: &mut Diagnostics) -> Option<MappingDest>
             )),
         }
     }
-    let cluster = f.string(&["cluster"], d);
+    let cluster = f
+        .refuse_when(
+            &["cluster"],
+            |_| true,
+            "mapping destinations are not chosen by cluster: every destination applies everywhere",
+            d,
+        )
+        .and_then(|e| decode::string(e, d));
     let Some(subject) = subject else {
         d.push(Diagnostic::error(
             &f.pos,

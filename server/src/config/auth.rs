@@ -45,7 +45,6 @@ pub struct User {
     /// Set for users under `accounts { X { users } }` and leafnode users with `account:`.
     pub account: Option<String>,
     pub allowed_connection_types: Vec<String>,
-    pub proxy_required: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -60,7 +59,6 @@ pub struct Authorization {
     pub users: Vec<User>,
     pub timeout: Option<Duration>,
     pub default_permissions: Option<Permissions>,
-    pub has_auth_callout: bool,
 }
 
 /// Which flavour of authorization block is being read: they accept different keys.
@@ -123,7 +121,7 @@ pub fn parse_authorization(
         a.account = f.string(&["account"], d);
     }
     if !simple {
-        f.bool(&["proxy_required"], d);
+        refuse_proxy_required(&mut f, d);
         if let Some(e) = f.take(&["users"]) {
             if link {
                 d.push(
@@ -150,6 +148,10 @@ pub fn parse_authorization(
                     )
                     .with_help("move them to cluster { permissions { import, export } }"),
                 );
+                d.push(super::decode::unsupported(
+                    e,
+                    "route import/export filters are not served: every subject crosses routes; split traffic into accounts instead",
+                ));
             }
             a.default_permissions = parse_permissions(&e.value, d);
         }
@@ -160,7 +162,10 @@ pub fn parse_authorization(
                     format!("{link_name} authorization does not support callouts"),
                 ));
             } else {
-                a.has_auth_callout = true;
+                d.push(super::decode::unsupported(
+                    e,
+                    "no authorization callout is ever made: define the users here, or run nats-server for callout accounts",
+                ));
                 super::decode::known_keys(
                     "authorization callout",
                     &e.value,
@@ -230,7 +235,7 @@ pub fn parse_users(e: &Entry, leaf: bool, d: &mut Diagnostics) -> Vec<User> {
         u.password = f.string(&["pass", "password"], d);
         if leaf {
             u.account = f.string(&["account"], d);
-            u.proxy_required = f.bool(&["proxy_required"], d).unwrap_or(false);
+            refuse_proxy_required(&mut f, d);
         } else {
             u.nkey = f.string(&["nkey"], d);
             if let Some(p) = f.take(&["permissions", "permission", "authorization"]) {
@@ -258,7 +263,7 @@ pub fn parse_users(e: &Entry, leaf: bool, d: &mut Diagnostics) -> Vec<User> {
                     );
                 }
             }
-            u.proxy_required = f.bool(&["proxy_required"], d).unwrap_or(false);
+            refuse_proxy_required(&mut f, d);
         }
         if u.nkey.is_some() && (u.user.is_some() || u.password.is_some()) {
             d.push(
@@ -364,4 +369,15 @@ fn subject_permission(node: &Node, key: &str, d: &mut Diagnostics) -> Option<Sub
             None
         }
     }
+}
+
+/// `proxy_required: true` admits a user only through a trusted proxy, and trusted
+/// proxies are not served: such a user would otherwise be let in directly.
+fn refuse_proxy_required(f: &mut Fields, d: &mut Diagnostics) {
+    f.refuse_when(
+        &["proxy_required"],
+        super::decode::asks_for_something,
+        "trusted proxies are not served, so no user can be held to one",
+        d,
+    );
 }

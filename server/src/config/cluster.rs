@@ -5,7 +5,7 @@ use super::decode::{self, Fields};
 use super::error::{Diagnostic, Diagnostics};
 use super::options::{parse_listen, Compression};
 use super::tls::{self, TlsOptions};
-use super::value::{Node, Pos};
+use super::value::{Node, Pos, Value};
 use std::path::Path;
 use std::time::Duration;
 
@@ -87,11 +87,28 @@ pub fn parse_cluster(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<Cl
     if let Some(e) = f.take(&["tls"]) {
         c.tls = tls::parse_tls(&e.value, base, tls::TlsContext::Link, d);
     }
-    c.advertise = f.string(&["cluster_advertise", "advertise"], d);
+    use decode::asks_for_something as asks;
+    if let Some(e) = f.refuse_when(
+        &["cluster_advertise", "advertise"],
+        asks,
+        "peers are told the address this server listens on; to keep it out of gossip, write no_advertise: true",
+        d,
+    ) {
+        c.advertise = decode::string(e, d);
+    }
     c.no_advertise = f.bool(&["no_advertise"], d).unwrap_or(false);
     c.connect_retries = f.int(&["connect_retries"], d);
-    c.connect_backoff = f.bool(&["connect_backoff"], d).unwrap_or(false);
+    f.refuse_when(
+        &["connect_backoff"],
+        asks,
+        "routes are redialled every second",
+        d,
+    );
     if let Some(e) = f.take(&["permissions"]) {
+        d.push(decode::unsupported(
+            e,
+            "route import/export filters are not served: every subject crosses routes; split traffic into accounts instead",
+        ));
         c.permissions = auth::parse_permissions(&e.value, d);
         if c.permissions
             .as_ref()
@@ -106,15 +123,43 @@ pub fn parse_cluster(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<Cl
             );
         }
     }
-    c.pool_size = f.int(&["pool_size"], d);
-    c.accounts = f.strings(&["accounts"], d).unwrap_or_default();
+    f.refuse_when(
+        &["pool_size"],
+        |v| matches!(v, Value::Int(n) if *n > 1) || !matches!(v, Value::Int(_)),
+        "one route connection per peer carries every account (pool_size: -1 or 1)",
+        d,
+    );
+    f.refuse_when(
+        &["accounts"],
+        asks,
+        "routes are not pinned per account: one connection per peer carries every account",
+        d,
+    );
     if let Some(e) = f.take(&["compression"]) {
         c.compression = Compression::parse(e, d);
+        if c.compression.as_ref().is_some_and(|m| !m.is_off()) {
+            d.push(decode::unsupported(
+                e,
+                "S2 compression is not served yet: routes run uncompressed (write compression: off)",
+            ));
+        }
     }
-    c.ping_interval = f.duration(&["ping_interval"], d);
-    c.ping_max = f.int(&["ping_max"], d);
-    c.write_deadline = f.duration(&["write_deadline"], d);
-    c.write_timeout = f.string(&["write_timeout"], d);
+    if let Some(e) = f.take(&["write_timeout"]) {
+        if super::options::write_timeout_policy(e, d).is_some_and(|p| p != "default") {
+            d.push(decode::unsupported(
+                e,
+                "routes follow the server's own slow-consumer rules (write_timeout: default)",
+            ));
+        }
+    }
+    for keys in [&["ping_interval"][..], &["ping_max"], &["write_deadline"]] {
+        f.refuse_when(
+            keys,
+            |_| true,
+            "routes use the server's own ping_interval, ping_max and write_deadline; set them at the top level",
+            d,
+        );
+    }
     f.finish(d, |k| match k {
         "user" | "password" => {
             Some("route credentials go in cluster { authorization { user, password } }".into())

@@ -107,9 +107,15 @@ pub fn parse_leafnodes(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<
         }
     }
     l.reconnect_delay = f.duration(&["reconnect", "reconnect_delay", "reconnect_interval"], d);
-    l.dial_timeout = f.duration(&["dial_timeout"], d);
+    f.refuse_when(
+        &["dial_timeout"],
+        |_| true,
+        "set dial_timeout in each remote",
+        d,
+    );
     if let Some(e) = f.take(&["tls"]) {
         l.tls = tls::parse_tls(&e.value, base, tls::TlsContext::Endpoint, d);
+        refuse_handshake_fallback(l.tls.as_ref(), e, d);
     }
     l.advertise = f.string(&["leafnode_advertise", "advertise"], d);
     l.no_advertise = f.bool(&["no_advertise"], d).unwrap_or(false);
@@ -128,13 +134,23 @@ pub fn parse_leafnodes(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<
         }
     }
     if let Some(e) = f.take(&["compression"]) {
-        l.compression = Compression::parse(e, d);
+        l.compression = refuse_compression(e, d);
     }
-    l.isolate_leafnode_interest = f
-        .bool(&["isolate_leafnode_interest", "isolate"], d)
-        .unwrap_or(false);
-    l.write_deadline = f.duration(&["write_deadline"], d);
-    l.write_timeout = f.string(&["write_timeout"], d);
+    refuse_isolation(&mut f, d);
+    f.refuse_when(
+        &["write_deadline"],
+        |_| true,
+        "leaf links use the server's own write_deadline; set it at the top level",
+        d,
+    );
+    if let Some(e) = f.take(&["write_timeout"]) {
+        if super::options::write_timeout_policy(e, d).is_some_and(|p| p != "default") {
+            d.push(decode::unsupported(
+                e,
+                "leaf links follow the server's own slow-consumer rules (write_timeout: default)",
+            ));
+        }
+    }
     f.finish(d, leafnodes_hint);
     Some(l)
 }
@@ -149,6 +165,18 @@ fn parse_remote(f: &mut Fields, base: &Path, d: &mut Diagnostics) -> Remote {
         for u in &r.urls {
             let scheme = u.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
             match scheme {
+                Some(s) if s == "ws" || s == "wss" => d.push(
+                    Diagnostic::error(
+                        &e.value.pos,
+                        format!(
+                            "websocket leafnode remote \"{u}\" {}",
+                            decode::NOT_SUPPORTED
+                        ),
+                    )
+                    .with_help(
+                        "dial the hub's leafnode port: nats-leaf://HUB:7422 (tls:// for TLS)",
+                    ),
+                ),
                 Some(s) if URL_SCHEMES.contains(&s.as_str()) => {
                     if let Err(why) = super::options::check_url(u) {
                         d.push(Diagnostic::error(
@@ -206,9 +234,15 @@ fn parse_remote(f: &mut Fields, base: &Path, d: &mut Diagnostics) -> Remote {
         }
     }
     if let Some(e) = f.take(&["tls"]) {
-        r.tls = tls::parse_tls(&e.value, base, tls::TlsContext::Endpoint, d);
+        r.tls = tls::parse_tls(&e.value, base, tls::TlsContext::Remote, d);
+        refuse_handshake_fallback(r.tls.as_ref(), e, d);
     }
-    r.hub = f.bool(&["hub"], d).unwrap_or(false);
+    f.refuse_when(
+        &["hub"],
+        decode::asks_for_something,
+        "a remote always dials up to its hub; to make this server the hub, give it a leafnodes listener and let the other side dial",
+        d,
+    );
     r.deny_imports = f
         .strings(&["deny_imports", "deny_import"], d)
         .unwrap_or_default();
@@ -221,29 +255,40 @@ fn parse_remote(f: &mut Fields, base: &Path, d: &mut Diagnostics) -> Remote {
     r.first_info_timeout = f.duration(&["first_info_timeout"], d);
     r.dial_timeout = f.duration(&["dial_timeout"], d);
     if let Some(e) = f.take(&["compression"]) {
-        r.compression = Compression::parse(e, d);
+        r.compression = refuse_compression(e, d);
     }
     r.ignore_discovered_servers = f.bool(&["ignore_discovered_servers"], d).unwrap_or(false);
     r.disabled = f.bool(&["disabled"], d).unwrap_or(false);
-    r.isolate_leafnode_interest = f
-        .bool(&["isolate_leafnode_interest", "isolate"], d)
-        .unwrap_or(false);
-    r.websocket_compression = f
-        .bool(
-            &[
-                "ws_compression",
-                "ws_compress",
-                "websocket_compression",
-                "websocket_compress",
-            ],
-            d,
-        )
-        .unwrap_or(false);
-    r.websocket_no_masking = f
-        .bool(&["ws_no_masking", "websocket_no_masking"], d)
-        .unwrap_or(false);
-    f.take(&["request_isolation"]);
-    f.take(&["jetstream_cluster_migrate", "js_cluster_migrate"]);
+    refuse_isolation(f, d);
+    f.refuse_when(
+        &[
+            "ws_compression",
+            "ws_compress",
+            "websocket_compression",
+            "websocket_compress",
+        ],
+        decode::asks_for_something,
+        "remotes dial over TCP, not websocket",
+        d,
+    );
+    f.refuse_when(
+        &["ws_no_masking", "websocket_no_masking"],
+        decode::asks_for_something,
+        "remotes dial over TCP, not websocket",
+        d,
+    );
+    f.refuse_when(
+        &["request_isolation"],
+        decode::asks_for_something,
+        "requests from this leaf are not isolated from the hub's other leafs",
+        d,
+    );
+    f.refuse_when(
+        &["jetstream_cluster_migrate", "js_cluster_migrate"],
+        decode::asks_for_something,
+        "JetStream is not served",
+        d,
+    );
     if let Some(e) = f.take(&["proxy"]) {
         if let Some(mut p) = Fields::of("remote proxy", &e.value, d) {
             let url = p.string(&["url"], d);
@@ -267,6 +312,10 @@ fn parse_remote(f: &mut Fields, base: &Path, d: &mut Diagnostics) -> Remote {
             }
             p.finish(d, |_| None);
         }
+        d.push(decode::unsupported(
+            e,
+            "remotes dial the hub directly, never through an HTTP proxy; open the route to the hub, or run nats-server for this leaf",
+        ));
     }
     r
 }
@@ -280,4 +329,43 @@ pub fn semver(v: &str) -> Option<(u64, u64, u64)> {
     let minor = parts.next()??;
     let patch = parts.next()??;
     parts.next().is_none().then_some((major, minor, patch))
+}
+
+/// A compression setting, refused unless it is `off`: links negotiate no compression
+/// with every peer until S2 is served.
+fn refuse_compression(e: &super::value::Entry, d: &mut Diagnostics) -> Option<Compression> {
+    let c = Compression::parse(e, d);
+    if c.as_ref().is_some_and(|m| !m.is_off()) {
+        d.push(decode::unsupported(
+            e,
+            "S2 compression is not served yet: leaf links run uncompressed (write compression: off)",
+        ));
+    }
+    c
+}
+
+fn refuse_isolation(f: &mut Fields, d: &mut Diagnostics) {
+    f.refuse_when(
+        &["isolate_leafnode_interest", "isolate"],
+        decode::asks_for_something,
+        "interest learned from one leaf is passed to the account's other leafs",
+        d,
+    );
+}
+
+/// `handshake_first: auto` (or a duration) waits for a ClientHello and falls back to
+/// INFO first; only the client port does that. Leaf links take true or false.
+fn refuse_handshake_fallback(t: Option<&TlsOptions>, e: &super::value::Entry, d: &mut Diagnostics) {
+    if t.is_some_and(|t| matches!(t.handshake_first, tls::HandshakeFirst::Fallback(_))) {
+        d.push(
+            Diagnostic::error(
+                &e.key_pos,
+                format!(
+                    "handshake_first with a fallback on leaf links {}",
+                    decode::NOT_SUPPORTED
+                ),
+            )
+            .with_help("write handshake_first: true (TLS before INFO, both ends) or false"),
+        );
+    }
 }

@@ -48,7 +48,25 @@ pub const COMPRESSION_MODES: &[&str] = &[
     "s2_uncompressed",
 ];
 
+/// `write_timeout`: nats-server's policy names, checked with its words.
+pub fn write_timeout_policy(e: &Entry, d: &mut Diagnostics) -> Option<String> {
+    let v = decode::string(e, d)?.to_ascii_lowercase();
+    if !matches!(v.as_str(), "default" | "close" | "retry") {
+        d.push(Diagnostic::error(
+            &e.key_pos,
+            "write_timeout must be 'default', 'close' or 'retry'",
+        ));
+        return None;
+    }
+    Some(v)
+}
+
 impl Compression {
+    /// Whether this asks for no compression at all, the only mode Canopy serves.
+    pub fn is_off(&self) -> bool {
+        matches!(self.mode.as_str(), "off" | "disabled" | "false" | "")
+    }
+
     pub fn parse(e: &Entry, d: &mut Diagnostics) -> Option<Compression> {
         let mode = |m: &str| Compression {
             mode: m.to_string(),
@@ -359,18 +377,46 @@ impl Options {
         if o.trace_verbose {
             o.trace = true;
         }
-        o.trace_headers = f.bool(&["trace_headers"], d).unwrap_or(false);
+        use decode::asks_for_something as asks;
+        f.refuse_when(
+            &["trace_headers"],
+            asks,
+            "-V traces protocol lines; message headers and payloads are never traced",
+            d,
+        );
+        f.refuse_when(
+            &["max_traced_msg_len"],
+            asks,
+            "-V never traces payloads, so there is nothing to cut",
+            d,
+        );
         o.logtime = f.bool(&["logtime"], d).unwrap_or(o.logtime);
         o.logtime_utc = f.bool(&["logtime_utc"], d).unwrap_or(false);
         o.log_file = f.string(&["logfile", "log_file"], d);
         o.log_size_limit = f.int(&["logfile_size_limit", "log_size_limit"], d);
         o.log_max_num = f.int(&["logfile_max_num", "log_max_num"], d);
-        o.syslog = f.bool(&["syslog"], d).unwrap_or(false);
-        o.remote_syslog = f.string(&["remote_syslog"], d);
+        f.refuse_when(
+            &["syslog"],
+            asks,
+            "logs go to stderr or the logfile; let systemd-journald or the container runtime collect them",
+            d,
+        );
+        f.refuse_when(
+            &["remote_syslog"],
+            asks,
+            "logs go to stderr or the logfile; ship them from there",
+            d,
+        );
         o.pid_file = f.string(&["pidfile", "pid_file"], d);
         o.ports_file_dir = f.string(&["ports_file_dir"], d);
-        o.prof_port = f.int(&["prof_port"], d);
-        f.take(&["prof_block_rate"]);
+        for keys in [&["prof_port"][..], &["prof_block_rate"]] {
+            f.refuse_when(
+                keys,
+                asks,
+                "there is no Go profiler to serve; profile canopy-server with perf",
+                d,
+            );
+        }
 
         if let Some(e) = f.take(&["http"]) {
             o.http = parse_listen(e, d).map(|(host, port)| HttpListen { host, port });
@@ -404,7 +450,6 @@ impl Options {
         o.max_sub_tokens = f
             .int(&["max_sub_tokens", "max_subscription_tokens"], d)
             .unwrap_or(0);
-        o.max_traced_msg_len = f.int(&["max_traced_msg_len"], d).unwrap_or(0);
         o.max_closed_clients = f
             .int(&["max_closed_clients"], d)
             .unwrap_or(o.max_closed_clients);
@@ -413,7 +458,14 @@ impl Options {
         o.write_deadline = f
             .duration(&["write_deadline"], d)
             .unwrap_or(o.write_deadline);
-        o.write_timeout = f.string(&["write_timeout"], d);
+        if let Some(e) = f.take(&["write_timeout"]) {
+            if write_timeout_policy(e, d).is_some_and(|p| p == "retry") {
+                d.push(decode::unsupported(
+                    e,
+                    "a client past write_deadline is closed as a slow consumer (write_timeout: close)",
+                ));
+            }
+        }
         if let Some(e) = f.take(&["lame_duck_duration"]) {
             if let Some(dur) = decode::duration(e, d) {
                 if dur < MIN_LAME_DUCK_DURATION {
@@ -435,9 +487,12 @@ impl Options {
             .duration(&["lame_duck_grace_period"], d)
             .unwrap_or(o.lame_duck_grace_period);
         o.no_header_support = f.bool(&["no_header_support"], d).unwrap_or(false);
-        o.disable_sublist_cache = f
-            .bool(&["disable_sublist_cache", "no_sublist_cache"], d)
-            .unwrap_or(false);
+        f.refuse_when(
+            &["disable_sublist_cache", "no_sublist_cache"],
+            asks,
+            "each connection keeps a bounded cache of match results; there is no shared cache to turn off",
+            d,
+        );
         o.no_fast_producer_stall = f.bool(&["no_fast_producer_stall"], d).unwrap_or(false);
         o.connect_error_reports = f.int(&["connect_error_reports"], d);
         o.reconnect_error_reports = f.int(&["reconnect_error_reports"], d);
@@ -478,6 +533,20 @@ impl Options {
         f.finish(d, top_level_hint);
         o.check(pos, d);
         o
+    }
+
+    /// Whether the `attempt`-th failed dial in a row (a route or a leaf remote) is
+    /// reported at error level, as nats-server reports it: the first, then every
+    /// `connect_error_reports`-th (default 3600) while the link never stood, or every
+    /// `reconnect_error_reports`-th (default 1) once it had. The rest go to debug.
+    pub fn dial_error_reported(&self, attempt: u64, stood_before: bool) -> bool {
+        let every = if stood_before {
+            self.reconnect_error_reports.unwrap_or(1)
+        } else {
+            self.connect_error_reports.unwrap_or(3600)
+        }
+        .max(1) as u64;
+        attempt == 1 || attempt % every == 0
     }
 
     /// Cross-field rules the official server applies while loading (and so in `-t`).

@@ -140,6 +140,8 @@ fn named_values(
 pub enum TlsContext {
     /// Top level, leafnodes, remotes, websocket, mqtt.
     Endpoint,
+    /// A leafnode remote: the side that dials.
+    Remote,
     /// Routes and gateways, where peers' URLs are known.
     Link,
     /// A remote's HTTP proxy.
@@ -172,6 +174,12 @@ pub fn parse_tls(
     t.verify_and_map = f.bool(&["verify_and_map"], d).unwrap_or(false);
     if let Some(e) = f.take(&["verify_cert_and_check_known_urls"]) {
         t.verify_cert_and_check_known_urls = super::decode::boolean(e, d).unwrap_or(false);
+        if t.verify_cert_and_check_known_urls && ctx == TlsContext::Link {
+            d.push(super::decode::unsupported(
+                e,
+                "an accepted route's certificate is verified against ca_file but not matched to the hosts in routes",
+            ));
+        }
         if ctx != TlsContext::Link {
             d.push(
                 Diagnostic::error(
@@ -201,9 +209,49 @@ pub fn parse_tls(
             }
         }
     }
-    f.bool(&["allow_insecure_cipher_suites"], d);
-    t.insecure = f.bool(&["insecure"], d).unwrap_or(false);
+    use super::decode::asks_for_something as asks;
+    f.refuse_when(
+        &["allow_insecure_cipher_suites"],
+        asks,
+        "rustls implements no insecure cipher suite to allow",
+        d,
+    );
+    if let Some(e) = f.take(&["insecure"]) {
+        t.insecure = super::decode::boolean(e, d).unwrap_or(false);
+        if t.insecure && ctx == TlsContext::Endpoint {
+            d.push(super::decode::unsupported(
+                e,
+                "insecure skips checking the certificate of a peer this server dials (remotes, routes); a listener dials nobody",
+            ));
+        }
+    }
+    if ctx == TlsContext::Remote {
+        for keys in [&["verify"][..], &["verify_and_map"]] {
+            f.refuse_when(
+                keys,
+                asks,
+                "a remote always verifies its hub (unless insecure); verify asks a listener to check its clients",
+                d,
+            );
+        }
+    }
+    if ctx == TlsContext::Link {
+        f.refuse_when(
+            &["verify_and_map"],
+            asks,
+            "routes log in with cluster { authorization { user, password } }; certificates are verified, not mapped",
+            d,
+        );
+    }
     t.timeout = f.seconds(&["timeout"], d);
+    if ctx == TlsContext::Link {
+        f.refuse_when(
+            &["handshake_first", "first", "immediate"],
+            |_| true,
+            "routes always start TLS before INFO",
+            d,
+        );
+    }
     if let Some(e) = f.take(&["handshake_first", "first", "immediate"]) {
         t.handshake_first = match &e.value.value {
             Value::Bool(true) => HandshakeFirst::On,
@@ -272,8 +320,19 @@ pub fn parse_tls(
             t.min_version = Some(v);
         }
     }
-    t.connection_rate_limit = f.int(&["connection_rate_limit"], d);
+    t.connection_rate_limit = f
+        .refuse_when(
+            &["connection_rate_limit"],
+            asks,
+            "TLS handshakes are not rate-limited; the server-wide max_connections bounds them",
+            d,
+        )
+        .and_then(|e| super::decode::int(e, d));
     if let Some(e) = f.take(&["certs", "certificates"]) {
+        d.push(super::decode::unsupported(
+            e,
+            "one certificate per block is served (cert_file and key_file); no certificate is picked by SNI",
+        ));
         for mut c in super::decode::maps(e, "tls certs entry", d) {
             let cert = c.string(&["cert_file"], d);
             let key = c.string(&["key_file"], d);
@@ -298,16 +357,31 @@ pub fn parse_tls(
             ),
         );
     }
-    // Windows certificate-store matching and OCSP: accepted, not acted on yet.
-    for accepted in [
+    // The companions of cert_store: Windows certificate-store matching.
+    for keys in [
         &["cert_match_by"][..],
         &["cert_match"],
         &["ca_certs_match"],
         &["cert_match_skip_invalid"],
     ] {
-        f.take(accepted);
+        f.refuse_when(
+            keys,
+            |_| true,
+            "it matches certificates in the Windows certificate store; use cert_file and key_file",
+            d,
+        );
     }
     if let Some(e) = f.take(&["ocsp_peer"]) {
+        let asked = match &e.value.value {
+            Value::Map(_) => true,
+            other => asks(other),
+        };
+        if asked {
+            d.push(super::decode::unsupported(
+                e,
+                "peer certificates are not checked for revocation over OCSP",
+            ));
+        }
         if matches!(e.value.value, Value::Map(_)) {
             super::decode::known_keys(
                 "tls ocsp_peer",

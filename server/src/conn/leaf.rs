@@ -119,7 +119,14 @@ async fn run<R, W>(
     let mut client = Client::new(shared.clone(), conn.clone(), nonce, Vec::new());
     client.from_leaf = true;
     client.identities = identities;
-    let timeout = shared.auth().timeout;
+    // leafnodes { authorization { timeout } } when given, else the server's.
+    let timeout = shared
+        .options
+        .leafnodes
+        .as_ref()
+        .and_then(|l| l.authorization.as_ref())
+        .and_then(|a| a.timeout)
+        .unwrap_or_else(|| shared.auth().timeout);
     let outcome = std::panic::AssertUnwindSafe(client.link_read_loop(rd, timeout))
         .catch_unwind()
         .await;
