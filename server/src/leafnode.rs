@@ -135,7 +135,17 @@ async fn connect_once(
 ) -> anyhow::Result<Outcome> {
     use anyhow::{anyhow, Context};
     let t = target(url).ok_or_else(|| anyhow!("bad url"))?;
-    let dial = remote.dial_timeout.unwrap_or(Duration::from_secs(2));
+    // The remote's dial_timeout, else the leafnodes block's, else 1 s (nats-server's).
+    let dial = remote
+        .dial_timeout
+        .or_else(|| {
+            shared
+                .options
+                .leafnodes
+                .as_ref()
+                .and_then(|l| l.dial_timeout)
+        })
+        .unwrap_or(Duration::from_secs(1));
     let stream = tokio::time::timeout(dial, TcpStream::connect(&t.host_port))
         .await
         .map_err(|_| anyhow!("dial timeout"))?

@@ -43,7 +43,16 @@ const NOT_SERVED: &[(&str, &str)] = &[
     ("209-websocket-without-tls.conf", "websocket"),
     ("210-mqtt-valid.conf", "mqtt"),
     ("212-gateway-valid.conf", "gateway"),
+    ("049-size-suffix-k-kb-ki-kib.conf", "max_traced_msg_len"),
+    ("050-size-suffix-upper-case.conf", "max_traced_msg_len"),
+    ("073-booleans-all-forms.conf", "no_sublist_cache"),
+    ("123-cluster-full.conf", "pool_size"),
+    ("127-cluster-compression-map.conf", "compression"),
+    ("128-cluster-compression-bogus-mode.conf", "compression"),
+    ("131-cluster-permissions.conf", "permissions"),
+    ("137-leafnodes-compression-forms.conf", "compression"),
     ("high-performance-leaf.conf", "credentials"),
+    ("leaf-tuning-snippet.conf", "compression"),
     ("us-regional-hub.conf", "credentials"),
 ];
 

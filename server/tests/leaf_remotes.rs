@@ -410,3 +410,65 @@ fn the_seed_three_hub_mesh_is_detected_as_a_loop_by_both_servers() {
         }
     }
 }
+
+/// A listener whose accept queue is full: the kernel drops new SYNs, so a dial to it
+/// hangs until the dialler gives up.
+fn black_hole() -> (std::net::TcpListener, Vec<std::net::TcpStream>, u16) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    nix::sys::socket::listen(&l, nix::sys::socket::Backlog::new(0).unwrap()).unwrap();
+    let port = l.local_addr().unwrap().port();
+    let addr = l.local_addr().unwrap();
+    let mut queued = Vec::new();
+    while let Ok(s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+        queued.push(s);
+        assert!(queued.len() < 16, "the accept queue never filled");
+    }
+    (l, queued, port)
+}
+
+/// `dial_timeout` (in the remote, or for every remote in the leafnodes block) bounds
+/// how long a dial to an unanswering hub may hang: with 300 ms a leaf gives up and
+/// retries several times in the time two default (1 s) dials take. Both servers.
+#[test]
+fn dial_timeout_bounds_a_dial_to_a_hub_that_never_answers() {
+    let (_hole, _queued, port) = black_hole();
+    let dial_errors = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("[ERR]") && l.contains("Error trying to connect as leafnode"))
+            .count()
+    };
+    for kind in Impl::all() {
+        let remote = format!("url: \"nats-leaf://127.0.0.1:{port}\"");
+        let configs = [
+            ("in the remote", format!("leafnodes {{ reconnect: \"100ms\", remotes: [ {{ {remote}, dial_timeout: \"300ms\" }} ] }}"), true),
+            ("in leafnodes", format!("leafnodes {{ reconnect: \"100ms\", dial_timeout: \"300ms\", remotes: [ {{ {remote} }} ] }}"), true),
+            ("default", format!("leafnodes {{ reconnect: \"100ms\", remotes: [ {{ {remote} }} ] }}"), false),
+        ];
+        let servers: Vec<_> = configs
+            .iter()
+            .map(|(_, c, _)| {
+                Server::start(
+                    kind,
+                    &format!("reconnect_error_reports: 1\nconnect_error_reports: 1\n{c}"),
+                )
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(2600));
+        for ((what, _, short), s) in configs.iter().zip(&servers) {
+            let n = dial_errors(&s.log());
+            if *short {
+                assert!(
+                    n >= 4,
+                    "{kind:?}, dial_timeout {what}: {n} dial errors:\n{}",
+                    s.log()
+                );
+            } else {
+                assert!(
+                    n <= 2,
+                    "{kind:?}, default dial timeout: {n} dial errors:\n{}",
+                    s.log()
+                );
+            }
+        }
+    }
+}

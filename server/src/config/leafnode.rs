@@ -107,12 +107,7 @@ pub fn parse_leafnodes(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<
         }
     }
     l.reconnect_delay = f.duration(&["reconnect", "reconnect_delay", "reconnect_interval"], d);
-    f.refuse_when(
-        &["dial_timeout"],
-        |_| true,
-        "set dial_timeout in each remote",
-        d,
-    );
+    l.dial_timeout = f.duration(&["dial_timeout"], d);
     if let Some(e) = f.take(&["tls"]) {
         l.tls = tls::parse_tls(&e.value, base, tls::TlsContext::Endpoint, d);
         refuse_handshake_fallback(l.tls.as_ref(), e, d);
