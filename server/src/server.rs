@@ -125,8 +125,15 @@ impl Shared {
             .filter(|b| auth.allows_connection_type(b.user.as_deref(), "LEAFNODE"))
             .map(|b| (b.account, b.permissions))
     }
-    /// Set the `connect_urls` clients are given; true if they changed.
+    /// Set the `connect_urls` clients are given; true if they changed. With
+    /// `cluster { no_advertise: true }` clients are given none.
     pub fn set_connect_urls(&self, urls: Vec<String>) -> bool {
+        let no_advertise = self
+            .options
+            .cluster
+            .as_ref()
+            .is_some_and(|c| c.no_advertise);
+        let urls = if no_advertise { Vec::new() } else { urls };
         let mut info = self.info.write();
         if info.connect_urls == urls {
             return false;
@@ -225,8 +232,19 @@ fn build_shared(
         proto: 1,
         git_commit: String::new(),
         go: format!("canopy-server {} (rust)", env!("CARGO_PKG_VERSION")),
-        host: options.host.clone(),
-        port: client_addr.port(),
+        // With client_advertise, clients are told that address, as nats-server tells them.
+        host: advertised_host_port(
+            options.client_advertise.as_deref(),
+            &options.host,
+            client_addr.port(),
+        )
+        .0,
+        port: advertised_host_port(
+            options.client_advertise.as_deref(),
+            &options.host,
+            client_addr.port(),
+        )
+        .1,
         headers: !options.no_header_support,
         auth_required: auth.required || tls.as_ref().is_some_and(|t| t.verify),
         tls_required: tls.is_some() && !options.allow_non_tls,
@@ -588,4 +606,23 @@ fn leaf_account<'a>(
         return ok.then_some(a.account.as_ref());
     }
     a.users.is_empty().then_some(a.account.as_ref())
+}
+
+/// The host and port an `advertise` value (`host`, `host:port`, `[v6]:port`) names, else
+/// the listener's own.
+pub fn advertised_host_port(advertise: Option<&str>, host: &str, port: u16) -> (String, u16) {
+    let Some(a) = advertise.map(str::trim).filter(|a| !a.is_empty()) else {
+        return (host.to_string(), port);
+    };
+    let a = a.split_once("://").map_or(a, |(_, rest)| rest);
+    match a.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(':') && p.parse::<u16>().is_ok() => (
+            h.trim_start_matches('[').trim_end_matches(']').to_string(),
+            p.parse().unwrap_or(port),
+        ),
+        _ => (
+            a.trim_start_matches('[').trim_end_matches(']').to_string(),
+            port,
+        ),
+    }
 }

@@ -307,3 +307,122 @@ impl rustls::client::danger::ServerCertVerifier for NoVerification {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tls::LoadedTls;
+
+    /// A CA-signed certificate for 127.0.0.1, in memory: the hub's side of a handshake.
+    fn hub_identity() -> (LoadedTls, Vec<CertificateDer<'static>>) {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".into()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        let loaded = LoadedTls {
+            chain: vec![cert.der().clone()],
+            key: Some(Arc::new(
+                rustls_pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+            )),
+            roots: Vec::new(),
+        };
+        (loaded, vec![ca.der().clone()])
+    }
+
+    /// A server that speaks only `versions`, `suites` and `groups` (all of ring's when
+    /// empty), and whether the dialling side's `client_config(t)` completes a handshake.
+    fn dial(
+        t: &TlsOptions,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+        suites: &[rustls::SupportedCipherSuite],
+        groups: &[&'static dyn rustls::crypto::SupportedKxGroup],
+    ) -> bool {
+        let (hub, roots) = hub_identity();
+        let mut p = rustls::crypto::ring::default_provider();
+        if !suites.is_empty() {
+            p.cipher_suites = suites.to_vec();
+        }
+        if !groups.is_empty() {
+            p.kx_groups = groups.to_vec();
+        }
+        let server = ServerConfig::builder_with_provider(Arc::new(p))
+            .with_protocol_versions(versions)
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(hub.chain.clone(), hub.key.as_ref().unwrap().clone_key())
+            .unwrap();
+        let mut t = t.clone();
+        t.loaded = Some(LoadedTls {
+            chain: Vec::new(),
+            key: None,
+            roots,
+        });
+        let client = client_config(Some(&t)).unwrap();
+        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let mut c = rustls::ClientConnection::new(client, name).unwrap();
+        let mut s = rustls::ServerConnection::new(Arc::new(server)).unwrap();
+        // Pump the handshake through memory until both are done or one fails.
+        for _ in 0..20 {
+            let mut buf = Vec::new();
+            while c.wants_write() {
+                c.write_tls(&mut buf).unwrap();
+            }
+            if !buf.is_empty() {
+                s.read_tls(&mut buf.as_slice()).unwrap();
+                if s.process_new_packets().is_err() {
+                    return false;
+                }
+            }
+            let mut buf = Vec::new();
+            while s.wants_write() {
+                s.write_tls(&mut buf).unwrap();
+            }
+            if !buf.is_empty() {
+                c.read_tls(&mut buf.as_slice()).unwrap();
+                if c.process_new_packets().is_err() {
+                    return false;
+                }
+            }
+            if !c.is_handshaking() && !s.is_handshaking() {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// `cipher_suites`, `curve_preferences` and `min_version` in a leaf remote's or the
+    /// cluster's tls block hold on the links this server dials: a hub that offers only
+    /// something else cannot be joined, and one that offers a listed one can.
+    #[test]
+    fn dialled_links_offer_only_the_listed_suites_curves_and_versions() {
+        use rustls::crypto::ring::{cipher_suite as cs, kx_group};
+        use rustls::version::{TLS12, TLS13};
+        let listed = TlsOptions {
+            cipher_suites: vec!["TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384".into()],
+            ..Default::default()
+        };
+        let aes256 = [cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384];
+        let aes128 = [cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256];
+        assert!(dial(&listed, &[&TLS12], &aes256, &[]));
+        assert!(!dial(&listed, &[&TLS12], &aes128, &[]));
+        let curve = TlsOptions {
+            curve_preferences: vec!["CurveP384".into()],
+            ..Default::default()
+        };
+        assert!(dial(&curve, &[&TLS13], &[], &[kx_group::SECP384R1]));
+        assert!(!dial(&curve, &[&TLS13], &[], &[kx_group::X25519]));
+        let tls13 = TlsOptions {
+            min_version: Some("1.3".into()),
+            ..Default::default()
+        };
+        assert!(dial(&tls13, &[&TLS13], &[], &[]));
+        assert!(!dial(&tls13, &[&TLS12], &[], &[]));
+        assert!(dial(&TlsOptions::default(), &[&TLS12], &[], &[]));
+    }
+}

@@ -135,3 +135,46 @@ fn login_pw(s: &Server, user: &str) -> support::Raw {
     assert_eq!(c.sync(), "");
     c
 }
+
+/// A user without permissions gets the default of the block it is defined in: an
+/// account's own `default_permissions` for that account's users, the top-level
+/// authorization's for its users, and no restriction for users of an account with
+/// no default (the top-level default does not reach them), as in nats-server.
+#[test]
+fn an_accounts_default_permissions_hold_for_its_users_and_only_them() {
+    let config = "authorization { default_permissions: { publish: \"top.>\" }, users: [ {user: t, password: t} ] }\n\
+                  accounts {\n\
+                    A: { default_permissions: { publish: \"acc.>\" }, users: [ {user: a, password: a} ] }\n\
+                    B: { users: [ {user: b, password: b} ] }\n\
+                  }";
+    for kind in Impl::all() {
+        let s = Server::start(kind, config);
+        for (user, allowed) in [("t", "top.x"), ("a", "acc.x"), ("b", "any.x")] {
+            let mut c = login_pw(&s, user);
+            for subject in ["top.x", "acc.x", "any.x"] {
+                c.send(format!("PUB {subject} 1\r\nx\r\n").as_bytes());
+                let got = c.sync();
+                let refused = got.contains("Permissions Violation for Publish");
+                let may = user == "b" || subject == allowed;
+                assert_eq!(
+                    refused, !may,
+                    "{kind:?}: {user} publishing {subject}: {got:?}"
+                );
+            }
+        }
+    }
+}
+
+/// The weighted form of a mapping: `{ destination, weight }` entries; at 100% every
+/// message goes to the destination, on both servers.
+#[test]
+fn a_weighted_mapping_sends_its_share_to_the_destination() {
+    let config =
+        "mappings { \"orders.new\": [ { destination: \"orders.routed\", weight: 100% } ] }";
+    for kind in Impl::all() {
+        let s = Server::start(kind, config);
+        let mut c = s.raw();
+        c.send(b"CONNECT {\"verbose\":false}\r\nSUB orders.> 1\r\nPUB orders.new 1\r\nx\r\n");
+        assert_eq!(c.sync(), "MSG orders.routed 1 1\r\nx\r\n", "{kind:?}");
+    }
+}

@@ -257,8 +257,18 @@ async fn reload_swaps_the_server_certificate() {
     .await;
 }
 
-/// A TLS handshake with the client port by a client that offers only `suites` and
-/// `groups` (TLS 1.2 only when asked): the suite negotiated, or the error.
+/// Which port a raw TLS handshake is made with: the client and leaf ports send INFO
+/// in clear first; the cluster port speaks TLS from the first byte and wants a
+/// client certificate.
+#[derive(Clone, Copy, PartialEq)]
+enum Port {
+    Client,
+    Leaf,
+    Cluster,
+}
+
+/// A TLS handshake by a client that offers only `suites` and `groups` (TLS 1.2 only
+/// when asked): the suite negotiated, or the error.
 fn handshake(
     port: u16,
     pki: &Pki,
@@ -266,6 +276,18 @@ fn handshake(
     suites: &[rustls::SupportedCipherSuite],
     groups: &[&'static dyn rustls::crypto::SupportedKxGroup],
 ) -> Result<String, String> {
+    handshake_on(Port::Client, port, pki, tls12_only, suites, groups)
+}
+
+fn handshake_on(
+    kind: Port,
+    port: u16,
+    pki: &Pki,
+    tls12_only: bool,
+    suites: &[rustls::SupportedCipherSuite],
+    groups: &[&'static dyn rustls::crypto::SupportedKxGroup],
+) -> Result<String, String> {
+    use rustls_pki_types::pem::PemObject;
     use std::io::{BufRead, Write};
     let mut provider = rustls::crypto::ring::default_provider();
     if !suites.is_empty() {
@@ -284,29 +306,74 @@ fn handshake(
     for c in rustls_pki_types::CertificateDer::pem_slice_iter(&ca) {
         roots.add(c.unwrap()).unwrap();
     }
-    use rustls_pki_types::pem::PemObject;
-    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
+    let builder = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
         .with_protocol_versions(versions)
         .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let config = if kind == Port::Cluster {
+        let chain = rustls_pki_types::CertificateDer::pem_file_iter(pki.path("server.pem"))
+            .unwrap()
+            .map(|c| c.unwrap())
+            .collect();
+        let key =
+            rustls_pki_types::PrivateKeyDer::from_pem_file(pki.path("server-key.pem")).unwrap();
+        builder.with_client_auth_cert(chain, key).unwrap()
+    } else {
+        builder.with_no_client_auth()
+    };
     let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut info = String::new();
-    std::io::BufReader::new(&mut tcp)
-        .read_line(&mut info)
-        .unwrap();
+    if kind != Port::Cluster {
+        // The INFO in clear, read byte by byte so nothing of the handshake is eaten.
+        let mut b = [0u8; 1];
+        while std::io::Read::read(&mut tcp, &mut b).map_err(|e| e.to_string())? == 1
+            && b[0] != b'\n'
+        {}
+    }
     let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
     let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
     let mut tls = rustls::StreamOwned::new(conn, tcp);
-    tls.write_all(b"CONNECT {\"verbose\":false}\r\nPING\r\n")
-        .map_err(|e| e.to_string())?;
     let mut line = String::new();
-    std::io::BufReader::new(&mut tls)
-        .read_line(&mut line)
-        .map_err(|e| e.to_string())?;
-    if line != "PONG\r\n" {
-        return Err(format!("no PONG: {line:?}"));
+    if kind == Port::Leaf {
+        // Before CONNECT a leaf port says nothing more: the handshake is the answer.
+        tls.conn
+            .complete_io(&mut tls.sock)
+            .map_err(|e| e.to_string())?;
+        // A refused handshake can end in an alert right after the client's Finished.
+        tls.sock
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut b = [0u8; 64];
+        match std::io::Read::read(&mut tls, &mut b) {
+            Err(e)
+                if e.kind() != std::io::ErrorKind::WouldBlock
+                    && e.kind() != std::io::ErrorKind::TimedOut =>
+            {
+                return Err(e.to_string())
+            }
+            _ => {}
+        }
+    } else if kind == Port::Cluster {
+        std::io::BufReader::new(&mut tls)
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
+        if !line.starts_with("INFO ") {
+            return Err(format!("no INFO: {line:?}"));
+        }
+    } else {
+        // A leaf port answers a PING before CONNECT; a client port after it.
+        let hello: &[u8] = if kind == Port::Leaf {
+            b"PING\r\n"
+        } else {
+            b"CONNECT {\"verbose\":false}\r\nPING\r\n"
+        };
+        tls.write_all(hello).map_err(|e| e.to_string())?;
+        std::io::BufReader::new(&mut tls)
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
+        if line != "PONG\r\n" {
+            return Err(format!("no PONG: {line:?}"));
+        }
     }
     Ok(format!(
         "{:?}",
@@ -387,4 +454,43 @@ fn cipher_suites_canopy_cannot_serve_are_refused_by_name() {
     );
     let e = check("cipher_suites: [bogus]");
     assert!(e.contains("unrecognized cipher bogus"), "{e}");
+}
+
+/// The same three options on the leafnode and cluster listeners: a TLS 1.2 suite,
+/// a curve or a version that is not listed is refused, a listed one is served. Both
+/// servers.
+#[test]
+fn cipher_suites_curves_and_min_version_hold_on_the_leaf_and_cluster_ports() {
+    use rustls::crypto::ring::{cipher_suite as cs, kx_group};
+    let pki = Pki::new();
+    let listed = [cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384];
+    let other = [cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256];
+    let p384 = [kx_group::SECP384R1];
+    let x25519 = [kx_group::X25519];
+    for kind in Impl::all() {
+        for port_kind in [Port::Leaf, Port::Cluster] {
+            for options in [
+                "cipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384]\n curve_preferences: [CurveP384]",
+                "min_version: \"1.3\"",
+            ] {
+                let port = support::free_port();
+                let block = pki.tls_block(&format!("verify: true\n {options}"));
+                let config = match port_kind {
+                    Port::Leaf => format!("leafnodes {{ listen: \"127.0.0.1:{port}\"\n{} }}", pki.tls_block(options)),
+                    _ => format!("cluster {{ name: c, listen: \"127.0.0.1:{port}\"\n{block} }}"),
+                };
+                let s = Server::start(kind, &config);
+                let what = format!("{kind:?} {} port, {options}", if port_kind == Port::Leaf { "leaf" } else { "cluster" });
+                if options.starts_with("min_version") {
+                    assert!(handshake_on(port_kind, port, &pki, true, &[], &[]).is_err(), "{what}: TLS 1.2 served");
+                    assert!(handshake_on(port_kind, port, &pki, false, &[], &[]).is_ok(), "{what}: TLS 1.3 refused");
+                } else {
+                    assert!(handshake_on(port_kind, port, &pki, true, &listed, &p384).is_ok(), "{what}: the listed suite refused");
+                    assert!(handshake_on(port_kind, port, &pki, true, &other, &p384).is_err(), "{what}: an unlisted TLS 1.2 suite served");
+                    assert!(handshake_on(port_kind, port, &pki, false, &[], &x25519).is_err(), "{what}: an unlisted curve served");
+                }
+                drop(s);
+            }
+        }
+    }
 }

@@ -312,3 +312,38 @@ fn connz_and_accountz_queries_are_answered_as_nats_server_answers_them() {
         assert_eq!(v["account_detail"]["account_name"], "$G", "{kind:?}");
     }
 }
+
+/// `include` reads another file in place, relative to the including one: its
+/// options hold (here max_payload, seen in INFO), on both servers.
+#[test]
+fn an_included_file_sets_options_as_if_written_in_place() {
+    for kind in Impl::all() {
+        let dir = TempDir::new("include");
+        std::fs::write(dir.0.join("limits.inc"), "max_payload: 4096\n").unwrap();
+        let port = free_port();
+        std::fs::write(
+            dir.0.join("main.conf"),
+            format!("listen: 127.0.0.1:{port}\ninclude \"limits.inc\"\n"),
+        )
+        .unwrap();
+        let mut child = Command::new(program(kind))
+            .arg("-c")
+            .arg(dir.0.join("main.conf"))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let info = loop {
+            if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                let mut line = String::new();
+                std::io::BufRead::read_line(&mut std::io::BufReader::new(s), &mut line).unwrap();
+                break line;
+            }
+            assert!(std::time::Instant::now() < until, "{kind:?} did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(info.contains("\"max_payload\":4096"), "{kind:?}: {info}");
+    }
+}

@@ -472,3 +472,39 @@ fn dial_timeout_bounds_a_dial_to_a_hub_that_never_answers() {
         }
     }
 }
+
+/// A hub that asks for TLS and then never answers the handshake: the remote's tls
+/// `timeout` (here 4 s, twice the default) bounds the wait, on both servers.
+#[test]
+fn a_remote_gives_up_on_a_hub_that_never_finishes_the_tls_handshake() {
+    use std::io::{Read, Write};
+    let pki = support::pki::Pki::new();
+    for kind in Impl::all() {
+        let hub = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = hub.local_addr().unwrap().port();
+        let _leaf = Server::start(
+            kind,
+            &format!(
+                "leafnodes {{ reconnect: \"30s\", remotes: [ {{ url: \"nats-leaf://127.0.0.1:{port}\", tls {{ ca_file: \"{}\", timeout: 4 }} }} ] }}",
+                pki.path("ca.pem").display()
+            ),
+        );
+        let (mut s, _) = hub.accept().unwrap();
+        s.write_all(format!("INFO {{\"server_id\":\"NFAKEHUB\",\"version\":\"2.15.1\",\"proto\":1,\"headers\":true,\"max_payload\":1048576,\"client_id\":1,\"tls_required\":true,\"leafnode_urls\":[\"127.0.0.1:{port}\"]}} \r\n").as_bytes()).unwrap();
+        let started = Instant::now();
+        s.set_read_timeout(Some(Duration::from_secs(12))).unwrap();
+        let mut b = [0u8; 4096];
+        // The ClientHello arrives and is never answered.
+        loop {
+            match s.read(&mut b) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        let open = started.elapsed();
+        assert!(
+            open >= Duration::from_secs(3) && open < Duration::from_secs(8),
+            "{kind:?}: the remote gave up after {open:?}"
+        );
+    }
+}

@@ -309,3 +309,43 @@ fn leaf_metrics_count_exactly_what_crossed_the_link() {
     );
     assert!(value(&after, "nats_leafnodes_rtt_seconds") >= 0.0);
 }
+
+/// `compression: off` (the only compression Canopy serves) is accepted on the leaf
+/// listener and on remotes, and the link runs and reports it uncompressed in /leafz,
+/// with an official peer on either side.
+#[test]
+fn compression_off_is_served_and_links_run_uncompressed() {
+    if skip_without_oracle() {
+        return;
+    }
+    for (hub_kind, leaf_kind) in [
+        (Impl::Canopy, Impl::Official),
+        (Impl::Official, Impl::Canopy),
+    ] {
+        let (lp, http) = (support::free_port(), support::free_port());
+        let hub = Server::start(
+            hub_kind,
+            &format!("http: \"127.0.0.1:{http}\"\nleafnodes {{ listen: \"127.0.0.1:{lp}\", compression: off }}"),
+        );
+        let leaf = Server::start(
+            leaf_kind,
+            &format!("leafnodes {{ reconnect: \"250ms\", remotes: [ {{ url: \"nats-leaf://127.0.0.1:{lp}\", compression: {{ mode: \"off\" }} }} ] }}"),
+        );
+        let mut sub = login(&hub, None);
+        sub.send(b"SUB up.> 1\r\n");
+        sub.sync();
+        let mut publ = login(&leaf, None);
+        support::wait_for_flow(&mut publ, &mut sub, "up.x", support::FLOW);
+        // Uncompressed either way: a Canopy hub says "off"; an official hub says "not
+        // supported" of a Canopy leaf, which never offers S2.
+        let leafz = http_json(http, "/leafz");
+        let want = match hub_kind {
+            Impl::Canopy => "off",
+            Impl::Official => "not supported",
+        };
+        assert_eq!(
+            leafz["leafs"][0]["compression"], want,
+            "{hub_kind:?} hub, {leaf_kind:?} leaf: {leafz}"
+        );
+    }
+}

@@ -566,3 +566,107 @@ fn a_dialled_route_comes_up_only_to_a_peer_whose_certificate_is_pinned() {
         }
     }
 }
+
+/// `insecure: true` in the cluster's tls block: a server dials a peer whose
+/// certificate it cannot verify (its ca_file is another CA's) and routes to it; without
+/// it, no route. The peer still verifies the dialler's certificate. Both servers dial.
+#[test]
+fn a_route_with_tls_insecure_joins_a_peer_it_cannot_verify() {
+    let pki = support::pki::Pki::new();
+    let stranger = support::pki::Pki::new();
+    for kind in Impl::all() {
+        for insecure in [true, false] {
+            let (pa, pb) = (support::free_port(), support::free_port());
+            let a = node(Impl::Canopy, pa, &[], &pki.tls_block("verify: true"));
+            let b = Server::start(
+                kind,
+                &format!(
+                    "server_name: n{pb}\naccounts {{ APP: {{ users: [ {{user: app, password: app}} ] }} }}\ncluster {{ name: canopy, listen: \"127.0.0.1:{pb}\", routes: [\"nats-route://localhost:{pa}\"]\n tls {{ cert_file: \"{}\", key_file: \"{}\", ca_file: \"{}\", insecure: {insecure} }} }}",
+                    pki.path("server.pem").display(),
+                    pki.path("server-key.pem").display(),
+                    stranger.path("ca.pem").display()
+                ),
+            );
+            let mut sub_a = login(&a);
+            sub_a.send(b"SUB tls.> 1\r\n");
+            sub_a.sync();
+            let mut pub_b = login(&b);
+            let wait = if insecure {
+                support::FLOW
+            } else {
+                Duration::from_secs(2)
+            };
+            let flowed = support::flows(&mut pub_b, &mut sub_a, "tls.x", wait).is_some();
+            assert_eq!(
+                flowed,
+                insecure,
+                "{kind:?} dialling with insecure: {insecure}:\n{}",
+                b.log()
+            );
+        }
+    }
+}
+
+/// A peer that opens the cluster port and never starts TLS is closed after the
+/// cluster tls `timeout` (here 4 s, twice the default): still open at 3 s, gone by 8.
+#[test]
+fn a_route_peer_that_never_handshakes_is_closed_after_the_cluster_tls_timeout() {
+    let pki = support::pki::Pki::new();
+    for kind in Impl::all() {
+        let pa = support::free_port();
+        let _a = node(kind, pa, &[], &pki.tls_block("verify: true\n timeout: 4"));
+        let mut silent = std::net::TcpStream::connect(("127.0.0.1", pa)).unwrap();
+        let started = Instant::now();
+        silent
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut b = [0u8; 256];
+        loop {
+            match std::io::Read::read(&mut silent, &mut b) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        let open = started.elapsed();
+        assert!(
+            open >= Duration::from_secs(3) && open < Duration::from_secs(8),
+            "{kind:?}: closed after {open:?}"
+        );
+    }
+}
+
+/// `connect_retries` bounds the dials to a route learnt by gossip: with 2, a server
+/// dials a gossiped peer that never answers 3 times, then gives up.
+#[test]
+fn connect_retries_bounds_the_dials_to_a_gossiped_route() {
+    use std::io::{Read, Write};
+    // The gossiped peer: accepts and closes at once, counting the dials.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_port = dead.local_addr().unwrap().port();
+    dead.set_nonblocking(true).unwrap();
+    let pa = support::free_port();
+    let a = node(Impl::Canopy, pa, &[], "connect_retries: 2");
+    // A fake peer joins A as a route and gossips the dead one.
+    let mut fake = std::net::TcpStream::connect(("127.0.0.1", pa)).unwrap();
+    fake.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let info = |id: &str, port: u16| {
+        format!("INFO {{\"server_id\":\"{id}\",\"server_name\":\"{id}\",\"version\":\"2.15.1\",\"proto\":1,\"host\":\"127.0.0.1\",\"port\":{port},\"headers\":true,\"max_payload\":1048576,\"cluster\":\"canopy\",\"ip\":\"nats-route://127.0.0.1:{port}/\"}}\r\n")
+    };
+    fake.write_all(b"CONNECT {\"verbose\":false,\"pedantic\":false,\"name\":\"NFAKE\",\"cluster\":\"canopy\",\"headers\":true,\"protocol\":1}\r\n").unwrap();
+    fake.write_all(info("NFAKE", 1).as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    fake.write_all(info("NDEAD", dead_port).as_bytes()).unwrap();
+    let mut dials = 0;
+    let until = Instant::now() + Duration::from_secs(8);
+    let mut sink = [0u8; 4096];
+    while Instant::now() < until {
+        let _ = fake.read(&mut sink);
+        let _ = fake.write_all(b"PONG\r\n");
+        while let Ok((s, _)) = dead.accept() {
+            dials += 1;
+            drop(s);
+        }
+    }
+    assert_eq!(dials, 3, "dials to the gossiped route:\n{}", a.log());
+}

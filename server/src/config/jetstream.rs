@@ -101,14 +101,14 @@ pub fn parse_jetstream(node: &Node, d: &mut Diagnostics) -> Option<JetStream> {
     }
     if let Some(e) = f.take(&["limits"]) {
         if let Some(mut l) = Fields::of("jetstream limits", &e.value, d) {
-            for k in [
-                "max_ack_pending",
-                "max_ha_assets",
-                "max_request_batch",
-                "default_max_consumers",
-                "duplicate_window",
+            for keys in [
+                &["max_ack_pending"][..],
+                &["max_ha_assets"],
+                &["max_request_batch"],
+                &["default_max_consumers"],
+                &["duplicate_window"],
             ] {
-                l.take(&[k]);
+                l.take(keys);
             }
             if let Some(b) = l.take(&["batch"]) {
                 super::decode::known_keys(

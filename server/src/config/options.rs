@@ -140,7 +140,6 @@ pub struct Options {
 
     pub debug: bool,
     pub trace: bool,
-    pub trace_verbose: bool,
     pub trace_headers: bool,
     pub logtime: bool,
     pub logtime_utc: bool,
@@ -205,7 +204,6 @@ impl Default for Options {
             client_advertise: None,
             debug: false,
             trace: false,
-            trace_verbose: false,
             trace_headers: false,
             logtime: true,
             logtime_utc: false,
@@ -373,10 +371,12 @@ impl Options {
         }
         o.debug = f.bool(&["debug"], d).unwrap_or(o.debug);
         o.trace = f.bool(&["trace"], d).unwrap_or(o.trace);
-        o.trace_verbose = f.bool(&["trace_verbose"], d).unwrap_or(false);
-        if o.trace_verbose {
-            o.trace = true;
-        }
+        f.refuse_when(
+            &["trace_verbose"],
+            decode::asks_for_something,
+            "the system account's own traffic is not traced; write trace: true",
+            d,
+        );
         use decode::asks_for_something as asks;
         f.refuse_when(
             &["trace_headers"],

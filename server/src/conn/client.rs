@@ -638,7 +638,7 @@ impl Client {
                 header_len,
                 message,
             } => {
-                if !self.connect.headers {
+                if !self.connect.headers || self.shared.options.no_header_support {
                     tracing::error!(
                         "{} - cid:{} - message headers not supported",
                         self.conn.addr,

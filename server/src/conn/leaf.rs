@@ -28,7 +28,13 @@ fn leaf_info(shared: &Shared, cid: u64, addr: SocketAddr) -> Info {
     info.proto = 1;
     info.client_id = cid;
     info.client_ip = addr.ip().to_string();
-    info.port = shared.leaf_port.load(Ordering::Relaxed) as u16;
+    let port = shared.leaf_port.load(Ordering::Relaxed) as u16;
+    let advertise = shared
+        .options
+        .leafnodes
+        .as_ref()
+        .and_then(|l| l.advertise.as_deref());
+    (info.host, info.port) = crate::server::advertised_host_port(advertise, &info.host, port);
     info.auth_required = shared.leaf_auth_required();
     info.tls_required = false;
     info.tls_available = false;
