@@ -1355,6 +1355,20 @@ pub fn build(t: &Topology) -> Result<Model, Vec<Diagnostic>> {
                         .label("not a compression mode")
                         .help(format!("one of: {}", COMPRESSION.join(", "))),
                     );
+                } else if x.value != "off"
+                    && n.image
+                        .as_ref()
+                        .map_or(image.as_str(), |i| i.value.as_str())
+                        .starts_with("canopy-server")
+                {
+                    c.err(
+                        Diagnostic::error(
+                            format!("canopy-server does not serve compression \"{}\"", x.value),
+                            x.span.clone(),
+                        )
+                        .label("S2 is not served yet")
+                        .help("write compression = \"off\" (canopy-server refuses other modes at start), or run this server on the official nats-server image"),
+                    );
                 }
             }
             // How this site reaches the hub's site.

