@@ -546,7 +546,7 @@ impl Options {
             self.connect_error_reports.unwrap_or(3600)
         }
         .max(1) as u64;
-        attempt == 1 || attempt % every == 0
+        attempt == 1 || attempt.is_multiple_of(every)
     }
 
     /// Cross-field rules the official server applies while loading (and so in `-t`).
