@@ -249,7 +249,6 @@ mod tests {
                 .map(|(s, w)| MappingDest {
                     subject: s.to_string(),
                     weight: *w,
-                    cluster: None,
                 })
                 .collect(),
         })

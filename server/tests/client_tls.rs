@@ -345,6 +345,7 @@ fn handshake_on(
             .unwrap();
         let mut b = [0u8; 64];
         match std::io::Read::read(&mut tls, &mut b) {
+            Ok(0) => return Err("the server closed the connection".into()),
             Err(e)
                 if e.kind() != std::io::ErrorKind::WouldBlock
                     && e.kind() != std::io::ErrorKind::TimedOut =>
@@ -361,13 +362,8 @@ fn handshake_on(
             return Err(format!("no INFO: {line:?}"));
         }
     } else {
-        // A leaf port answers a PING before CONNECT; a client port after it.
-        let hello: &[u8] = if kind == Port::Leaf {
-            b"PING\r\n"
-        } else {
-            b"CONNECT {\"verbose\":false}\r\nPING\r\n"
-        };
-        tls.write_all(hello).map_err(|e| e.to_string())?;
+        tls.write_all(b"CONNECT {\"verbose\":false}\r\nPING\r\n")
+            .map_err(|e| e.to_string())?;
         std::io::BufReader::new(&mut tls)
             .read_line(&mut line)
             .map_err(|e| e.to_string())?;

@@ -114,6 +114,8 @@ fn credentials_in_remote_and_route_urls_stay_out_of_the_logs() {
         for secret in ["l3afS3cret", "r0uteS3cret"] {
             assert!(!log.contains(secret), "{kind:?} logged {secret}: {log}");
         }
+        // debug: true, and the debug lines are there: the redaction was put to the test.
+        assert!(log.contains("[DBG]"), "{kind:?}: no debug lines: {log}");
         // Failed dials leave nothing behind.
         before.assert_bounded(&mut s, 4, 32, "failing dials");
     }
@@ -400,7 +402,7 @@ fn a_leaf_remote_with_an_nkey_seed_joins_an_nkey_guarded_hub() {
     for hub_kind in Impl::all() {
         let lp = free_port();
         let hub_http = free_port();
-        let _hub = Server::start(
+        let hub = Server::start(
             hub_kind,
             &format!(
                 "http: \"127.0.0.1:{hub_http}\"\nleafnodes {{ listen: \"127.0.0.1:{lp}\", authorization {{ nkey: {} }} }}",
@@ -414,7 +416,7 @@ fn a_leaf_remote_with_an_nkey_seed_joins_an_nkey_guarded_hub() {
             (stranger.seed().unwrap(), false),
             (leaf_key.seed().unwrap(), true),
         ] {
-            let _leaf = Server::start(
+            let leaf = Server::start(
                 Impl::Canopy,
                 &format!(
                     "leafnodes {{ reconnect: \"250ms\", remotes: [ {{ url: \"nats-leaf://127.0.0.1:{lp}\", nkey: \"{seed}\" }} ] }}"
@@ -436,6 +438,15 @@ fn a_leaf_remote_with_an_nkey_seed_joins_an_nkey_guarded_hub() {
                     "another key"
                 }
             );
+            if !joins {
+                // It dialled and was turned away, not merely slow.
+                let logs = format!("{}{}", hub.log(), leaf.log());
+                assert!(
+                    logs.contains("Authorization Violation")
+                        || logs.contains("authentication error"),
+                    "hub {hub_kind:?}: no refusal logged:\n{logs}"
+                );
+            }
         }
     }
 }

@@ -326,3 +326,47 @@ fn connect_error_reports_sets_how_often_a_failing_remote_is_logged_as_an_error()
         assert!(errors(&c) >= 4, "{kind:?}, every 2nd attempt:\n{c}");
     }
 }
+
+/// Once a remote's link has stood, a hub that goes away is reported at error level on
+/// every `reconnect_error_reports`-th failed dial (default: each one), the rest at
+/// debug, on both servers.
+#[test]
+fn reconnect_error_reports_sets_how_often_a_lost_hub_is_logged_as_an_error() {
+    let errors = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("[ERR]") && l.contains("Error trying to connect as leafnode"))
+            .count()
+    };
+    for kind in Impl::all() {
+        let mut seen = Vec::new();
+        for reports in ["", "reconnect_error_reports: 1000"] {
+            let lp = support::free_port();
+            let mut hub =
+                Server::start(kind, &format!("leafnodes {{ listen: \"127.0.0.1:{lp}\" }}"));
+            let leaf = Server::start(
+                kind,
+                &format!("debug: true\n{reports}\nleafnodes {{ reconnect: \"100ms\", remotes: [ {{ url: \"nats-leaf://127.0.0.1:{lp}\" }} ] }}"),
+            );
+            let until = std::time::Instant::now() + Duration::from_secs(5);
+            while !leaf.log().contains("Leafnode connection created") {
+                assert!(
+                    std::time::Instant::now() < until,
+                    "{kind:?}: no link:\n{}",
+                    leaf.log()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            std::thread::sleep(Duration::from_millis(300));
+            hub.kill();
+            std::thread::sleep(Duration::from_millis(2500));
+            let log = leaf.log();
+            assert!(
+                log.matches("Error trying to connect as leafnode").count() >= 4,
+                "{kind:?} {reports:?}: too few redials to judge:\n{log}"
+            );
+            seen.push(errors(&log));
+        }
+        assert!(seen[0] >= 4, "{kind:?}, default: {} errors", seen[0]);
+        assert_eq!(seen[1], 1, "{kind:?}, every 1000th: {} errors", seen[1]);
+    }
+}

@@ -155,6 +155,52 @@ fn every_row_is_in_one_of_the_classes() {
     assert!(bad.is_empty(), "{bad:?}");
 }
 
+/// Whether `text` writes `key` as a config key: `key:`, `key {`, `key =` or `key "`,
+/// with the key standing alone (not the tail of a longer name).
+fn writes_key(text: &str, key: &str) -> bool {
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(at) = text[from..].find(key) {
+        let start = from + at;
+        let end = start + key.len();
+        from = end;
+        // After a `\n` or `\t` escape in a Rust string, or any non-name character.
+        let escaped =
+            start >= 2 && bytes[start - 2] == b'\\' && matches!(bytes[start - 1], b'n' | b't');
+        let before_ok = start == 0
+            || escaped
+            || !(bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_');
+        let rest = text[end..].trim_start_matches(' ');
+        let after_ok = rest.starts_with(':')
+            || rest.starts_with('{')
+            || rest.starts_with('=')
+            || rest.starts_with("\\\"")
+            || rest.starts_with('"');
+        if before_ok && after_ok && end > start {
+            return true;
+        }
+    }
+    false
+}
+
+/// The names of the functions `body` calls (`name(`), so their bodies count too.
+fn called(body: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let b = body.as_bytes();
+    for (i, _) in body.match_indices('(') {
+        let mut s = i;
+        while s > 0 && (b[s - 1].is_ascii_alphanumeric() || b[s - 1] == b'_') {
+            s -= 1;
+        }
+        if s < i {
+            out.push(body[s..i].to_string());
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// The body of `fn name(` in `src`, up to the next top-level item.
 fn body_of<'a>(src: &'a str, name: &str) -> Option<&'a str> {
     let start = src.find(&format!("fn {name}("))?;
@@ -210,21 +256,32 @@ fn every_enforced_option_names_a_test_that_sets_it() {
                 r.line
             ));
         }
-        // The test writes the option, or a helper of its file or of tests/support does.
+        // The test writes the option as a config key (`key:`, `key {`), or a function it
+        // calls does (one call deep, in its file or in tests/support).
         let names: Vec<&str> = std::iter::once(r.key.as_str())
             .chain(r.aliases.iter().map(String::as_str))
             .collect();
-        let written = |text: &str, k: &str| {
-            text.contains(&format!("{k}:"))
-                || text.contains(&format!("{k} {{"))
-                || text.contains(&format!("{k} \\\""))
-                || text.contains(&format!("{k} \""))
-                || text.contains(&format!("{k}: "))
-        };
-        if !names
-            .iter()
-            .any(|k| body.contains(k) || written(&src, k) || written(&support, k))
-        {
+        let mut text = body.to_string();
+        // Constants the test names (`const CONFIG: &str = ...`) hold its config too.
+        for (at, _) in src.match_indices("\nconst ") {
+            let decl = &src[at + 7..];
+            let name: String = decl
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty() && body.contains(&name) {
+                let end = decl.find(";\n").map_or(decl.len(), |e| e + 1);
+                text.push_str(&decl[..end]);
+            }
+        }
+        for callee in called(body) {
+            for file_src in [src.as_str(), support.as_str()] {
+                if let Some(b) = body_of(file_src, &callee) {
+                    text.push_str(b);
+                }
+            }
+        }
+        if !names.iter().any(|k| writes_key(&text, k)) {
             failures.push(format!(
                 "option_table.tsv:{}: {file}::{name} never writes {:?}",
                 r.line, r.key

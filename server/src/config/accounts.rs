@@ -27,7 +27,6 @@ pub struct Export {
     /// Importers allowed; empty means public.
     pub accounts: Vec<String>,
     pub response_type: ResponseType,
-    pub response_threshold: Option<std::time::Duration>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -48,7 +47,6 @@ pub struct MappingDest {
     pub subject: String,
     /// Percent, 0–100.
     pub weight: f64,
-    pub cluster: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -58,26 +56,16 @@ pub struct Mapping {
     pub destinations: Vec<MappingDest>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct AccountLimits {
-    pub max_connections: Option<i64>,
-    pub max_subscriptions: Option<i64>,
-    pub max_payload: Option<i64>,
-    pub max_leafnodes: Option<i64>,
-}
-
 #[derive(Clone, Debug, PartialEq)]
 pub struct Account {
     pub pos: Pos,
     pub name: String,
     pub users: Vec<User>,
-    pub nkey: Option<String>,
     pub exports: Vec<Export>,
     pub imports: Vec<Import>,
     pub mappings: Vec<Mapping>,
     pub jetstream: Option<AccountJetStream>,
     pub default_permissions: Option<Permissions>,
-    pub limits: AccountLimits,
 }
 
 pub fn parse_accounts(node: &Node, d: &mut Diagnostics) -> Vec<Account> {
@@ -127,13 +115,11 @@ impl Account {
             pos: pos.clone(),
             name: name.to_string(),
             users: Vec::new(),
-            nkey: None,
             exports: Vec::new(),
             imports: Vec::new(),
             mappings: Vec::new(),
             jetstream: None,
             default_permissions: None,
-            limits: AccountLimits::default(),
         }
     }
 }
@@ -153,7 +139,7 @@ fn parse_account(name: &str, pos: &Pos, node: &Node, d: &mut Diagnostics) -> Opt
         "account nkeys name accounts in JWT/operator mode, which is not served",
         d,
     ) {
-        acc.nkey = decode::string(e, d);
+        decode::string(e, d);
     }
     if let Some(e) = f.take(&["exports"]) {
         for mut x in decode::maps(e, "export", d) {
@@ -270,14 +256,14 @@ fn parse_export(x: &mut Fields, d: &mut Diagnostics) -> Option<Export> {
             }
         }
     }
-    let response_threshold = x
-        .refuse_when(
-            &["response_threshold", "threshold", "response_max_time"],
-            |_| true,
-            "responses may come for as long as the importer's reply route lives (2 minutes)",
-            d,
-        )
-        .and_then(|e| decode::duration(e, d));
+    if let Some(e) = x.refuse_when(
+        &["response_threshold", "threshold", "response_max_time"],
+        |_| true,
+        "responses may come for as long as the importer's reply route lives (2 minutes)",
+        d,
+    ) {
+        decode::duration(e, d);
+    }
     x.refuse_when(
         &["latency"],
         |_| true,
@@ -302,7 +288,6 @@ fn parse_export(x: &mut Fields, d: &mut Diagnostics) -> Option<Export> {
         subject,
         accounts,
         response_type,
-        response_threshold,
     })
 }
 
@@ -472,7 +457,6 @@ pub fn parse_mappings(node: &Node, d: &mut Diagnostics) -> Vec<Mapping> {
             Value::Str(dest) => m.destinations.push(MappingDest {
                 subject: dest.clone(),
                 weight: 100.0,
-                cluster: None,
             }),
             Value::Map(_) => {
                 if let Some(mut f) = Fields::of("mapping destination", &e.value, d) {
@@ -543,14 +527,14 @@ fn parse_destination(f: &mut Fields, d: &mut Diagnostics) -> Option<MappingDest>
             )),
         }
     }
-    let cluster = f
-        .refuse_when(
-            &["cluster"],
-            |_| true,
-            "mapping destinations are not chosen by cluster: every destination applies everywhere",
-            d,
-        )
-        .and_then(|e| decode::string(e, d));
+    if let Some(e) = f.refuse_when(
+        &["cluster"],
+        |_| true,
+        "mapping destinations are not chosen by cluster: every destination applies everywhere",
+        d,
+    ) {
+        decode::string(e, d);
+    }
     let Some(subject) = subject else {
         d.push(Diagnostic::error(
             &f.pos,
@@ -558,11 +542,7 @@ fn parse_destination(f: &mut Fields, d: &mut Diagnostics) -> Option<MappingDest>
         ));
         return None;
     };
-    Some(MappingDest {
-        subject,
-        weight,
-        cluster,
-    })
+    Some(MappingDest { subject, weight })
 }
 
 /// Check a destination's `{{function(args)}}` and legacy `$N` references against

@@ -117,7 +117,18 @@ pub fn parse_authorization(
         a.timeout = auth_timeout(e, d);
     }
     if kind == AuthBlock::Leafnodes {
-        a.nkey = f.string(&["nkey"], d);
+        if let Some(e) = f.take(&["nkey"]) {
+            a.nkey = super::decode::string(e, d);
+            if a.nkey.as_deref().is_some_and(|k| !valid_user_nkey(k)) {
+                d.push(
+                    Diagnostic::error(
+                        &e.value.pos,
+                        "Not a valid public nkey for leafnode authorization",
+                    )
+                    .with_help("the leaf user's public key: 56 characters starting with U"),
+                );
+            }
+        }
         a.account = f.string(&["account"], d);
     }
     if !simple {

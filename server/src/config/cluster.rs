@@ -1,13 +1,12 @@
 //! `cluster { }`: the route listener, the seed routes and how they are dialled.
 
-use super::auth::{self, AuthBlock, Authorization, Permissions};
+use super::auth::{self, AuthBlock, Authorization};
 use super::decode::{self, Fields};
 use super::error::{Diagnostic, Diagnostics};
 use super::options::{parse_listen, Compression};
 use super::tls::{self, TlsOptions};
 use super::value::{Node, Pos, Value};
 use std::path::Path;
-use std::time::Duration;
 
 #[derive(Clone, Debug, Default)]
 pub struct Cluster {
@@ -18,18 +17,10 @@ pub struct Cluster {
     pub authorization: Option<Authorization>,
     pub routes: Vec<String>,
     pub tls: Option<TlsOptions>,
-    pub advertise: Option<String>,
     pub no_advertise: bool,
     pub connect_retries: Option<i64>,
-    pub connect_backoff: bool,
-    pub permissions: Option<Permissions>,
-    pub pool_size: Option<i64>,
-    pub accounts: Vec<String>,
+    /// Checked at start (mode names); only `off` is accepted.
     pub compression: Option<Compression>,
-    pub ping_interval: Option<Duration>,
-    pub ping_max: Option<i64>,
-    pub write_deadline: Option<Duration>,
-    pub write_timeout: Option<String>,
 }
 
 pub fn parse_cluster(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<Cluster> {
@@ -86,6 +77,20 @@ pub fn parse_cluster(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<Cl
     }
     if let Some(e) = f.take(&["tls"]) {
         c.tls = tls::parse_tls(&e.value, base, tls::TlsContext::Link, d);
+        // Every route peer's certificate is verified (as nats-server verifies them),
+        // against this CA: without one nats-server falls back to the system roots,
+        // which would let any publicly certified host in as a route.
+        if c.tls.as_ref().is_some_and(|t| t.ca_file.is_none()) {
+            d.push(
+                Diagnostic::error(
+                    &e.key_pos,
+                    "cluster tls needs ca_file: routes verify every peer's certificate",
+                )
+                .with_help(
+                    "name the CA that signs the cluster's certificates: ca_file: \"ca.pem\"",
+                ),
+            );
+        }
     }
     use decode::asks_for_something as asks;
     if let Some(e) = f.refuse_when(
@@ -94,7 +99,7 @@ pub fn parse_cluster(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<Cl
         "peers are told the address this server listens on; to keep it out of gossip, write no_advertise: true",
         d,
     ) {
-        c.advertise = decode::string(e, d);
+        decode::string(e, d);
     }
     c.no_advertise = f.bool(&["no_advertise"], d).unwrap_or(false);
     c.connect_retries = f.int(&["connect_retries"], d);
@@ -109,8 +114,7 @@ pub fn parse_cluster(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<Cl
             e,
             "route import/export filters are not served: every subject crosses routes; split traffic into accounts instead",
         ));
-        c.permissions = auth::parse_permissions(&e.value, d);
-        if c.permissions
+        if auth::parse_permissions(&e.value, d)
             .as_ref()
             .is_some_and(|p| p.allow_responses.is_some())
         {
@@ -125,7 +129,7 @@ pub fn parse_cluster(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<Cl
     }
     f.refuse_when(
         &["pool_size"],
-        |v| matches!(v, Value::Int(n) if *n > 1) || !matches!(v, Value::Int(_)),
+        |v| !matches!(v, Value::Int(-1) | Value::Int(1)),
         "one route connection per peer carries every account (pool_size: -1 or 1)",
         d,
     );
@@ -145,10 +149,10 @@ pub fn parse_cluster(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<Cl
         }
     }
     if let Some(e) = f.take(&["write_timeout"]) {
-        if super::options::write_timeout_policy(e, d).is_some_and(|p| p != "default") {
+        if super::options::write_timeout_policy(e, d).is_some_and(|p| p == "retry") {
             d.push(decode::unsupported(
                 e,
-                "routes follow the server's own slow-consumer rules (write_timeout: default)",
+                "a route that misses write_deadline is closed (write_timeout: close), never retried",
             ));
         }
     }

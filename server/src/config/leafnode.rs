@@ -23,10 +23,8 @@ pub struct LeafNodes {
     pub advertise: Option<String>,
     pub no_advertise: bool,
     pub min_version: Option<String>,
+    /// Checked at start (mode names); only `off` is accepted.
     pub compression: Option<Compression>,
-    pub isolate_leafnode_interest: bool,
-    pub write_deadline: Option<Duration>,
-    pub write_timeout: Option<String>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -37,18 +35,15 @@ pub struct Remote {
     pub account: Option<String>,
     pub nkey: Option<String>,
     pub tls: Option<TlsOptions>,
-    pub hub: bool,
     pub deny_imports: Vec<String>,
     pub deny_exports: Vec<String>,
     pub no_randomize: bool,
     pub first_info_timeout: Option<Duration>,
     pub dial_timeout: Option<Duration>,
-    pub compression: Option<Compression>,
     pub ignore_discovered_servers: bool,
     pub disabled: bool,
-    pub isolate_leafnode_interest: bool,
-    pub websocket_compression: bool,
-    pub websocket_no_masking: bool,
+    /// Checked at start (mode names); only `off` is accepted.
+    pub compression: Option<Compression>,
 }
 
 /// The seed article's invented options, and where the real ones live.
@@ -117,14 +112,19 @@ pub fn parse_leafnodes(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<
     if let Some(e) = f.take(&["min_version", "minimum_version"]) {
         l.min_version = decode::string(e, d);
         if let Some(v) = &l.min_version {
-            if semver(v).is_none() {
-                d.push(
+            match semver(v) {
+                None => d.push(
                     Diagnostic::error(
                         &e.value.pos,
                         "invalid leafnode's minimum version: invalid semver",
                     )
                     .with_help("write a version such as \"2.10.0\""),
-                );
+                ),
+                Some(v) if v < (2, 8, 0) => d.push(Diagnostic::error(
+                    &e.value.pos,
+                    "the minimum version should be at least 2.8.0",
+                )),
+                Some(_) => {}
             }
         }
     }
@@ -139,10 +139,10 @@ pub fn parse_leafnodes(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<
         d,
     );
     if let Some(e) = f.take(&["write_timeout"]) {
-        if super::options::write_timeout_policy(e, d).is_some_and(|p| p != "default") {
+        if super::options::write_timeout_policy(e, d).is_some_and(|p| p == "retry") {
             d.push(decode::unsupported(
                 e,
-                "leaf links follow the server's own slow-consumer rules (write_timeout: default)",
+                "a leaf link that misses write_deadline is closed (write_timeout: close), never retried",
             ));
         }
     }

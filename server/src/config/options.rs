@@ -140,17 +140,13 @@ pub struct Options {
 
     pub debug: bool,
     pub trace: bool,
-    pub trace_headers: bool,
     pub logtime: bool,
     pub logtime_utc: bool,
     pub log_file: Option<String>,
     pub log_size_limit: Option<i64>,
     pub log_max_num: Option<i64>,
-    pub syslog: bool,
-    pub remote_syslog: Option<String>,
     pub pid_file: Option<String>,
     pub ports_file_dir: Option<String>,
-    pub prof_port: Option<i64>,
 
     pub http: Option<HttpListen>,
     pub https: Option<HttpListen>,
@@ -162,16 +158,13 @@ pub struct Options {
     pub max_connections: i64,
     pub max_subscriptions: i64,
     pub max_sub_tokens: i64,
-    pub max_traced_msg_len: i64,
     pub max_closed_clients: i64,
     pub ping_interval: Duration,
     pub ping_max: i64,
     pub write_deadline: Duration,
-    pub write_timeout: Option<String>,
     pub lame_duck_duration: Duration,
     pub lame_duck_grace_period: Duration,
     pub no_header_support: bool,
-    pub disable_sublist_cache: bool,
     pub no_fast_producer_stall: bool,
     pub connect_error_reports: Option<i64>,
     pub reconnect_error_reports: Option<i64>,
@@ -204,17 +197,13 @@ impl Default for Options {
             client_advertise: None,
             debug: false,
             trace: false,
-            trace_headers: false,
             logtime: true,
             logtime_utc: false,
             log_file: None,
             log_size_limit: None,
             log_max_num: None,
-            syslog: false,
-            remote_syslog: None,
             pid_file: None,
             ports_file_dir: None,
-            prof_port: None,
             http: None,
             https: None,
             http_base_path: None,
@@ -224,16 +213,13 @@ impl Default for Options {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_subscriptions: 0,
             max_sub_tokens: 0,
-            max_traced_msg_len: 0,
             max_closed_clients: DEFAULT_MAX_CLOSED_CLIENTS,
             ping_interval: DEFAULT_PING_INTERVAL,
             ping_max: DEFAULT_PING_MAX,
             write_deadline: DEFAULT_WRITE_DEADLINE,
-            write_timeout: None,
             lame_duck_duration: DEFAULT_LAME_DUCK_DURATION,
             lame_duck_grace_period: DEFAULT_LAME_DUCK_GRACE,
             no_header_support: false,
-            disable_sublist_cache: false,
             no_fast_producer_stall: false,
             connect_error_reports: None,
             reconnect_error_reports: None,
@@ -436,7 +422,21 @@ impl Options {
                 port: p,
             });
         }
-        o.http_base_path = f.string(&["http_base_path"], d);
+        if let Some(e) = f.take(&["http_base_path"]) {
+            o.http_base_path = decode::string(e, d);
+            // Pages are routed under it: a segment the router would read as a pattern
+            // (`:name`, `*rest`, `{x}`) cannot be served as written.
+            if o.http_base_path.as_deref().is_some_and(|p| {
+                p.split('/').any(|seg| {
+                    seg.starts_with(':') || seg.starts_with('*') || seg.contains(['{', '}'])
+                })
+            }) {
+                d.push(
+                    decode::unsupported(e, "monitoring pages are served under a literal path")
+                        .with_help("write a plain path such as /nats"),
+                );
+            }
+        }
 
         o.max_control_line = f
             .int(&["max_control_line"], d)

@@ -32,7 +32,6 @@ pub struct TlsOptions {
     pub certs: Vec<(PathBuf, PathBuf)>,
     pub verify: bool,
     pub verify_and_map: bool,
-    pub verify_cert_and_check_known_urls: bool,
     pub insecure: bool,
     /// Handshake timeout (default 2 s).
     pub timeout: Option<Duration>,
@@ -42,7 +41,6 @@ pub struct TlsOptions {
     pub cipher_suites: Vec<String>,
     pub curve_preferences: Vec<String>,
     pub min_version: Option<String>,
-    pub connection_rate_limit: Option<i64>,
     /// Parsed contents, loaded while reading the config.
     pub loaded: Option<LoadedTls>,
 }
@@ -173,8 +171,8 @@ pub fn parse_tls(
     t.verify = f.bool(&["verify"], d).unwrap_or(false);
     t.verify_and_map = f.bool(&["verify_and_map"], d).unwrap_or(false);
     if let Some(e) = f.take(&["verify_cert_and_check_known_urls"]) {
-        t.verify_cert_and_check_known_urls = super::decode::boolean(e, d).unwrap_or(false);
-        if t.verify_cert_and_check_known_urls && ctx == TlsContext::Link {
+        let check_urls = super::decode::boolean(e, d).unwrap_or(false);
+        if check_urls && ctx == TlsContext::Link {
             d.push(super::decode::unsupported(
                 e,
                 "an accepted route's certificate is verified against ca_file but not matched to the hosts in routes",
@@ -320,14 +318,14 @@ pub fn parse_tls(
             t.min_version = Some(v);
         }
     }
-    t.connection_rate_limit = f
-        .refuse_when(
-            &["connection_rate_limit"],
-            asks,
-            "TLS handshakes are not rate-limited; the server-wide max_connections bounds them",
-            d,
-        )
-        .and_then(|e| super::decode::int(e, d));
+    if let Some(e) = f.refuse_when(
+        &["connection_rate_limit"],
+        asks,
+        "TLS handshakes are not rate-limited; the server-wide max_connections bounds them",
+        d,
+    ) {
+        super::decode::int(e, d);
+    }
     if let Some(e) = f.take(&["certs", "certificates"]) {
         d.push(super::decode::unsupported(
             e,

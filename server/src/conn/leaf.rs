@@ -29,12 +29,13 @@ fn leaf_info(shared: &Shared, cid: u64, addr: SocketAddr) -> Info {
     info.client_id = cid;
     info.client_ip = addr.ip().to_string();
     let port = shared.leaf_port.load(Ordering::Relaxed) as u16;
-    let advertise = shared
-        .options
-        .leafnodes
-        .as_ref()
-        .and_then(|l| l.advertise.as_deref());
-    (info.host, info.port) = crate::server::advertised_host_port(advertise, &info.host, port);
+    let l = shared.options.leafnodes.as_ref();
+    let advertise = l.and_then(|l| l.advertise.as_deref());
+    // The leafnode listener's own host (client_advertise is for clients only).
+    let host = l
+        .and_then(|l| l.host.clone())
+        .unwrap_or_else(|| shared.options.host.clone());
+    (info.host, info.port) = crate::server::advertised_host_port(advertise, &host, port);
     info.auth_required = shared.leaf_auth_required();
     info.tls_required = false;
     info.tls_available = false;

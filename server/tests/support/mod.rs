@@ -437,15 +437,20 @@ pub struct Footprint {
 impl Footprint {
     pub fn of(s: &Server) -> Footprint {
         let pid = s.pid();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_else(|e| panic!("cannot read /proc/{pid}/status: {e}"));
         let rss_kib = status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap_or(0);
         let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
-            .map(|d| d.count())
-            .unwrap_or(0);
+            .unwrap_or_else(|e| panic!("cannot read /proc/{pid}/fd: {e}"))
+            .count();
+        assert!(
+            rss_kib > 0 && fds > 0,
+            "no footprint read for {pid}: {status}"
+        );
         Footprint { rss_kib, fds }
     }
 
