@@ -258,16 +258,19 @@ fn oracle_link_limit(
 
 /// Flood `path` with `count` messages of `size` bytes (at least 4× max_pending in
 /// all) and require every one at the subscriber, in order, on both servers.
-/// Floods run one at a time: on a two-core machine, eight of them at once can starve a
-/// reading subscriber's thread for over a second, and a subscriber that gets nothing
-/// through for that long is treated as one that stopped reading (and cut). The point
-/// here is what a *reading* subscriber gets.
-static ONE_FLOOD_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// The tests here run one at a time: each floods servers as fast as TCP allows, and on
+/// a two-core machine several at once can starve a reading subscriber's thread for over
+/// a second — a subscriber that gets nothing through for that long is treated as one
+/// that stopped reading (and cut). The point here is what a *reading* subscriber gets.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn my_turn() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 fn flood_arrives_whole(path: Path, size: usize, count: u64) {
-    let _turn = ONE_FLOOD_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
     // What the subscriber is sent: `MSG flood 1 <size>\r\n<payload>\r\n` each.
     let frame = format!("MSG flood 1 {size}\r\n").len() + size + 2;
     assert!(
@@ -304,41 +307,49 @@ fn flood_arrives_whole(path: Path, size: usize, count: u64) {
 
 #[test]
 fn one_server_flood_of_16_byte_messages_reaches_a_reading_subscriber_whole() {
+    let _turn = my_turn();
     flood_arrives_whole(Path::OneServer, 16, 1_200_000);
 }
 
 #[test]
 fn one_server_flood_of_16_kib_messages_reaches_a_reading_subscriber_whole() {
+    let _turn = my_turn();
     flood_arrives_whole(Path::OneServer, 16 * 1024, 2_500);
 }
 
 #[test]
 fn leaf_link_flood_of_16_byte_messages_reaches_the_hub_subscriber_whole() {
+    let _turn = my_turn();
     flood_arrives_whole(Path::LeafToHub, 16, 1_200_000);
 }
 
 #[test]
 fn leaf_link_flood_of_16_kib_messages_reaches_the_hub_subscriber_whole() {
+    let _turn = my_turn();
     flood_arrives_whole(Path::LeafToHub, 16 * 1024, 2_500);
 }
 
 #[test]
 fn leaf_link_flood_of_16_byte_messages_reaches_the_leaf_subscriber_whole() {
+    let _turn = my_turn();
     flood_arrives_whole(Path::HubToLeaf, 16, 1_200_000);
 }
 
 #[test]
 fn leaf_link_flood_of_16_kib_messages_reaches_the_leaf_subscriber_whole() {
+    let _turn = my_turn();
     flood_arrives_whole(Path::HubToLeaf, 16 * 1024, 2_500);
 }
 
 #[test]
 fn route_flood_of_16_byte_messages_reaches_a_reading_subscriber_whole() {
+    let _turn = my_turn();
     flood_arrives_whole(Path::Route, 16, 1_200_000);
 }
 
 #[test]
 fn route_flood_of_16_kib_messages_reaches_a_reading_subscriber_whole() {
+    let _turn = my_turn();
     flood_arrives_whole(Path::Route, 16 * 1024, 2_500);
 }
 
@@ -358,6 +369,7 @@ fn rss_kib(pid: u32) -> u64 {
 /// memory stays bounded while 64 MiB go by.
 #[test]
 fn a_subscriber_that_stops_reading_is_cut_while_a_reading_one_gets_everything() {
+    let _turn = my_turn();
     stalled_subscriber_is_cut(Path::OneServer);
 }
 
@@ -366,6 +378,7 @@ fn a_subscriber_that_stops_reading_is_cut_while_a_reading_one_gets_everything() 
 /// so the reading subscriber behind the same route still gets everything.
 #[test]
 fn a_subscriber_that_stops_reading_across_a_route_is_cut_while_a_reading_one_gets_everything() {
+    let _turn = my_turn();
     stalled_subscriber_is_cut(Path::Route);
 }
 
@@ -483,6 +496,7 @@ fn stalled_subscriber_is_cut(path: Path) {
 /// subscriber that is behind are dropped instead, and it is not cut.
 #[test]
 fn no_fast_producer_stall_drops_to_a_stalled_subscriber_instead_of_holding_the_publisher() {
+    let _turn = my_turn();
     for kind in Impl::all() {
         let http = free_port();
         let srv = Server::start(
@@ -496,6 +510,7 @@ fn no_fast_producer_stall_drops_to_a_stalled_subscriber_instead_of_holding_the_p
 /// The same, with the option turned on by a config reload (SIGHUP).
 #[test]
 fn no_fast_producer_stall_takes_effect_on_reload() {
+    let _turn = my_turn();
     for kind in Impl::all() {
         let http = free_port();
         let srv = Server::start(kind, &format!("{LIMITS}http: \"127.0.0.1:{http}\""));
