@@ -222,6 +222,12 @@ fn build_shared(
     for a in accounts.values() {
         let _ = a.routes.set(cluster.routes.clone());
     }
+    // With client_advertise, clients are told that address, as nats-server tells them.
+    let (host, port) = advertised_host_port(
+        options.client_advertise.as_deref(),
+        &options.host,
+        client_addr.port(),
+    );
     let info = Info {
         server_id: server_id.clone(),
         server_name: options
@@ -232,19 +238,8 @@ fn build_shared(
         proto: 1,
         git_commit: String::new(),
         go: format!("canopy-server {} (rust)", env!("CARGO_PKG_VERSION")),
-        // With client_advertise, clients are told that address, as nats-server tells them.
-        host: advertised_host_port(
-            options.client_advertise.as_deref(),
-            &options.host,
-            client_addr.port(),
-        )
-        .0,
-        port: advertised_host_port(
-            options.client_advertise.as_deref(),
-            &options.host,
-            client_addr.port(),
-        )
-        .1,
+        host,
+        port,
         headers: !options.no_header_support,
         auth_required: auth.required || tls.as_ref().is_some_and(|t| t.verify),
         tls_required: tls.is_some() && !options.allow_non_tls,

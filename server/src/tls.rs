@@ -39,49 +39,25 @@ fn versions(t: Option<&TlsOptions>) -> &'static [&'static rustls::SupportedProto
 /// stay, as in nats-server) and `curve_preferences` (in that order). The names were
 /// checked when the config was read.
 fn provider_for(t: Option<&TlsOptions>) -> Arc<rustls::crypto::CryptoProvider> {
-    use rustls::crypto::ring::{cipher_suite as cs, kx_group};
-    use rustls::SupportedCipherSuite;
+    use crate::config::tls::{CURVES, TLS12_SUITES};
     let Some(t) = t else { return provider() };
     let mut p = rustls::crypto::ring::default_provider();
     if !t.cipher_suites.is_empty() {
-        let tls12 = |name: &str| -> Option<SupportedCipherSuite> {
-            Some(match name {
-                "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256" => {
-                    cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
-                }
-                "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384" => {
-                    cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
-                }
-                "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256" => {
-                    cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
-                }
-                "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256" => {
-                    cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
-                }
-                "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384" => {
-                    cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384
-                }
-                "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256" => {
-                    cs::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256
-                }
-                _ => return None,
-            })
-        };
         p.cipher_suites
             .retain(|s| s.version() == &rustls::version::TLS13);
         p.cipher_suites
-            .extend(t.cipher_suites.iter().filter_map(|n| tls12(n)));
+            .extend(t.cipher_suites.iter().filter_map(|name| {
+                TLS12_SUITES
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, suite)| *suite)
+            }));
     }
     if !t.curve_preferences.is_empty() {
         p.kx_groups = t
             .curve_preferences
             .iter()
-            .filter_map(|n| match n.as_str() {
-                "X25519" => Some(kx_group::X25519),
-                "CurveP256" => Some(kx_group::SECP256R1),
-                "CurveP384" => Some(kx_group::SECP384R1),
-                _ => None,
-            })
+            .filter_map(|name| CURVES.iter().find(|(n, _)| n == name).map(|(_, g)| *g))
             .collect();
     }
     Arc::new(p)

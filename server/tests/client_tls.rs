@@ -4,7 +4,7 @@
 mod support;
 use futures::StreamExt;
 use std::time::Duration;
-use support::pki::Pki;
+use support::pki::{Pki, Port};
 use support::{Impl, Server};
 
 #[test]
@@ -257,124 +257,20 @@ async fn reload_swaps_the_server_certificate() {
     .await;
 }
 
-/// Which port a raw TLS handshake is made with: the client and leaf ports send INFO
-/// in clear first; the cluster port speaks TLS from the first byte and wants a
-/// client certificate.
-#[derive(Clone, Copy, PartialEq)]
-enum Port {
-    Client,
-    Leaf,
-    Cluster,
-}
+const TLS12: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
+const ANY: &[&rustls::SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
 
-/// A TLS handshake by a client that offers only `suites` and `groups` (TLS 1.2 only
-/// when asked): the suite negotiated, or the error.
+/// A client-port handshake offering only `versions`, `suites` and `groups`: the suite.
 fn handshake(
     port: u16,
     pki: &Pki,
-    tls12_only: bool,
+    versions: &[&'static rustls::SupportedProtocolVersion],
     suites: &[rustls::SupportedCipherSuite],
     groups: &[&'static dyn rustls::crypto::SupportedKxGroup],
 ) -> Result<String, String> {
-    handshake_on(Port::Client, port, pki, tls12_only, suites, groups)
-}
-
-fn handshake_on(
-    kind: Port,
-    port: u16,
-    pki: &Pki,
-    tls12_only: bool,
-    suites: &[rustls::SupportedCipherSuite],
-    groups: &[&'static dyn rustls::crypto::SupportedKxGroup],
-) -> Result<String, String> {
-    use rustls_pki_types::pem::PemObject;
-    use std::io::{BufRead, Write};
-    let mut provider = rustls::crypto::ring::default_provider();
-    if !suites.is_empty() {
-        provider.cipher_suites = suites.to_vec();
-    }
-    if !groups.is_empty() {
-        provider.kx_groups = groups.to_vec();
-    }
-    let versions: &[&rustls::SupportedProtocolVersion] = if tls12_only {
-        &[&rustls::version::TLS12]
-    } else {
-        &[&rustls::version::TLS13, &rustls::version::TLS12]
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    let ca = std::fs::read(pki.path("ca.pem")).unwrap();
-    for c in rustls_pki_types::CertificateDer::pem_slice_iter(&ca) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let builder = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
-        .with_protocol_versions(versions)
-        .unwrap()
-        .with_root_certificates(roots);
-    let config = if kind == Port::Cluster {
-        let chain = rustls_pki_types::CertificateDer::pem_file_iter(pki.path("server.pem"))
-            .unwrap()
-            .map(|c| c.unwrap())
-            .collect();
-        let key =
-            rustls_pki_types::PrivateKeyDer::from_pem_file(pki.path("server-key.pem")).unwrap();
-        builder.with_client_auth_cert(chain, key).unwrap()
-    } else {
-        builder.with_no_client_auth()
-    };
-    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    if kind != Port::Cluster {
-        // The INFO in clear, read byte by byte so nothing of the handshake is eaten.
-        let mut b = [0u8; 1];
-        while std::io::Read::read(&mut tcp, &mut b).map_err(|e| e.to_string())? == 1
-            && b[0] != b'\n'
-        {}
-    }
-    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
-    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
-    let mut line = String::new();
-    if kind == Port::Leaf {
-        // Before CONNECT a leaf port says nothing more: the handshake is the answer.
-        tls.conn
-            .complete_io(&mut tls.sock)
-            .map_err(|e| e.to_string())?;
-        // A refused handshake can end in an alert right after the client's Finished.
-        tls.sock
-            .set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        let mut b = [0u8; 64];
-        match std::io::Read::read(&mut tls, &mut b) {
-            Ok(0) => return Err("the server closed the connection".into()),
-            Err(e)
-                if e.kind() != std::io::ErrorKind::WouldBlock
-                    && e.kind() != std::io::ErrorKind::TimedOut =>
-            {
-                return Err(e.to_string())
-            }
-            _ => {}
-        }
-    } else if kind == Port::Cluster {
-        std::io::BufReader::new(&mut tls)
-            .read_line(&mut line)
-            .map_err(|e| e.to_string())?;
-        if !line.starts_with("INFO ") {
-            return Err(format!("no INFO: {line:?}"));
-        }
-    } else {
-        tls.write_all(b"CONNECT {\"verbose\":false}\r\nPING\r\n")
-            .map_err(|e| e.to_string())?;
-        std::io::BufReader::new(&mut tls)
-            .read_line(&mut line)
-            .map_err(|e| e.to_string())?;
-        if line != "PONG\r\n" {
-            return Err(format!("no PONG: {line:?}"));
-        }
-    }
-    Ok(format!(
-        "{:?}",
-        tls.conn.negotiated_cipher_suite().unwrap().suite()
-    ))
+    pki.handshake(Port::Client, port, versions, suites, groups)
+        .map(|a| a.suite)
 }
 
 /// `cipher_suites` picks the TLS 1.2 suites a server offers (TLS 1.3 suites stay on)
@@ -395,22 +291,22 @@ fn cipher_suites_and_curve_preferences_limit_what_a_handshake_may_use() {
         let other = [cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256];
         let p384 = [kx_group::SECP384R1];
         let x25519 = [kx_group::X25519];
-        let got = handshake(s.port, &pki, true, &listed, &p384);
+        let got = handshake(s.port, &pki, TLS12, &listed, &p384);
         assert_eq!(
             got.as_deref(),
             Ok("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"),
             "{kind:?}: the listed suite over P-384"
         );
         assert!(
-            handshake(s.port, &pki, true, &other, &p384).is_err(),
+            handshake(s.port, &pki, TLS12, &other, &p384).is_err(),
             "{kind:?}: a TLS 1.2 suite that is not listed was accepted"
         );
         assert!(
-            handshake(s.port, &pki, false, &[], &x25519).is_err(),
+            handshake(s.port, &pki, ANY, &[], &x25519).is_err(),
             "{kind:?}: a curve that is not listed was accepted"
         );
         // TLS 1.3 suites are not restricted (the servers pick different ones).
-        let tls13 = handshake(s.port, &pki, false, &[], &p384);
+        let tls13 = handshake(s.port, &pki, ANY, &[], &p384);
         assert!(
             tls13.as_deref().is_ok_and(|s| s.starts_with("TLS13_")),
             "{kind:?}: TLS 1.3 over the listed curve: {tls13:?}"
@@ -478,12 +374,12 @@ fn cipher_suites_curves_and_min_version_hold_on_the_leaf_and_cluster_ports() {
                 let s = Server::start(kind, &config);
                 let what = format!("{kind:?} {} port, {options}", if port_kind == Port::Leaf { "leaf" } else { "cluster" });
                 if options.starts_with("min_version") {
-                    assert!(handshake_on(port_kind, port, &pki, true, &[], &[]).is_err(), "{what}: TLS 1.2 served");
-                    assert!(handshake_on(port_kind, port, &pki, false, &[], &[]).is_ok(), "{what}: TLS 1.3 refused");
+                    assert!(pki.handshake(port_kind, port, TLS12, &[], &[]).is_err(), "{what}: TLS 1.2 served");
+                    assert!(pki.handshake(port_kind, port, ANY, &[], &[]).is_ok(), "{what}: TLS 1.3 refused");
                 } else {
-                    assert!(handshake_on(port_kind, port, &pki, true, &listed, &p384).is_ok(), "{what}: the listed suite refused");
-                    assert!(handshake_on(port_kind, port, &pki, true, &other, &p384).is_err(), "{what}: an unlisted TLS 1.2 suite served");
-                    assert!(handshake_on(port_kind, port, &pki, false, &[], &x25519).is_err(), "{what}: an unlisted curve served");
+                    assert!(pki.handshake(port_kind, port, TLS12, &listed, &p384).is_ok(), "{what}: the listed suite refused");
+                    assert!(pki.handshake(port_kind, port, TLS12, &other, &p384).is_err(), "{what}: an unlisted TLS 1.2 suite served");
+                    assert!(pki.handshake(port_kind, port, ANY, &[], &x25519).is_err(), "{what}: an unlisted curve served");
                 }
                 drop(s);
             }

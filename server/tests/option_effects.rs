@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::pki::Pki;
+use support::pki::{Pki, Port};
 use support::{free_port, http_json, Impl, Raw, Server, TempDir};
 
 // ---------------------------------------------------------------------------------
@@ -1100,45 +1100,14 @@ fn a_remote_with_tls_insecure_joins_a_hub_it_cannot_verify() {
 // Client TLS
 // ---------------------------------------------------------------------------------
 
-/// A TLS handshake with the client port by a rustls client offering `versions`: the
-/// version negotiated once CONNECT/PING got a PONG, or the error.
+/// A client-port handshake offering only `versions`: the TLS version agreed.
 fn handshake(
     port: u16,
     pki: &Pki,
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> Result<String, String> {
-    use std::io::{BufRead, Write};
-    let provider = rustls::crypto::ring::default_provider();
-    let mut roots = rustls::RootCertStore::empty();
-    let ca = std::fs::read(pki.path("ca.pem")).unwrap();
-    use rustls_pki_types::pem::PemObject;
-    for c in rustls_pki_types::CertificateDer::pem_slice_iter(&ca) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
-        .with_protocol_versions(versions)
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let mut tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut info = String::new();
-    std::io::BufReader::new(&mut tcp)
-        .read_line(&mut info)
-        .unwrap();
-    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
-    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
-    tls.write_all(b"CONNECT {\"verbose\":false}\r\nPING\r\n")
-        .map_err(|e| e.to_string())?;
-    let mut line = String::new();
-    std::io::BufReader::new(&mut tls)
-        .read_line(&mut line)
-        .map_err(|e| e.to_string())?;
-    if line != "PONG\r\n" {
-        return Err(format!("no PONG: {line:?}"));
-    }
-    Ok(format!("{:?}", tls.conn.protocol_version().unwrap()))
+    pki.handshake(Port::Client, port, versions, &[], &[])
+        .map(|a| a.version)
 }
 
 /// top-level `tls { min_version: "1.3" }`: a TLS 1.2-only client is refused (and is

@@ -35,7 +35,6 @@ pub const DEFAULT_MAX_CLOSED_CLIENTS: i64 = 10_000;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Compression {
     pub mode: String,
-    pub rtt_thresholds: Vec<Duration>,
 }
 
 pub const COMPRESSION_MODES: &[&str] = &[
@@ -70,7 +69,6 @@ impl Compression {
     pub fn parse(e: &Entry, d: &mut Diagnostics) -> Option<Compression> {
         let mode = |m: &str| Compression {
             mode: m.to_string(),
-            rtt_thresholds: Vec::new(),
         };
         match &e.value.value {
             Value::Bool(true) => Some(mode("s2_auto")),
@@ -79,16 +77,22 @@ impl Compression {
             Value::Map(_) => {
                 let mut f = Fields::of("compression", &e.value, d)?;
                 let m = f.string(&["mode"], d).unwrap_or_else(|| "s2_auto".into());
-                let mut c = mode(&m.to_ascii_lowercase());
+                let c = mode(&m.to_ascii_lowercase());
                 if let Some(t) = f.take(&["rtt_thresholds", "thresholds", "rtts", "rtt"]) {
                     for s in decode::strings(t, d).unwrap_or_default() {
-                        match decode::parse_go_duration(&s) {
-                            Ok(dur) => c.rtt_thresholds.push(dur),
-                            Err(why) => d.push(Diagnostic::error(
+                        if let Err(why) = decode::parse_go_duration(&s) {
+                            d.push(Diagnostic::error(
                                 &t.value.pos,
                                 format!("invalid rtt threshold \"{s}\": {why}"),
-                            )),
+                            ));
                         }
+                    }
+                    // With any other mode the compression itself is refused.
+                    if c.is_off() {
+                        d.push(decode::unsupported(
+                            t,
+                            "rtt_thresholds pick an S2 level, and S2 is not served",
+                        ));
                     }
                 }
                 f.finish(d, |_| None);

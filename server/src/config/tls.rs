@@ -28,8 +28,6 @@ pub struct TlsOptions {
     pub cert_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
     pub ca_file: Option<PathBuf>,
-    /// Additional certificate/key pairs (`certs: [{cert_file, key_file}]`).
-    pub certs: Vec<(PathBuf, PathBuf)>,
     pub verify: bool,
     pub verify_and_map: bool,
     pub insecure: bool,
@@ -55,15 +53,40 @@ pub struct LoadedTls {
 
 const TLS_VERSIONS: &[&str] = &["1.0", "1.1", "1.2", "1.3"];
 
-/// `cipher_suites` Canopy serves (rustls with ring), by their Go names. As in
-/// nats-server, the list picks the TLS 1.2 suites; TLS 1.3 suites are always on.
-pub const CIPHER_SUITES: &[&str] = &[
-    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
-    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
-    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
-    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
-    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
-    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+/// The TLS 1.2 `cipher_suites` Canopy serves (rustls with ring), by their Go names.
+/// As in nats-server, the list picks the TLS 1.2 suites; TLS 1.3 suites are always on.
+pub static TLS12_SUITES: [(&str, rustls::SupportedCipherSuite); 6] = {
+    use rustls::crypto::ring::cipher_suite as cs;
+    [
+        (
+            "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+            cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        ),
+        (
+            "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+            cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        ),
+        (
+            "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+            cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        ),
+        (
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+            cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        ),
+        (
+            "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+            cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        ),
+        (
+            "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+            cs::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+        ),
+    ]
+};
+
+/// TLS 1.3 suite names a list may hold: always on, whatever the list says.
+const TLS13_SUITES: [&str; 3] = [
     "TLS_AES_128_GCM_SHA256",
     "TLS_AES_256_GCM_SHA384",
     "TLS_CHACHA20_POLY1305_SHA256",
@@ -90,8 +113,15 @@ const GO_ONLY_CIPHER_SUITES: &[&str] = &[
     "TLS_RSA_WITH_RC4_128_SHA",
 ];
 
-/// `curve_preferences` Canopy serves, by their Go names, in the order given.
-pub const CURVES: &[&str] = &["X25519", "CurveP256", "CurveP384"];
+/// The `curve_preferences` Canopy serves, by their Go names, used in the order given.
+pub static CURVES: [(&str, &dyn rustls::crypto::SupportedKxGroup); 3] = {
+    use rustls::crypto::ring::kx_group;
+    [
+        ("X25519", kx_group::X25519),
+        ("CurveP256", kx_group::SECP256R1),
+        ("CurveP384", kx_group::SECP384R1),
+    ]
+};
 
 const GO_ONLY_CURVES: &[&str] = &["CurveP521", "X25519MLKEM768"];
 
@@ -136,7 +166,7 @@ fn named_values(
 /// Where a `tls {}` block sits; some keys make sense in only some places.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum TlsContext {
-    /// Top level, leafnodes, remotes, websocket, mqtt.
+    /// A listener: the top level, leafnodes, websocket, mqtt.
     Endpoint,
     /// A leafnode remote: the side that dials.
     Remote,
@@ -302,10 +332,16 @@ pub fn parse_tls(
         }
     }
     if let Some(e) = f.take(&["cipher_suites"]) {
-        t.cipher_suites = named_values(e, "cipher", CIPHER_SUITES, GO_ONLY_CIPHER_SUITES, d);
+        let known: Vec<&str> = TLS12_SUITES
+            .iter()
+            .map(|(n, _)| *n)
+            .chain(TLS13_SUITES)
+            .collect();
+        t.cipher_suites = named_values(e, "cipher", &known, GO_ONLY_CIPHER_SUITES, d);
     }
     if let Some(e) = f.take(&["curve_preferences"]) {
-        t.curve_preferences = named_values(e, "curve preference", CURVES, GO_ONLY_CURVES, d);
+        let known: Vec<&str> = CURVES.iter().map(|(n, _)| *n).collect();
+        t.curve_preferences = named_values(e, "curve preference", &known, GO_ONLY_CURVES, d);
     }
     if let Some(e) = f.take(&["min_version"]) {
         if let Some(v) = super::decode::string(e, d) {
@@ -335,7 +371,7 @@ pub fn parse_tls(
             let cert = c.string(&["cert_file"], d);
             let key = c.string(&["key_file"], d);
             match (cert, key) {
-                (Some(cert), Some(key)) => t.certs.push((path(cert), path(key))),
+                (Some(_), Some(_)) => {}
                 _ => d.push(Diagnostic::error(
                     &c.pos,
                     "a certs entry needs cert_file and key_file",
@@ -428,14 +464,6 @@ pub fn parse_tls(
                 Diagnostic::error(&at(cert_entry), format!("error parsing X509 certificate/key pair: {why}"))
                     .with_help("check the paths (relative paths are taken from the working directory, as nats-server does) and that the key belongs to the certificate"),
             ),
-        }
-    }
-    for (cert, key) in &t.certs {
-        if let Err(why) = load_pair(cert, key) {
-            d.push(Diagnostic::error(
-                &block_pos,
-                format!("error parsing X509 certificate/key pair: {why}"),
-            ));
         }
     }
     if let Some(ca) = &t.ca_file {
