@@ -41,12 +41,12 @@ pub struct Images {
 }
 
 impl Images {
-    /// Build canopy-server, canopy-linksim and nats-official images with compose/build-image.sh.
+    /// Build canopy-server, canopy-linksim and nats-official images with images/build-image.sh.
     pub fn build() -> Result<Images> {
         let tag = format!("e2e-{}", std::process::id());
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         run(Command::new("bash")
-            .arg(root.join("compose/build-image.sh"))
+            .arg(root.join("images/build-image.sh"))
             .env("CANOPY_TAG", &tag)
             .current_dir(&root))?;
         Ok(Images { tag })

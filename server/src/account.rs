@@ -36,7 +36,7 @@ pub struct ServiceImport {
 }
 
 /// Where a reply published on `_R_.xxx` in the exporting account goes back to.
-pub struct ResponseRoute {
+pub struct ReplyPath {
     pub account: Arc<Account>,
     pub reply: String,
     pub singleton: bool,
@@ -55,9 +55,9 @@ pub struct Account {
     crosses: OnceLock<bool>,
     /// Leaf links bound to this account: they hear about its interest.
     pub leafs: parking_lot::RwLock<Vec<Arc<crate::conn::Conn>>>,
-    /// The server's routes (shared by every account): they hear about interest that
+    /// The server's routes (world by every account): they hear about interest that
     /// did not itself come over a route. Set once the server exists.
-    pub routes: OnceLock<crate::route::Routes>,
+    pub routes: OnceLock<crate::conn::Routes>,
 }
 
 impl Account {
@@ -91,11 +91,11 @@ impl Account {
         // Interest learned from a hub (over a link this server dialled) goes down to
         // accepted leafs, never up another dialled link: that keeps trees loop-free.
         // Interest from a route is a peer's: it relays that up its own spoke links.
-        let from_spoke = origin.spoke() || origin.route();
+        let from_spoke = origin.is_spoke() || origin.is_route();
         let leafs = self.leafs.read();
         for l in leafs
             .iter()
-            .filter(|l| l.cid != origin.cid && !(from_spoke && l.spoke()))
+            .filter(|l| l.cid != origin.cid && !(from_spoke && l.is_spoke()))
         {
             l.leaf_interest(subject, queue, delta);
         }
@@ -104,7 +104,7 @@ impl Account {
         // Interest from a hub (a spoke link) is not either: every server of a cluster
         // dials the hub itself and hears it there; relaying it would bring a server's
         // own interest back down another server's link (a false loop).
-        if origin.route() || origin.spoke() {
+        if origin.is_route() || origin.is_spoke() {
             return;
         }
         if let Some(routes) = self.routes.get() {
@@ -121,7 +121,7 @@ impl Account {
     }
 
     /// Remember where a reply on `reply` in this account must go.
-    pub fn add_response_route(&self, reply: String, route: ResponseRoute) {
+    pub fn add_response_route(&self, reply: String, route: ReplyPath) {
         self.responses.lock().insert(reply, route);
     }
 
@@ -135,12 +135,12 @@ impl Account {
 /// in (amortised O(1)), and when the table is full the oldest route gives way.
 #[derive(Default)]
 pub struct ResponseTable {
-    routes: HashMap<String, ResponseRoute>,
+    routes: HashMap<String, ReplyPath>,
     order: std::collections::VecDeque<(Instant, String)>,
 }
 
 impl ResponseTable {
-    fn insert(&mut self, reply: String, route: ResponseRoute) {
+    fn insert(&mut self, reply: String, route: ReplyPath) {
         let now = Instant::now();
         // Drop expired routes from the front; when full, the oldest goes regardless.
         // (Answered routes leave `routes` at once and their `order` entry later.)

@@ -1,8 +1,10 @@
 //! canopy-server: a NATS-compatible server for leaf-node topologies.
 //!
-//! This crate is the server library (config, protocol, connections) behind the
-//! `canopy-server` binary; `canopy-gen` uses [`config`] to check every file it writes.
-//! It is not a NATS client library.
+//! This crate is the server library behind the `canopy-server` binary. Public are only
+//! what others use: [`config`] (canopy-gen checks every file it writes with it), the
+//! wire parsers in [`protocol`] (the fuzz targets), [`subject`], and what the binary
+//! runs ([`cli`], [`log`], [`server`], [`signal`], [`probe`]). It is not a NATS client
+//! library. docs/ARCHITECTURE.md shows the floors the modules sit on.
 
 #![forbid(unsafe_code)]
 #![recursion_limit = "256"]
@@ -10,21 +12,27 @@
 pub mod cli;
 pub mod config;
 pub mod log;
-
-pub mod account;
-pub mod auth;
-pub mod conn;
-pub mod leafnode;
-pub mod listen;
-pub mod mapping;
-pub mod monitor;
-pub mod nkey;
 pub mod protocol;
-pub mod reload;
-pub mod route;
 pub mod server;
 pub mod signal;
 pub mod subject;
-pub mod sublist;
-pub mod sys;
-pub mod tls;
+
+/// `--healthz URL`: the probe for containers without a shell.
+pub use monitor::probe;
+
+mod account;
+mod auth;
+mod conn;
+mod dial;
+mod leafnode;
+mod listen;
+mod mapping;
+mod monitor;
+mod nkey;
+mod reload;
+mod route;
+mod session;
+mod sublist;
+mod sys;
+mod tls;
+mod world;

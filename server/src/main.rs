@@ -18,8 +18,7 @@ fn main() -> ExitCode {
         return check(&cli);
     }
     if let Some(url) = &cli.healthz {
-        return match canopy_server::monitor::probe::healthz(url, std::time::Duration::from_secs(2))
-        {
+        return match canopy_server::probe::healthz(url, std::time::Duration::from_secs(2)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("canopy-server: {url}: {e}");

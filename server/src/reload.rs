@@ -6,12 +6,12 @@
 use crate::account::Account;
 use crate::auth::Auth;
 use crate::config;
-use crate::server::Shared;
+use crate::world::World;
 use anyhow::{anyhow, Context};
 use std::sync::Arc;
 
-pub fn reload(shared: &Shared) -> anyhow::Result<()> {
-    let path = shared
+pub fn reload(world: &World) -> anyhow::Result<()> {
+    let path = world
         .options
         .config_file
         .as_ref()
@@ -21,11 +21,11 @@ pub fn reload(shared: &Shared) -> anyhow::Result<()> {
         tracing::warn!("{w}");
     }
     let mut new = loaded.options;
-    if let Some(apply) = &shared.overrides {
+    if let Some(apply) = &world.overrides {
         apply(&mut new);
     }
     new.check_startup().map_err(|d| anyhow!("{d}"))?;
-    let old = &shared.options;
+    let old = &world.options;
     let fixed = [
         ("host", old.host != new.host),
         ("port", old.port != new.port),
@@ -71,7 +71,7 @@ pub fn reload(shared: &Shared) -> anyhow::Result<()> {
     // The write lock is taken only to add accounts the new config names, and only for
     // the insert: readers on the publish path never wait for the rest of the reload.
     let missing: Vec<&str> = {
-        let accounts = shared.accounts.read();
+        let accounts = world.accounts.read();
         new.accounts
             .iter()
             .map(|a| a.name.as_str())
@@ -83,23 +83,23 @@ pub fn reload(shared: &Shared) -> anyhow::Result<()> {
             .iter()
             .map(|name| {
                 let acc = Account::new(name);
-                let _ = acc.routes.set(shared.cluster.routes.clone());
+                let _ = acc.routes.set(world.cluster.routes.clone());
                 Arc::new(acc)
             })
             .collect();
-        let mut accounts = shared.accounts.write();
+        let mut accounts = world.accounts.write();
         for acc in created {
             accounts.entry(acc.name.clone()).or_insert(acc);
         }
     }
-    let auth = Auth::new(&new, &shared.accounts.read());
-    shared.replace_security(auth, tls);
-    shared.no_fast_producer_stall.store(
+    let auth = Auth::new(&new, &world.accounts.read());
+    world.replace_security(auth, tls);
+    world.no_fast_producer_stall.store(
         new.no_fast_producer_stall,
         std::sync::atomic::Ordering::Relaxed,
     );
     // Wake every reader so it re-checks its binding now, not at its next message.
-    let conns: Vec<_> = shared.conns.lock().values().cloned().collect();
+    let conns: Vec<_> = world.conns.lock().values().cloned().collect();
     for c in conns {
         c.recheck_auth();
     }

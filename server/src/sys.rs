@@ -4,14 +4,14 @@
 //! (STATSZ answers `{"server": {...}, "statsz": {...}}`).
 
 use crate::monitor;
-use crate::server::Shared;
+use crate::world::World;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// The response for a request subject, or `None` when it is not one we serve.
-pub fn respond(shared: &Shared, subject: &str, body: &[u8]) -> Option<Vec<u8>> {
+pub fn respond(world: &World, subject: &str, body: &[u8]) -> Option<Vec<u8>> {
     let rest = subject.strip_prefix("$SYS.REQ.SERVER.")?;
     let endpoint = if rest == "PING" {
         "STATSZ"
@@ -19,7 +19,7 @@ pub fn respond(shared: &Shared, subject: &str, body: &[u8]) -> Option<Vec<u8>> {
         e
     } else {
         let (id, e) = rest.split_once('.')?;
-        if id != shared.server_id {
+        if id != world.server_id {
             return None;
         }
         e
@@ -34,11 +34,11 @@ pub fn respond(shared: &Shared, subject: &str, body: &[u8]) -> Option<Vec<u8>> {
     let data = match endpoint {
         "STATSZ" => {
             let seq = SEQ.fetch_add(1, Ordering::Relaxed) + 1;
-            return serde_json::to_vec(&json!({"server": monitor::server_header(shared, seq), "statsz": monitor::statsz(shared)})).ok();
+            return serde_json::to_vec(&json!({"server": monitor::server_header(world, seq), "statsz": monitor::statsz(world)})).ok();
         }
-        "VARZ" => monitor::varz(shared),
+        "VARZ" => monitor::varz(world),
         "CONNZ" => monitor::connz_query(
-            shared,
+            world,
             &monitor::ConnzQuery {
                 sort: "cid".into(),
                 limit: usize_opt("limit", 1024).min(1024),
@@ -56,9 +56,9 @@ pub fn respond(shared: &Shared, subject: &str, body: &[u8]) -> Option<Vec<u8>> {
         // IDZ answers bare, without the `server`/`data` envelope, as nats-server does.
         "IDZ" => {
             return serde_json::to_vec(&json!({
-                "host": shared.options.host,
-                "id": shared.server_id,
-                "name": shared.info().server_name,
+                "host": world.options.host,
+                "id": world.server_id,
+                "name": world.info().server_name,
             }))
             .ok()
         }
@@ -79,29 +79,29 @@ pub fn respond(shared: &Shared, subject: &str, body: &[u8]) -> Option<Vec<u8>> {
                     params.insert(name.to_string(), text);
                 }
             }
-            monitor::subsz(shared, &params).unwrap_or_else(|e| json!({"error": e}))
+            monitor::subsz(world, &params).unwrap_or_else(|e| json!({"error": e}))
         }
-        "ACCOUNTZ" => monitor::accountz(shared, opts.get("account").and_then(Value::as_str))
+        "ACCOUNTZ" => monitor::accountz(world, opts.get("account").and_then(Value::as_str))
             .unwrap_or_else(|e| json!({"error": e})),
-        "ROUTEZ" => crate::route::routez(
-            shared,
+        "ROUTEZ" => monitor::routez(
+            world,
             opts.get("subscriptions")
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
         ),
         "LEAFZ" => monitor::leafz(
-            shared,
+            world,
             opts.get("subscriptions")
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
             opts.get("account").and_then(Value::as_str),
         ),
         "GATEWAYZ" => {
-            json!({"server_id": shared.server_id, "now": monitor::rfc3339(std::time::SystemTime::now()),
+            json!({"server_id": world.server_id, "now": monitor::rfc3339(std::time::SystemTime::now()),
                              "outbound_gateways": {}, "inbound_gateways": {}})
         }
         _ => return None,
     };
     let seq = SEQ.fetch_add(1, Ordering::Relaxed) + 1;
-    serde_json::to_vec(&json!({"server": monitor::server_header(shared, seq), "data": data})).ok()
+    serde_json::to_vec(&json!({"server": monitor::server_header(world, seq), "data": data})).ok()
 }

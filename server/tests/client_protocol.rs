@@ -258,6 +258,9 @@ fn info_carries_what_clients_rely_on() {
     });
 }
 
+// bob's password is the bcrypt hash of "s3cret" at cost 4 (cheap on purpose), made with
+// PyPI's bcrypt (each run picks another salt; any such hash does):
+//   python3 -c 'import bcrypt; print(bcrypt.hashpw(b"s3cret", bcrypt.gensalt(4, b"2a")))'
 const AUTH: &str = "authorization { timeout: 1\n users: [ {user: alice, password: pw, permissions: {publish: {allow: [\"ok.>\", \"_INBOX.>\"], deny: [\"ok.no\"]}, subscribe: {allow: [\"ok.>\"]}}}\n {user: bob, password: \"$2a$04$oj8mGImPu..08Sief7Sjv.ljTDS.AFH65vEgM9PdJbrsFtTLpAZn.\"} ] }";
 
 #[test]

@@ -3,10 +3,13 @@
 //! flow control (a consumer that falls behind holds its producers back, bounded),
 //! slow-consumer detection (max_pending, write_deadline), and the PING timer.
 
-pub mod client;
-pub mod leaf;
+mod frames;
+mod kind;
+mod writer;
 
-use crate::account::Account;
+pub use kind::{string_list, InterestKey, Kind, LeafFilters, Peer, Routes};
+pub use writer::{writer, Liveness};
+
 use crate::sublist::Interest;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -14,7 +17,6 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -85,27 +87,9 @@ pub struct Conn {
     pub headers: AtomicBool,
     /// The client takes asynchronous INFO updates (CONNECT `protocol` >= 1).
     pub info_aware: AtomicBool,
-    /// A leafnode link (accepted): messages go out as LMSG, interest as LS+/LS-.
-    pub is_leaf: AtomicBool,
-    /// Leaf links: how many local subscriptions back each (subject, queue) this link
-    /// has been told about, so LS+ goes out on the first and LS- on the last.
-    pub leaf_sent: Mutex<HashMap<InterestKey, u32>>,
-    /// Leaf links: the remote server's name (CONNECT `name`, or the hub's INFO name).
-    pub leaf_name: Mutex<Option<String>>,
-    /// A leaf link this server dialled (a `remotes` entry): it is the spoke.
-    pub is_spoke: AtomicBool,
-    /// A dialled link's `deny_imports` / `deny_exports`.
-    pub leaf_filters: OnceLock<LeafFilters>,
-    /// The hub said this link closes a loop: wait before dialling again.
-    pub loop_detected: AtomicBool,
-    /// A route to another server of the cluster: RS+/RS- and RMSG, every op naming
-    /// its account.
-    pub is_route: AtomicBool,
-    /// Routes: what each (account, subject, queue) this route has been told about
-    /// counts, so RS+ goes out on the first and RS- on the last.
-    pub route_sent: Mutex<HashMap<RouteInterestKey, u32>>,
-    /// Routes: the peer, once its INFO arrived.
-    pub route_peer: Mutex<Option<crate::route::Peer>>,
+    /// What this connection is: a client, a leaf link or a route, with what each
+    /// kind of link keeps.
+    pub kind: Kind,
     pub stats: ConnStats,
     pings_out: AtomicU32,
     max_pending: usize,
@@ -125,8 +109,8 @@ pub struct Conn {
     server_stats: Arc<ServerStats>,
     /// This connection's subscriptions by sid (also in its account's sublist).
     pub subs: Mutex<HashMap<Box<[u8]>, Arc<Subscription>>>,
-    /// The account CONNECT bound this connection to; set once.
-    account: OnceLock<Arc<Account>>,
+    /// The name of the account CONNECT bound this connection to; set once.
+    account: OnceLock<Box<str>>,
     /// Wakes the reader to re-check its credentials after a config reload.
     pub recheck: Notify,
     pub started: std::time::SystemTime,
@@ -145,21 +129,6 @@ pub struct Conn {
     grants_on: AtomicBool,
     reply_grants: Mutex<HashMap<Box<[u8]>, ReplyGrant>>,
 }
-
-/// A dialled leaf link's subject filters.
-#[derive(Debug, Default)]
-pub struct LeafFilters {
-    /// Subjects this server will not receive from the hub.
-    pub deny_imports: Vec<String>,
-    /// Subjects this server will not send to the hub.
-    pub deny_exports: Vec<String>,
-}
-
-/// An account, a subject and, for queue subscriptions, the queue name.
-pub type RouteInterestKey = (Box<str>, Box<str>, Option<Box<str>>);
-
-/// A subject and, for queue subscriptions, the queue name.
-pub type InterestKey = (Box<str>, Option<Box<str>>);
 
 /// Replies left, and until when.
 type ReplyGrant = (u64, std::time::Instant);
@@ -213,67 +182,6 @@ impl Interest for Subscription {
     }
 }
 
-/// Count one change of interest under `key` (the entry goes at zero); returns the
-/// count before and after.
-fn count_interest<K: std::hash::Hash + Eq + Clone>(
-    sent: &mut HashMap<K, u32>,
-    key: K,
-    delta: i32,
-) -> (u32, u32) {
-    let count = sent.entry(key.clone()).or_insert(0);
-    let before = *count;
-    *count = if delta >= 0 {
-        before + delta as u32
-    } else {
-        before.saturating_sub(delta.unsigned_abs())
-    };
-    let after = *count;
-    if after == 0 {
-        sent.remove(&key);
-    }
-    (before, after)
-}
-
-/// The `LS±`/`RS±` line that tells a link interest went from `before` to `after`:
-/// `+` on the first, `-` on the last, and for a queue `+` with its weight (its member
-/// count) on every change.
-fn interest_op(
-    kind: &str,
-    account: Option<&str>,
-    subject: &str,
-    queue: Option<&str>,
-    before: u32,
-    after: u32,
-) -> Option<String> {
-    let acc = account.map(|a| format!("{a} ")).unwrap_or_default();
-    match (queue, before, after) {
-        (None, 0, a) if a > 0 => Some(format!("{kind}+ {acc}{subject}\r\n")),
-        (None, b, 0) if b > 0 => Some(format!("{kind}- {acc}{subject}\r\n")),
-        (Some(q), b, 0) if b > 0 => Some(format!("{kind}- {acc}{subject} {q}\r\n")),
-        (Some(q), b, a) if a > 0 && a != b => Some(format!("{kind}+ {acc}{subject} {q} {a}\r\n")),
-        _ => None,
-    }
-}
-
-/// The tail every message frame shares: ` [<header size> ]<size>\r\n<body>\r\n`.
-fn push_sizes_and_body(b: &mut Vec<u8>, header_len: Option<usize>, body: &[u8]) {
-    b.push(b' ');
-    if let Some(h) = header_len {
-        push_num(b, h);
-        b.push(b' ');
-    }
-    push_num(b, body.len());
-    b.extend_from_slice(b"\r\n");
-    b.extend_from_slice(body);
-    b.extend_from_slice(b"\r\n");
-}
-
-/// Append a decimal number without allocating.
-fn push_num(buf: &mut Vec<u8>, n: usize) {
-    let mut b = itoa::Buffer::new();
-    buf.extend_from_slice(b.format(n).as_bytes());
-}
-
 /// Outcome of delivering one message to one subscription.
 pub enum Delivered {
     Yes,
@@ -288,6 +196,7 @@ impl Conn {
         addr: SocketAddr,
         max_pending: usize,
         server_stats: Arc<ServerStats>,
+        kind: Kind,
     ) -> Conn {
         Conn {
             cid,
@@ -301,18 +210,11 @@ impl Conn {
             queued: AtomicBool::new(false),
             closing: CancellationToken::new(),
             reason: Mutex::new(None),
-            echo: AtomicBool::new(true),
+            // A link never sends a message back over itself, and carries headers.
+            echo: AtomicBool::new(matches!(kind, Kind::Client)),
             info_aware: AtomicBool::new(false),
-            is_leaf: AtomicBool::new(false),
-            leaf_sent: Mutex::new(HashMap::new()),
-            leaf_name: Mutex::new(None),
-            is_spoke: AtomicBool::new(false),
-            leaf_filters: OnceLock::new(),
-            loop_detected: AtomicBool::new(false),
-            is_route: AtomicBool::new(false),
-            route_sent: Mutex::new(HashMap::new()),
-            route_peer: Mutex::new(None),
-            headers: AtomicBool::new(false),
+            headers: AtomicBool::new(!matches!(kind, Kind::Client)),
+            kind,
             stats: ConnStats::default(),
             pings_out: AtomicU32::new(0),
             max_pending,
@@ -375,137 +277,6 @@ impl Conn {
             }
         }
         g.insert(reply.into(), (max, std::time::Instant::now() + ttl));
-    }
-
-    pub fn leaf(&self) -> bool {
-        self.is_leaf.load(Ordering::Relaxed)
-    }
-
-    pub fn spoke(&self) -> bool {
-        self.is_spoke.load(Ordering::Relaxed)
-    }
-
-    pub fn route(&self) -> bool {
-        self.is_route.load(Ordering::Relaxed)
-    }
-
-    /// Tell this route that local interest in (account, subject, queue) grew or
-    /// shrank: `RS+ <acc> <subject> [<queue> <weight>]` / `RS- <acc> <subject> [<queue>]`.
-    pub fn route_interest(&self, account: &str, subject: &str, queue: Option<&str>, delta: i32) {
-        let key = (
-            Box::<str>::from(account),
-            Box::<str>::from(subject),
-            queue.map(Box::<str>::from),
-        );
-        let (before, after) = count_interest(&mut self.route_sent.lock(), key, delta);
-        if let Some(l) = interest_op("RS", Some(account), subject, queue, before, after) {
-            self.send(l.as_bytes());
-        }
-    }
-
-    /// Tell this leaf link that local interest in (subject, queue) grew or shrank.
-    pub fn leaf_interest(&self, subject: &str, queue: Option<&str>, delta: i32) {
-        // `deny_imports`: this server does not want those subjects, so it never asks.
-        if let Some(f) = self.leaf_filters.get() {
-            if f.deny_imports
-                .iter()
-                .any(|d| crate::subject::is_subset(subject, d))
-            {
-                return;
-            }
-        }
-        let key = (Box::<str>::from(subject), queue.map(Box::<str>::from));
-        let (before, after) = count_interest(&mut self.leaf_sent.lock(), key, delta);
-        if let Some(l) = interest_op("LS", None, subject, queue, before, after) {
-            self.send(l.as_bytes());
-        }
-    }
-
-    /// Append one LMSG/HMSG frame for a leaf link: once per message, naming the queue
-    /// groups it was picked for (`| q1 q2` or `+ reply q1 q2`).
-    pub fn deliver_leaf(
-        &self,
-        subject: &[u8],
-        reply: Option<&[u8]>,
-        queues: &[&str],
-        header_len: usize,
-        message: &[u8],
-    ) -> bool {
-        self.deliver_link(None, subject, reply, queues, header_len, message)
-    }
-
-    /// Append one RMSG/HMSG frame for a route: as for a leaf link, with the account
-    /// after the op.
-    pub fn deliver_route(
-        &self,
-        account: &str,
-        subject: &[u8],
-        reply: Option<&[u8]>,
-        queues: &[&str],
-        header_len: usize,
-        message: &[u8],
-    ) -> bool {
-        self.deliver_link(Some(account), subject, reply, queues, header_len, message)
-    }
-
-    fn deliver_link(
-        &self,
-        account: Option<&str>,
-        subject: &[u8],
-        reply: Option<&[u8]>,
-        queues: &[&str],
-        header_len: usize,
-        message: &[u8],
-    ) -> bool {
-        let with_headers = header_len > 0 && self.headers.load(Ordering::Relaxed);
-        let body = if header_len > 0 && !with_headers {
-            &message[header_len..]
-        } else {
-            message
-        };
-        let mut out = self.out.lock();
-        if out.closed {
-            return false;
-        }
-        let b = &mut out.buf;
-        match (with_headers, account) {
-            (true, _) => b.extend_from_slice(b"HMSG "),
-            (false, None) => b.extend_from_slice(b"LMSG "),
-            (false, Some(_)) => b.extend_from_slice(b"RMSG "),
-        }
-        if let Some(a) = account {
-            b.extend_from_slice(a.as_bytes());
-            b.push(b' ');
-        }
-        b.extend_from_slice(subject);
-        match (reply, queues.is_empty()) {
-            (Some(r), true) => {
-                b.push(b' ');
-                b.extend_from_slice(r);
-            }
-            (Some(r), false) => {
-                b.extend_from_slice(b" + ");
-                b.extend_from_slice(r);
-            }
-            (None, false) => b.extend_from_slice(b" |"),
-            (None, true) => {}
-        }
-        for q in queues {
-            b.push(b' ');
-            b.extend_from_slice(q.as_bytes());
-        }
-        push_sizes_and_body(b, with_headers.then_some(header_len), body);
-        if !self.check_pending(&mut out) {
-            // A link that cannot keep up is closed like a client (and redialled by its
-            // leaf): memory stays bounded.
-            return false;
-        }
-        drop(out);
-        self.stats.out_msgs.fetch_add(1, Ordering::Relaxed);
-        self.stats
-            .out_bytes
-            .fetch_add(body.len() as u64, Ordering::Relaxed);
-        true
     }
 
     /// After a frame was appended: mark the connection behind past its stall mark,
@@ -572,12 +343,10 @@ impl Conn {
     fn count_slow_consumer(&self) {
         let s = &self.server_stats;
         s.slow_consumers.fetch_add(1, Ordering::Relaxed);
-        let by_kind = if self.route() {
-            &s.slow_consumer_routes
-        } else if self.leaf() {
-            &s.slow_consumer_leafs
-        } else {
-            &s.slow_consumer_clients
+        let by_kind = match self.kind {
+            Kind::Route(_) => &s.slow_consumer_routes,
+            Kind::Leaf(_) => &s.slow_consumer_leafs,
+            Kind::Client => &s.slow_consumer_clients,
         };
         by_kind.fetch_add(1, Ordering::Relaxed);
     }
@@ -592,12 +361,13 @@ impl Conn {
         self.recheck.notify_one();
     }
 
-    pub fn account(&self) -> Option<&Arc<Account>> {
-        self.account.get()
+    /// The account this connection is bound to, once CONNECT bound it.
+    pub fn account_name(&self) -> Option<&str> {
+        self.account.get().map(|a| &**a)
     }
 
-    pub fn bind_account(&self, account: Arc<Account>) {
-        let _ = self.account.set(account);
+    pub fn bind_account(&self, name: &str) {
+        let _ = self.account.set(name.into());
     }
 
     /// Queue raw protocol bytes (INFO, PONG, +OK, -ERR) and wake the writer.
@@ -673,212 +443,4 @@ impl Conn {
                 .store(now.saturating_sub(start).max(1), Ordering::Relaxed);
         }
     }
-
-    /// Append a MSG (or HMSG) frame for `sub`. No allocation: the frame is written
-    /// straight into the outbound buffer.
-    pub fn deliver(
-        &self,
-        sub: &Subscription,
-        subject: &[u8],
-        reply: Option<&[u8]>,
-        header_len: usize,
-        message: &[u8],
-    ) -> Delivered {
-        // Every delivery counts, so `UNSUB <sid> <max>` after some have arrived
-        // allows only the rest, as in nats-server.
-        if sub.denies(subject) {
-            return Delivered::No;
-        }
-        let max = sub.max.load(Ordering::Relaxed);
-        let n = sub.delivered.fetch_add(1, Ordering::AcqRel) + 1;
-        if max > 0 && n > max {
-            return Delivered::No;
-        }
-        let last = max > 0 && n == max;
-        let with_headers = header_len > 0 && self.headers.load(Ordering::Relaxed);
-        let body = if header_len > 0 && !with_headers {
-            &message[header_len..]
-        } else {
-            message
-        };
-        let mut out = self.out.lock();
-        if out.closed {
-            return Delivered::No;
-        }
-        let b = &mut out.buf;
-        b.extend_from_slice(if with_headers { b"HMSG " } else { b"MSG " });
-        b.extend_from_slice(subject);
-        b.push(b' ');
-        b.extend_from_slice(&sub.sid);
-        if let Some(r) = reply {
-            b.push(b' ');
-            b.extend_from_slice(r);
-        }
-        push_sizes_and_body(b, with_headers.then_some(header_len), body);
-        if !self.check_pending(&mut out) {
-            // Never let a reader that cannot keep up grow memory: drop and close.
-            return Delivered::No;
-        }
-        drop(out);
-        if let Some(r) = reply {
-            if self.grants_on.load(Ordering::Relaxed) {
-                self.grant_reply(r);
-            }
-        }
-        self.stats.out_msgs.fetch_add(1, Ordering::Relaxed);
-        self.stats
-            .out_bytes
-            .fetch_add(body.len() as u64, Ordering::Relaxed);
-        if last {
-            Delivered::Last
-        } else {
-            Delivered::Yes
-        }
-    }
-}
-
-/// Timing of the keepalive, from the options.
-#[derive(Clone, Copy)]
-pub struct Liveness {
-    pub first_ping: Duration,
-    pub ping_interval: Duration,
-    pub ping_max: u32,
-    pub write_deadline: Duration,
-}
-
-/// The writer task: wait for a wake-up, swap the pending bytes out under the lock,
-/// write them in one call, and keep the spare buffer for next time. Also sends PINGs
-/// on a fixed schedule — traffic does not postpone them — and closes a connection
-/// that leaves more than `ping_max` unanswered.
-pub async fn writer<W: tokio::io::AsyncWrite + Unpin>(conn: Arc<Conn>, mut w: W, live: Liveness) {
-    let mut spare: Vec<u8> = Vec::new();
-    let mut ping = tokio::time::interval_at(
-        tokio::time::Instant::now() + live.first_ping,
-        live.ping_interval,
-    );
-    loop {
-        let mut draining = false;
-        tokio::select! {
-            _ = conn.wake.notified() => {}
-            _ = conn.closing.cancelled() => draining = true,
-            _ = ping.tick() => {
-                let outstanding = conn.pings_out.fetch_add(1, Ordering::AcqRel) + 1;
-                if outstanding > live.ping_max {
-                    conn.server_stats.stale_connections.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!("{} - cid:{} - Stale Client Connection - Closing", conn.addr, conn.cid);
-                    {
-                        let mut out = conn.out.lock();
-                        out.buf.extend_from_slice(b"-ERR 'Stale Connection'\r\n");
-                    }
-                    conn.close("Stale Connection");
-                    draining = true;
-                } else {
-                    let mut out = conn.out.lock();
-                    if !out.closed {
-                        out.buf.extend_from_slice(b"PING\r\n");
-                        conn.rtt_start.store(unix_nanos(std::time::SystemTime::now()), Ordering::Release);
-                    }
-                }
-            }
-        }
-        {
-            let mut out = conn.out.lock();
-            std::mem::swap(&mut out.buf, &mut spare);
-            out.in_flight = spare.len();
-        }
-        if !spare.is_empty() {
-            if let Err(reason) = write_out(&conn, &mut w, &spare, live.write_deadline).await {
-                conn.close(reason);
-                break;
-            }
-            // Keep the buffer while traffic is heavy (regrowing it costs copies);
-            // give it back once writes are small again, so idle connections stay small.
-            let written = spare.len();
-            spare.clear();
-            if spare.capacity() > 64 * 1024 && written < spare.capacity() / 8 {
-                spare = Vec::new();
-            }
-        }
-        if draining || conn.closing.is_cancelled() {
-            // One last swap: anything queued just before close (a final -ERR).
-            let rest = std::mem::take(&mut conn.out.lock().buf);
-            if !rest.is_empty() {
-                let _ = tokio::time::timeout(live.write_deadline, w.write_all(&rest)).await;
-            }
-            break;
-        }
-    }
-    // Bounded: a TLS close_notify to a peer that stopped reading must not hold the
-    // task (and the socket) forever.
-    let _ = tokio::time::timeout(live.write_deadline, w.shutdown()).await;
-}
-
-/// Write `bytes` as the socket takes them, counting each part off the connection's
-/// pending bytes, so a consumer that is reading drains its producers' wait as it goes.
-/// A write that makes no progress for `write_deadline` is a slow consumer.
-async fn write_out<W: tokio::io::AsyncWrite + Unpin>(
-    conn: &Conn,
-    w: &mut W,
-    bytes: &[u8],
-    write_deadline: Duration,
-) -> Result<(), &'static str> {
-    conn.last_progress
-        .store(unix_nanos(std::time::SystemTime::now()), Ordering::Relaxed);
-    let result = write_parts(conn, w, bytes, write_deadline).await;
-    conn.last_progress.store(0, Ordering::Relaxed);
-    result
-}
-
-async fn write_parts<W: tokio::io::AsyncWrite + Unpin>(
-    conn: &Conn,
-    w: &mut W,
-    bytes: &[u8],
-    write_deadline: Duration,
-) -> Result<(), &'static str> {
-    let mut done = 0;
-    while done < bytes.len() {
-        let n = match tokio::time::timeout(write_deadline, w.write(&bytes[done..])).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return Err("Write Error"),
-            Ok(Ok(n)) => n,
-            Err(_) => return Err(write_deadline_exceeded(conn, write_deadline)),
-        };
-        done += n;
-        conn.last_progress
-            .store(unix_nanos(std::time::SystemTime::now()), Ordering::Relaxed);
-        let drained = {
-            let mut out = conn.out.lock();
-            out.in_flight = bytes.len() - done;
-            let pending = out.buf.len() + out.in_flight;
-            // Cleared under the lock: a producer that pushes it past the mark again
-            // right after sets it again.
-            let drained = conn.behind.load(Ordering::Relaxed) && pending <= conn.stall_mark / 2;
-            if drained {
-                conn.behind.store(false, Ordering::Release);
-            }
-            drained
-        };
-        if drained {
-            conn.drained.notify_waiters();
-        }
-    }
-    // TLS: what the session still holds goes out too, within the same deadline.
-    match tokio::time::timeout(write_deadline, w.flush()).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) => Err("Write Error"),
-        Err(_) => Err(write_deadline_exceeded(conn, write_deadline)),
-    }
-}
-
-/// A write (or TLS flush) made no progress for `write_deadline`: count and log the
-/// slow consumer, and give the close reason.
-fn write_deadline_exceeded(conn: &Conn, write_deadline: Duration) -> &'static str {
-    conn.count_slow_consumer();
-    tracing::info!(
-        "{} - cid:{} - Slow Consumer Detected: WriteDeadline of {:?} exceeded with {} total bytes",
-        conn.addr,
-        conn.cid,
-        write_deadline,
-        conn.pending_bytes()
-    );
-    "Slow Consumer (Write Deadline)"
 }

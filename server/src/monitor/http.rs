@@ -2,7 +2,7 @@
 //! `curl | jq` on nats-server, with its paths, query options, status codes and JSON.
 
 use super::{accountz, accstatz, connz_query, rfc3339, subsz, varz, ConnzQuery};
-use crate::server::Shared;
+use crate::world::World;
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -32,20 +32,20 @@ fn bad_request(msg: String) -> Response {
         .into_response()
 }
 
-fn count(shared: &Shared, path: &str) {
-    *shared
+fn count(world: &World, path: &str) {
+    *world
         .http_req_stats
         .lock()
         .entry(path.to_string())
         .or_insert(0) += 1;
 }
 
-async fn varz_h(State(s): State<Arc<Shared>>) -> Response {
+async fn varz_h(State(s): State<Arc<World>>) -> Response {
     count(&s, "/varz");
     json_response(&varz(&s))
 }
 
-async fn connz_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {
+async fn connz_h(State(s): State<Arc<World>>, Query(p): Params) -> Response {
     count(&s, "/connz");
     match ConnzQuery::from_params(&p) {
         Ok(q) => json_response(&connz_query(&s, &q)),
@@ -53,7 +53,7 @@ async fn connz_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {
     }
 }
 
-async fn healthz_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {
+async fn healthz_h(State(s): State<Arc<World>>, Query(p): Params) -> Response {
     count(&s, "/healthz");
     // nats-server writes this one compact.
     let _ = p;
@@ -64,7 +64,7 @@ async fn healthz_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {
         .into_response()
 }
 
-async fn subsz_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {
+async fn subsz_h(State(s): State<Arc<World>>, Query(p): Params) -> Response {
     count(&s, "/subsz");
     match subsz(&s, &p) {
         Ok(v) => json_response(&v),
@@ -72,7 +72,7 @@ async fn subsz_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {
     }
 }
 
-async fn accountz_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {
+async fn accountz_h(State(s): State<Arc<World>>, Query(p): Params) -> Response {
     count(&s, "/accountz");
     match accountz(&s, p.get("acc").map(String::as_str)) {
         Ok(v) => json_response(&v),
@@ -80,33 +80,33 @@ async fn accountz_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response 
     }
 }
 
-async fn accstatz_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {
+async fn accstatz_h(State(s): State<Arc<World>>, Query(p): Params) -> Response {
     count(&s, "/accstatz");
     let unused = p.get("unused").is_some_and(|v| v == "1" || v == "true");
     json_response(&accstatz(&s, unused))
 }
 
-async fn routez_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {
+async fn routez_h(State(s): State<Arc<World>>, Query(p): Params) -> Response {
     count(&s, "/routez");
     let subs = p
         .get("subs")
         .is_some_and(|v| v == "1" || v == "true" || v == "detail");
-    json_response(&crate::route::routez(&s, subs))
+    json_response(&crate::monitor::routez(&s, subs))
 }
 
-async fn leafz_h(State(s): State<Arc<Shared>>, Query(p): Params) -> Response {
+async fn leafz_h(State(s): State<Arc<World>>, Query(p): Params) -> Response {
     count(&s, "/leafz");
     let subs = p.get("subs").is_some_and(|v| v == "1" || v == "true");
     json_response(&super::leafz(&s, subs, p.get("acc").map(String::as_str)))
 }
 
-async fn gatewayz_h(State(s): State<Arc<Shared>>) -> Response {
+async fn gatewayz_h(State(s): State<Arc<World>>) -> Response {
     count(&s, "/gatewayz");
     let v = json!({"server_id": s.server_id, "now": rfc3339(SystemTime::now()), "outbound_gateways": {}, "inbound_gateways": {}});
     json_response(&v)
 }
 
-async fn jsz_h(State(s): State<Arc<Shared>>) -> Response {
+async fn jsz_h(State(s): State<Arc<World>>) -> Response {
     count(&s, "/jsz");
     let v = json!({
         "memory": 0, "storage": 0, "reserved_memory": 0, "reserved_storage": 0, "accounts": 0, "ha_assets": 0,
@@ -118,7 +118,7 @@ async fn jsz_h(State(s): State<Arc<Shared>>) -> Response {
     json_response(&v)
 }
 
-async fn metrics_h(State(s): State<Arc<Shared>>) -> Response {
+async fn metrics_h(State(s): State<Arc<World>>) -> Response {
     count(&s, "/metrics");
     (
         [(
@@ -130,7 +130,7 @@ async fn metrics_h(State(s): State<Arc<Shared>>) -> Response {
         .into_response()
 }
 
-async fn index_h(State(s): State<Arc<Shared>>) -> Response {
+async fn index_h(State(s): State<Arc<World>>) -> Response {
     count(&s, "/");
     let links: String = [
         "varz", "connz", "routez", "gatewayz", "leafz", "subsz", "accountz", "accstatz", "jsz",
@@ -149,10 +149,10 @@ async fn index_h(State(s): State<Arc<Shared>>) -> Response {
         .into_response()
 }
 
-pub fn router(shared: Arc<Shared>) -> Router {
+pub fn router(world: Arc<World>) -> Router {
     let pages = pages();
     // `http_base_path: /nats` serves /nats/varz and friends, and nothing at /varz.
-    let base = shared
+    let base = world
         .options
         .http_base_path
         .as_deref()
@@ -170,10 +170,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
                 "404 page not found\n",
             )
         })
-        .with_state(shared)
+        .with_state(world)
 }
 
-fn pages() -> Router<Arc<Shared>> {
+fn pages() -> Router<Arc<World>> {
     Router::new()
         .route("/", get(index_h))
         .route("/varz", get(varz_h).post(varz_h))
@@ -192,27 +192,27 @@ fn pages() -> Router<Arc<Shared>> {
 
 /// Bind the monitoring listener; it serves until the server shuts down.
 pub async fn start(
-    shared: Arc<Shared>,
+    world: Arc<World>,
     host: &str,
     port: i64,
 ) -> anyhow::Result<std::net::SocketAddr> {
     let listener = bind(host, port).await?;
     let addr = listener.local_addr()?;
-    spawn_accept_loop(listener, shared, None);
+    spawn_accept_loop(listener, world, None);
     tracing::info!("Starting http monitor on {addr}");
     Ok(addr)
 }
 
 /// `https_port` / `https`: the same endpoints over TLS, with the server's `tls {}` block.
 pub async fn start_https(
-    shared: Arc<Shared>,
+    world: Arc<World>,
     host: &str,
     port: i64,
     tls: Arc<crate::tls::ServerTls>,
 ) -> anyhow::Result<std::net::SocketAddr> {
     let listener = bind(host, port).await?;
     let local = listener.local_addr()?;
-    spawn_accept_loop(listener, shared, Some(tls));
+    spawn_accept_loop(listener, world, Some(tls));
     tracing::info!("Starting https monitor on {local}");
     Ok(local)
 }
@@ -239,11 +239,11 @@ const MONITOR_CONN_LIFETIME: Duration = Duration::from_secs(60);
 /// handshakes too, within the TLS timeout, so a slow client holds up no other).
 fn spawn_accept_loop(
     listener: tokio::net::TcpListener,
-    shared: Arc<Shared>,
+    world: Arc<World>,
     tls: Option<Arc<crate::tls::ServerTls>>,
 ) {
-    let shutdown = shared.shutdown.clone();
-    let app = router(shared);
+    let shutdown = world.shutdown.clone();
+    let app = router(world);
     let tls = tls.map(|t| (tokio_rustls::TlsAcceptor::from(t.config.clone()), t.timeout));
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_MONITOR_CONNS));
     tokio::spawn(async move {

@@ -1,10 +1,10 @@
 //! `/metrics` in the Prometheus text format, so no exporter sidecar is needed.
 //! Server totals come from the same numbers as `/varz`; the leaf-node families carry
 //! the names the seed article's PromQL uses (`nats_leafnodes_*`), so its queries and
-//! alerts work unchanged once leaf links exist (issue #4).
+//! alerts work unchanged.
 
 use super::{subscriptions_total, totals};
-use crate::server::Shared;
+use crate::world::World;
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
@@ -15,114 +15,125 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str, value: impl std:
     let _ = writeln!(out, "{name} {value}");
 }
 
-pub fn render(shared: &Shared) -> String {
-    let t = totals(shared);
+pub fn render(world: &World) -> String {
     let mut out = String::with_capacity(4096);
-    let conns = shared.conns.lock().len();
+    server_families(&mut out, world);
+    leaf_families(&mut out, world);
+    out
+}
+
+/// The server's totals, as `/varz` counts them.
+fn server_families(out: &mut String, world: &World) {
+    let t = totals(world);
+    let conns = world.conns.lock().len();
     let uptime = SystemTime::now()
-        .duration_since(shared.started)
+        .duration_since(world.started)
         .unwrap_or_default()
         .as_secs_f64();
     family(
-        &mut out,
+        out,
         "nats_server_connections",
         "gauge",
         "Client connections open now.",
         conns,
     );
     family(
-        &mut out,
+        out,
         "nats_server_connections_total",
         "counter",
         "Client connections accepted since start.",
-        shared.stats.total_connections.load(Ordering::Relaxed),
+        world.stats.total_connections.load(Ordering::Relaxed),
     );
     family(
-        &mut out,
+        out,
         "nats_server_in_msgs_total",
         "counter",
         "Messages received from clients.",
         t.in_msgs,
     );
     family(
-        &mut out,
+        out,
         "nats_server_in_bytes_total",
         "counter",
         "Payload bytes received from clients.",
         t.in_bytes,
     );
     family(
-        &mut out,
+        out,
         "nats_server_out_msgs_total",
         "counter",
         "Messages delivered to subscribers.",
         t.out_msgs,
     );
     family(
-        &mut out,
+        out,
         "nats_server_out_bytes_total",
         "counter",
         "Payload bytes delivered to subscribers.",
         t.out_bytes,
     );
     family(
-        &mut out,
+        out,
         "nats_server_slow_consumers_total",
         "counter",
         "Connections closed as slow consumers.",
-        shared.stats.slow_consumers.load(Ordering::Relaxed),
+        world.stats.slow_consumers.load(Ordering::Relaxed),
     );
     family(
-        &mut out,
+        out,
         "nats_server_stalled_clients_total",
         "counter",
         "Times a producer was held back while a consumer it fed drained.",
-        shared.stats.stalls.load(Ordering::Relaxed),
+        world.stats.stalls.load(Ordering::Relaxed),
     );
     family(
-        &mut out,
+        out,
         "nats_server_stale_connections_total",
         "counter",
         "Connections closed for unanswered PINGs.",
-        shared.stats.stale_connections.load(Ordering::Relaxed),
+        world.stats.stale_connections.load(Ordering::Relaxed),
     );
     family(
-        &mut out,
+        out,
         "nats_server_subscriptions",
         "gauge",
         "Subscriptions in all accounts.",
-        subscriptions_total(shared),
+        subscriptions_total(world),
     );
     family(
-        &mut out,
+        out,
         "nats_server_routes",
         "gauge",
         "Route connections.",
-        crate::route::counts(shared).0,
+        crate::world::routes::counts(world).0,
     );
     family(
-        &mut out,
+        out,
         "nats_server_uptime_seconds",
         "gauge",
         "Seconds since the server started.",
         format!("{uptime:.3}"),
     );
     family(
-        &mut out,
+        out,
         "nats_server_mem_bytes",
         "gauge",
         "Resident memory of the server process.",
         super::rss_bytes(),
     );
-    let leafs: Vec<std::sync::Arc<crate::conn::Conn>> = shared
+}
+
+/// The leaf links: how many, and per link its traffic and round-trip time.
+fn leaf_families(out: &mut String, world: &World) {
+    let leafs: Vec<std::sync::Arc<crate::conn::Conn>> = world
         .conns
         .lock()
         .values()
-        .filter(|c| c.leaf())
+        .filter(|c| c.is_leaf())
         .cloned()
         .collect();
     family(
-        &mut out,
+        out,
         "nats_leafnodes_connections",
         "gauge",
         "Leaf node connections open now.",
@@ -161,7 +172,7 @@ pub fn render(shared: &Shared) -> String {
             "Round-trip time of a leaf connection.",
             |c| format!("{:.9}", c.rtt_nanos.load(Ordering::Relaxed) as f64 / 1e9),
         ),
-        // Accepted links do not reconnect themselves; remotes (issue #4) will count here.
+        // Not counted yet: always 0.
         (
             "nats_leafnodes_reconnects",
             "counter",
@@ -173,8 +184,11 @@ pub fn render(shared: &Shared) -> String {
         let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} {kind}");
         for c in &leafs {
-            let leaf = c.leaf_name.lock().clone().unwrap_or_default();
-            let account = c.account().map(|a| a.name.clone()).unwrap_or_default();
+            let leaf = c
+                .leaf_link()
+                .and_then(|l| l.name.lock().clone())
+                .unwrap_or_default();
+            let account = c.account_name().unwrap_or_default().to_string();
             let _ = writeln!(
                 out,
                 "{name}{{leaf=\"{}\",account=\"{}\",remote=\"{}\"}} {}",
@@ -185,7 +199,6 @@ pub fn render(shared: &Shared) -> String {
             );
         }
     }
-    out
 }
 
 /// A label value in the text format: backslash, quote and newline escaped.

@@ -137,117 +137,142 @@ fn parse_as<'a>(buf: &'a [u8], limits: &Limits, route: bool) -> RouteParse<'a> {
         args = rest;
     }
     if upper(op, sub_op) {
-        return match args {
-            [s] => Ok(Some((
-                LeafOp::Sub {
-                    subject: s,
-                    queue: None,
-                    weight: 0,
-                },
-                account,
-                after,
-            ))),
-            [s, q, w] => {
-                let weight = size(w).ok_or(ParseError::Silent("LS+ bad queue weight"))? as u32;
-                Ok(Some((
-                    LeafOp::Sub {
-                        subject: s,
-                        queue: Some(q),
-                        weight: weight.max(1),
-                    },
-                    account,
-                    after,
-                )))
-            }
-            [s, q] => Ok(Some((
-                LeafOp::Sub {
-                    subject: s,
-                    queue: Some(q),
-                    weight: 1,
-                },
-                account,
-                after,
-            ))),
-            _ => Err(ParseError::Silent("LS+ parse error")),
-        };
+        return sub(args, account, after);
     }
     if upper(op, unsub_op) {
-        return match args {
-            [s] => Ok(Some((
-                LeafOp::Unsub {
-                    subject: s,
-                    queue: None,
-                },
-                account,
-                after,
-            ))),
-            [s, q] | [s, q, _] => Ok(Some((
-                LeafOp::Unsub {
-                    subject: s,
-                    queue: Some(q),
-                },
-                account,
-                after,
-            ))),
-            _ => Err(ParseError::Silent("LS- parse error")),
-        };
+        return unsub(args, account, after);
     }
     let headers = upper(op, b"HMSG");
     if upper(op, msg_op) || headers {
-        let n_sizes = if headers { 2 } else { 1 };
-        if args.len() < 1 + n_sizes {
-            return Err(ParseError::Silent("LMSG parse error"));
-        }
-        let (head, sizes) = args.split_at(args.len() - n_sizes);
-        let subject = head[0];
-        let (reply, queues) = match head.get(1) {
-            None => (None, None),
-            Some(&b"|") if head.len() > 2 => {
-                (None, Some(span(line, head[2], head[head.len() - 1])))
-            }
-            Some(&b"+") if head.len() > 3 => (
-                Some(head[2]),
-                Some(span(line, head[3], head[head.len() - 1])),
-            ),
-            Some(r) if head.len() == 2 => (Some(*r), None),
-            _ => return Err(ParseError::Silent("LMSG parse error")),
-        };
-        let (header_len, total) = if headers {
-            let h = size(sizes[0]).ok_or(ParseError::Silent("HMSG bad header size"))?;
-            let t = size(sizes[1]).ok_or(ParseError::Silent("HMSG bad total size"))?;
-            if h > t {
-                return Err(ParseError::Silent("HMSG header larger than total"));
-            }
-            (h, t)
-        } else {
-            (
-                0,
-                size(sizes[0]).ok_or(ParseError::Silent("LMSG bad size"))?,
-            )
-        };
-        if total > limits.max_payload {
-            return Err(ParseError::MaxPayload);
-        }
-        let end = after + total;
-        match (buf.get(end), buf.get(end + 1)) {
-            (None, _) | (Some(b'\r'), None) => return Ok(None),
-            (Some(b'\r'), Some(b'\n')) => {}
-            _ => return Err(ParseError::UnknownOp),
-        }
-        let message = &buf[after..end];
-        return Ok(Some((
-            LeafOp::Msg {
-                subject,
-                reply,
-                queues,
-                header_len,
-                message,
-            },
-            account,
-            end + 2,
-        )));
+        return message(buf, line, args, headers, limits, account, after);
     }
     Err(ParseError::UnknownOp)
+}
+
+/// `LS+`/`RS+` arguments: `<subject> [<queue> [<weight>]]`.
+#[inline]
+fn sub<'a>(args: &[&'a [u8]], account: Option<&'a [u8]>, after: usize) -> RouteParse<'a> {
+    match args {
+        [s] => Ok(Some((
+            LeafOp::Sub {
+                subject: s,
+                queue: None,
+                weight: 0,
+            },
+            account,
+            after,
+        ))),
+        [s, q, w] => {
+            let weight = size(w).ok_or(ParseError::Silent("LS+ bad queue weight"))? as u32;
+            Ok(Some((
+                LeafOp::Sub {
+                    subject: s,
+                    queue: Some(q),
+                    weight: weight.max(1),
+                },
+                account,
+                after,
+            )))
+        }
+        [s, q] => Ok(Some((
+            LeafOp::Sub {
+                subject: s,
+                queue: Some(q),
+                weight: 1,
+            },
+            account,
+            after,
+        ))),
+        _ => Err(ParseError::Silent("LS+ parse error")),
+    }
+}
+
+/// `LS-`/`RS-` arguments: `<subject> [<queue>]`.
+#[inline]
+fn unsub<'a>(args: &[&'a [u8]], account: Option<&'a [u8]>, after: usize) -> RouteParse<'a> {
+    match args {
+        [s] => Ok(Some((
+            LeafOp::Unsub {
+                subject: s,
+                queue: None,
+            },
+            account,
+            after,
+        ))),
+        [s, q] | [s, q, _] => Ok(Some((
+            LeafOp::Unsub {
+                subject: s,
+                queue: Some(q),
+            },
+            account,
+            after,
+        ))),
+        _ => Err(ParseError::Silent("LS- parse error")),
+    }
+}
+
+/// `LMSG`/`RMSG`/`HMSG` arguments, `<subject> [reply | + reply q.. | '|' q..] [<hdr>] <size>`,
+/// and the payload after the line: the whole message or nothing yet.
+#[inline]
+fn message<'a>(
+    buf: &'a [u8],
+    line: &'a [u8],
+    args: &[&'a [u8]],
+    headers: bool,
+    limits: &Limits,
+    account: Option<&'a [u8]>,
+    after: usize,
+) -> RouteParse<'a> {
+    let n_sizes = if headers { 2 } else { 1 };
+    if args.len() < 1 + n_sizes {
+        return Err(ParseError::Silent("LMSG parse error"));
+    }
+    let (head, sizes) = args.split_at(args.len() - n_sizes);
+    let subject = head[0];
+    let (reply, queues) = match head.get(1) {
+        None => (None, None),
+        Some(&b"|") if head.len() > 2 => (None, Some(span(line, head[2], head[head.len() - 1]))),
+        Some(&b"+") if head.len() > 3 => (
+            Some(head[2]),
+            Some(span(line, head[3], head[head.len() - 1])),
+        ),
+        Some(r) if head.len() == 2 => (Some(*r), None),
+        _ => return Err(ParseError::Silent("LMSG parse error")),
+    };
+    let (header_len, total) = if headers {
+        let h = size(sizes[0]).ok_or(ParseError::Silent("HMSG bad header size"))?;
+        let t = size(sizes[1]).ok_or(ParseError::Silent("HMSG bad total size"))?;
+        if h > t {
+            return Err(ParseError::Silent("HMSG header larger than total"));
+        }
+        (h, t)
+    } else {
+        (
+            0,
+            size(sizes[0]).ok_or(ParseError::Silent("LMSG bad size"))?,
+        )
+    };
+    if total > limits.max_payload {
+        return Err(ParseError::MaxPayload);
+    }
+    let end = after + total;
+    match (buf.get(end), buf.get(end + 1)) {
+        (None, _) | (Some(b'\r'), None) => return Ok(None),
+        (Some(b'\r'), Some(b'\n')) => {}
+        _ => return Err(ParseError::UnknownOp),
+    }
+    let message = &buf[after..end];
+    Ok(Some((
+        LeafOp::Msg {
+            subject,
+            reply,
+            queues,
+            header_len,
+            message,
+        },
+        account,
+        end + 2,
+    )))
 }
 
 #[cfg(test)]

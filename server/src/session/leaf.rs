@@ -1,153 +1,15 @@
-//! Accepted leafnode links (the hub side): the INFO an official leaf requires, CONNECT
+//! Leaf link ops, on either side of the link: CONNECT
 //! with the leafnode authorization, the interest snapshot and LS+/LS- updates, loop
 //! detection by `$LDS.` subjects, and LMSG/HMSG in both directions.
 
-use super::client::{remove_sub, Client, Closed};
-use super::{Conn, Subscription};
-use crate::protocol::info::{Connect, Info};
-use crate::protocol::leaf::{parse, parse_route, LeafOp};
-use crate::server::Shared;
-use bytes::{Buf, BytesMut};
-use futures_util::FutureExt;
+use super::{remove_sub, Closed, Session};
+use crate::conn::{Conn, Subscription};
+use crate::protocol::info::Connect;
+use crate::protocol::leaf::LeafOp;
+use crate::world::World;
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
-
-/// The subject this server subscribes to on every leaf link: seeing it come back as
-/// interest from a leaf means the links form a loop.
-pub fn loop_subject(shared: &Shared) -> String {
-    // 22 characters, stable for this server's life, like nats-server's.
-    format!("$LDS.{}", &shared.server_id[shared.server_id.len() - 22..])
-}
-
-fn leaf_info(shared: &Shared, cid: u64, addr: SocketAddr) -> Info {
-    let mut info = shared.info();
-    info.proto = 1;
-    info.client_id = cid;
-    info.client_ip = addr.ip().to_string();
-    let port = shared.leaf_port.load(Ordering::Relaxed) as u16;
-    let l = shared.options.leafnodes.as_ref();
-    let advertise = l.and_then(|l| l.advertise.as_deref());
-    // The leafnode listener's own host (client_advertise is for clients only).
-    let host = l
-        .and_then(|l| l.host.clone())
-        .unwrap_or_else(|| shared.options.host.clone());
-    (info.host, info.port) = crate::server::advertised_host_port(advertise, &host, port);
-    info.auth_required = shared.leaf_auth_required();
-    info.tls_required = false;
-    info.tls_available = false;
-    info.tls_verify = false;
-    // Every leaf connection gets its own nonce, as clients do: a signature of it
-    // proves the leaf's nkey now, and cannot be replayed on another connection.
-    info.nonce = crate::auth::Auth::new_nonce();
-    info
-}
-
-pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
-    use tokio::io::AsyncWriteExt;
-    let cid = shared.next_cid.fetch_add(1, Ordering::Relaxed) + 1;
-    let _ = stream.set_nodelay(true);
-    let conn = Arc::new(Conn::new(
-        cid,
-        addr,
-        super::link_max_pending(shared.options.max_pending as usize),
-        shared.stats.clone(),
-    ));
-    conn.is_leaf.store(true, Ordering::Relaxed);
-    // A message never goes back over the link it came from.
-    conn.echo.store(false, Ordering::Relaxed);
-    conn.headers.store(true, Ordering::Relaxed);
-    let tls = shared.leaf_tls.clone();
-    let mut info = leaf_info(&shared, cid, addr);
-    if let Some(t) = &tls {
-        info.tls_required = true;
-        info.tls_verify = t.verify;
-        info.auth_required |= t.verify;
-    }
-    // An official leaf treats an INFO without client_id or leafnode_urls as the wrong port.
-    let mut line = serde_json::to_value(&info).unwrap_or_default();
-    line["leafnode_urls"] = serde_json::json!(shared.leaf_urls());
-    let mut bytes = b"INFO ".to_vec();
-    bytes.extend_from_slice(line.to_string().as_bytes());
-    bytes.extend_from_slice(b" \r\n");
-    tracing::info!("{addr} - lid:{cid} - Leafnode connection created");
-    match tls {
-        None => {
-            conn.send(&bytes);
-            let (rd, wr) = stream.into_split();
-            run(shared, conn, rd, wr, info.nonce, Vec::new()).await;
-        }
-        Some(t) => {
-            // INFO in plain text, then the leaf starts TLS — or, with handshake_first
-            // on both ends, TLS straight away and INFO inside it.
-            let tls_first = t.handshake_first == crate::config::tls::HandshakeFirst::On;
-            if tls_first {
-                conn.send(&bytes);
-            } else if stream.write_all(&bytes).await.is_err() {
-                return;
-            }
-            let acceptor = tokio_rustls::TlsAcceptor::from(t.config.clone());
-            match tokio::time::timeout(t.timeout, acceptor.accept(stream)).await {
-                Ok(Ok(s)) => {
-                    if let Err(why) = t.check_pins(s.get_ref().1.peer_certificates()) {
-                        tracing::error!("{addr} - lid:{cid} - TLS leafnode handshake error: {why}");
-                        return;
-                    }
-                    let identities = crate::tls::cert_identities(s.get_ref().1.peer_certificates());
-                    let (rd, wr) = tokio::io::split(s);
-                    run(shared, conn, rd, wr, info.nonce, identities).await;
-                }
-                Ok(Err(e)) => {
-                    tracing::error!("{addr} - lid:{cid} - TLS leafnode handshake error: {e}")
-                }
-                Err(_) => tracing::error!("{addr} - lid:{cid} - TLS leafnode handshake timeout"),
-            }
-        }
-    }
-}
-
-async fn run<R, W>(
-    shared: Arc<Shared>,
-    conn: Arc<Conn>,
-    rd: R,
-    wr: W,
-    nonce: String,
-    identities: Vec<String>,
-) where
-    R: tokio::io::AsyncRead + Unpin,
-    W: tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (addr, cid) = (conn.addr, conn.cid);
-    shared.conns.lock().insert(cid, conn.clone());
-    let writer = tokio::spawn(super::writer(conn.clone(), wr, shared.liveness));
-    let mut client = Client::new(shared.clone(), conn.clone(), nonce, Vec::new());
-    client.from_leaf = true;
-    client.identities = identities;
-    // leafnodes { authorization { timeout } } when given, else the server's.
-    let timeout = shared
-        .options
-        .leafnodes
-        .as_ref()
-        .and_then(|l| l.authorization.as_ref())
-        .and_then(|a| a.timeout)
-        .unwrap_or_else(|| shared.auth().timeout);
-    let outcome = std::panic::AssertUnwindSafe(client.link_read_loop(rd, timeout))
-        .catch_unwind()
-        .await;
-    if outcome.is_err() {
-        tracing::error!("{addr} - lid:{cid} - internal error: leafnode connection closed");
-        conn.close("Internal Error");
-    }
-    client.cleanup();
-    let _ = writer.await;
-    tracing::info!(
-        "{addr} - lid:{cid} - Leafnode connection closed: {}",
-        conn.close_reason().unwrap_or("Client Closed")
-    );
-}
 
 /// Subjects links use for themselves (loop detection, gateway replies): never
 /// subject to a user's permissions.
@@ -165,83 +27,8 @@ fn leaf_sid(subject: &[u8], queue: Option<&[u8]>) -> Box<[u8]> {
     sid.into()
 }
 
-impl Client {
-    /// The read loop of a leaf link or a route (`from_route`): the same framing, each
-    /// op handed to its protocol. A peer that does not CONNECT within `auth_timeout`
-    /// is closed.
-    pub(crate) async fn link_read_loop<R: tokio::io::AsyncRead + Unpin>(
-        &mut self,
-        mut rd: R,
-        auth_timeout: std::time::Duration,
-    ) {
-        let mut buf = BytesMut::with_capacity(4096);
-        let limits = self.shared.limits;
-        let tag = if self.from_route { "rid" } else { "lid" };
-        let auth_deadline = tokio::time::sleep(auth_timeout);
-        tokio::pin!(auth_deadline);
-        loop {
-            buf.reserve(64 * 1024);
-            tokio::select! {
-                r = rd.read_buf(&mut buf) => match r {
-                    Ok(0) => { self.conn.close("Client Closed"); return; }
-                    Ok(_) => {}
-                    Err(e) => {
-                        // A TLS alert from the peer (it refused our certificate, say)
-                        // arrives as a read error: say what it was.
-                        tracing::error!("{} - {tag}:{} - read error: {e}", self.conn.addr, self.conn.cid);
-                        self.conn.close("Read Error");
-                        return;
-                    }
-                },
-                _ = self.conn.closing.cancelled() => return,
-                _ = &mut auth_deadline, if !self.connected => {
-                    self.err("Authentication Timeout");
-                    self.conn.close("Authentication Timeout");
-                    return;
-                }
-            }
-            let mut pos = 0;
-            let mut stop = false;
-            self.stall_left = super::client::STALL_BUDGET;
-            loop {
-                let parsed = if self.from_route {
-                    parse_route(&buf[pos..], &limits)
-                } else {
-                    parse(&buf[pos..], &limits).map(|o| o.map(|(op, n)| (op, None, n)))
-                };
-                match parsed {
-                    Ok(Some((op, account, n))) => {
-                        let r = if self.from_route {
-                            self.route_process(op, account).await
-                        } else {
-                            self.leaf_process(op).await
-                        };
-                        pos += n;
-                        if r.is_err() {
-                            stop = true;
-                            break;
-                        }
-                        if !self.behind.is_empty() {
-                            self.stall().await;
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        self.protocol_error(e);
-                        stop = true;
-                        break;
-                    }
-                }
-            }
-            buf.advance(pos);
-            self.end_batch();
-            if stop {
-                return;
-            }
-        }
-    }
-
-    async fn leaf_process(&mut self, op: LeafOp<'_>) -> Result<(), Closed> {
+impl Session {
+    pub(super) async fn leaf_process(&mut self, op: LeafOp<'_>) -> Result<(), Closed> {
         if !self.connected
             && !matches!(
                 op,
@@ -270,7 +57,9 @@ impl Client {
             LeafOp::Ignored | LeafOp::Info(_) => Ok(()),
             LeafOp::Err(text) => {
                 if text.windows(13).any(|w| w == b"Loop detected") {
-                    self.conn.loop_detected.store(true, Ordering::Relaxed);
+                    if let Some(link) = self.conn.leaf_link() {
+                        link.loop_detected.store(true, Ordering::Relaxed);
+                    }
                 }
                 tracing::error!(
                     "{} - lid:{} - leafnode sent -ERR {}",
@@ -284,8 +73,8 @@ impl Client {
             LeafOp::Unsub { subject, queue } => {
                 let sid = leaf_sid(subject, queue);
                 let sub = self.conn.subs.lock().get(&sid).cloned();
-                if let Some(sub) = sub {
-                    remove_sub(&sub);
+                if let (Some(sub), Some(b)) = (sub, &self.binding) {
+                    remove_sub(&b.account, &sub);
                 }
                 Ok(())
             }
@@ -314,8 +103,10 @@ impl Client {
                         return Err(Closed);
                     }
                 }
-                if let Some(f) = self.conn.leaf_filters.get() {
-                    if f.deny_imports
+                if let Some(link) = self.conn.leaf_link() {
+                    if link
+                        .filters
+                        .deny_imports
                         .iter()
                         .any(|d| crate::subject::matches(d.as_bytes(), subject))
                     {
@@ -329,7 +120,7 @@ impl Client {
                     .fetch_add(message.len() as u64, Ordering::Relaxed);
                 let account = binding.account.clone();
                 // The queue groups the sender named travel as a slice of the read buffer.
-                self.route_inner(&account, subject, reply, header_len, message, 0, queues);
+                self.publish_in(&account, subject, reply, header_len, message, 0, queues);
                 Ok(())
             }
         }
@@ -345,7 +136,7 @@ impl Client {
         ) else {
             return Ok(());
         };
-        if subj == loop_subject(&self.shared) {
+        if subj == self.world.loop_subject() {
             let text = format!(
                 "Loop detected for leafnode account={:?}. Delaying attempt to reconnect for 30s",
                 binding.account.name
@@ -382,7 +173,7 @@ impl Client {
         // `deny_exports` on a dialled link: interest in those subjects is not served;
         // a wildcard that overlaps them is, with those subjects filtered at delivery.
         let mut deny = None;
-        if let Some(f) = self.conn.leaf_filters.get() {
+        if let Some(f) = self.conn.leaf_link().map(|l| &l.filters) {
             if f.deny_exports
                 .iter()
                 .any(|d| crate::subject::is_subset(subj, d))
@@ -407,7 +198,7 @@ impl Client {
         }
         // A link's interest counts against max_subscriptions as a client's does; the
         // link stays, as in nats-server.
-        let max_subs = self.shared.options.max_subscriptions;
+        let max_subs = self.world.options.max_subscriptions;
         if max_subs > 0 && subs.len() as i64 >= max_subs {
             drop(subs);
             tracing::error!(
@@ -451,13 +242,13 @@ impl Client {
         if self.connected {
             return Ok(());
         }
-        let shared = self.shared.clone();
+        let world = self.world.clone();
         let creds = c.clone();
         let names = self.identities.clone();
         let nonce = self.nonce.clone();
-        let _permit = self.shared.auth_permits.clone().acquire_owned().await;
+        let _permit = self.world.auth_permits.clone().acquire_owned().await;
         let account =
-            tokio::task::spawn_blocking(move || shared.authenticate_leaf(&creds, &nonce, &names))
+            tokio::task::spawn_blocking(move || world.authenticate_leaf(&creds, &nonce, &names))
                 .await
                 .ok()
                 .flatten();
@@ -472,7 +263,7 @@ impl Client {
             return Err(Closed);
         };
         if let Some(min) = self
-            .shared
+            .world
             .options
             .leafnodes
             .as_ref()
@@ -498,9 +289,11 @@ impl Client {
                 return Err(Closed);
             }
         }
-        self.conn.bind_account(account.clone());
+        self.conn.bind_account(&account.name);
         self.conn.headers.store(c.headers, Ordering::Relaxed);
-        *self.conn.leaf_name.lock() = c.name.clone();
+        if let Some(link) = self.conn.leaf_link() {
+            *link.name.lock() = c.name.clone();
+        }
         {
             let mut meta = self.conn.meta.lock();
             meta.name = c.name.clone();
@@ -519,19 +312,14 @@ impl Client {
             c.name.as_deref().unwrap_or("?"),
             account.name
         );
-        let mut info = leaf_info(&self.shared, self.conn.cid, self.conn.addr);
+        let mut info = self.world.leaf_info(self.conn.cid, self.conn.addr);
         info.nonce = String::new();
         info.connect_info = true;
         info.remote_account = Some(account.name.clone());
-        let mut v = serde_json::to_value(&info).unwrap_or_default();
-        v["leafnode_urls"] = serde_json::json!(self.shared.leaf_urls());
-        let mut line = b"INFO ".to_vec();
-        line.extend_from_slice(v.to_string().as_bytes());
-        line.extend_from_slice(b" \r\n");
-        self.conn.send(&line);
+        self.conn.send(&self.world.leaf_info_line(&info));
         // The interest snapshot: every subscription in the account on other links,
         // then our loop-detection subject. Registering first means no update is missed.
-        send_interest_snapshot(&self.shared, &self.conn, &account);
+        send_interest_snapshot(&self.world, &self.conn, &account);
         Ok(())
     }
 }
@@ -541,7 +329,7 @@ impl Client {
 /// dialled, interest that itself came from a hub — then the loop-detection subject.
 /// Registering first means no later change is missed.
 pub fn send_interest_snapshot(
-    shared: &Shared,
+    world: &World,
     link: &Arc<Conn>,
     account: &Arc<crate::account::Account>,
 ) {
@@ -550,12 +338,12 @@ pub fn send_interest_snapshot(
     // routes (route connections are not in the client registry).
     let mut counts: HashMap<crate::conn::InterestKey, i32> = HashMap::new();
     for s in account.sublist.all() {
-        if s.conn.cid == link.cid || (link.spoke() && s.conn.spoke()) {
+        if s.conn.cid == link.cid || (link.is_spoke() && s.conn.is_spoke()) {
             continue;
         }
         // Interest a route brought from a leaf of a peer is the peer's to relay up a
         // spoke link, not ours: a spoke link hears only this server's own interest.
-        if link.spoke() && s.conn.route() {
+        if link.is_spoke() && s.conn.is_route() {
             continue;
         }
         *counts
@@ -565,5 +353,5 @@ pub fn send_interest_snapshot(
     for ((subject, queue), n) in counts {
         link.leaf_interest(&subject, queue.as_deref(), n);
     }
-    link.send(format!("LS+ {}\r\n", loop_subject(shared)).as_bytes());
+    link.send(format!("LS+ {}\r\n", world.loop_subject()).as_bytes());
 }

@@ -2,8 +2,8 @@
 # Build the bundle's images without a registry: statically linked binaries imported as
 # FROM-scratch images. The e2e suite calls this same script.
 #
-#   compose/build-image.sh              canopy-server:dev, canopy-linksim:dev, nats-official:dev
-#   CANOPY_TAG=test compose/build-image.sh
+#   images/build-image.sh              canopy-server:dev, canopy-linksim:dev, nats-official:dev
+#   CANOPY_TAG=test images/build-image.sh
 #
 # canopy-server resolves container names through Docker's DNS from glibc itself
 # (static glibc ≥ 2.34, no nsswitch modules in a scratch image).

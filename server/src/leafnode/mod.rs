@@ -2,10 +2,13 @@
 //! across the URLs (its own and those the hub gossips), and reconnects forever with
 //! back-off and jitter. Once linked, the link runs like an accepted one, as the spoke.
 
+pub mod accept;
+
 use crate::config::leafnode::Remote;
-use crate::conn::client::Client;
-use crate::conn::{Conn, LeafFilters};
-use crate::server::Shared;
+use crate::conn::{Kind, LeafFilters};
+use crate::dial::{read_line, target, Target};
+use crate::session::Start;
+use crate::world::World;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,47 +18,8 @@ use tokio::net::TcpStream;
 /// After a hub reports a loop, wait this long before trying again (as nats-server).
 const LOOP_BACKOFF: Duration = Duration::from_secs(30);
 
-pub(crate) struct Target {
-    pub host_port: String,
-    pub user: Option<String>,
-    pub pass: Option<String>,
-}
-
-/// `nats-leaf://user:pass@host:port` → where to dial and which credentials to send.
-fn target(url: &str) -> Option<Target> {
-    target_with_port(url, 7422)
-}
-
-/// `scheme://user:pass@host[:port]`, with `default_port` where none is given.
-pub(crate) fn target_with_port(url: &str, default_port: u16) -> Option<Target> {
-    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
-    let authority = rest.split('/').next().unwrap_or(rest);
-    let (userinfo, host_port) = match authority.rsplit_once('@') {
-        Some((u, h)) => (Some(u), h),
-        None => (None, authority),
-    };
-    let (user, pass) = match userinfo.map(|u| {
-        u.split_once(':')
-            .map(|(a, b)| (a, Some(b)))
-            .unwrap_or((u, None))
-    }) {
-        Some((u, p)) => (Some(u.to_string()), p.map(str::to_string)),
-        None => (None, None),
-    };
-    let host_port = if host_port.contains(':') {
-        host_port.to_string()
-    } else {
-        format!("{host_port}:{default_port}")
-    };
-    Some(Target {
-        host_port,
-        user,
-        pass,
-    })
-}
-
-pub fn start(shared: Arc<Shared>) {
-    let Some(l) = shared.options.leafnodes.clone() else {
+pub fn start(world: Arc<World>) {
+    let Some(l) = world.options.leafnodes.clone() else {
         return;
     };
     let delay = l.reconnect_delay.unwrap_or(Duration::from_secs(1));
@@ -63,11 +27,11 @@ pub fn start(shared: Arc<Shared>) {
         if remote.disabled {
             continue;
         }
-        tokio::spawn(solicit(shared.clone(), remote, delay, i));
+        tokio::spawn(solicit(world.clone(), remote, delay, i));
     }
 }
 
-async fn solicit(shared: Arc<Shared>, remote: Remote, delay: Duration, index: usize) {
+async fn solicit(world: Arc<World>, remote: Remote, delay: Duration, index: usize) {
     let mut urls = remote.urls.clone();
     if !remote.no_randomize && urls.len() > 1 {
         let shift = rand::random::<u32>() as usize % urls.len();
@@ -84,12 +48,12 @@ async fn solicit(shared: Arc<Shared>, remote: Remote, delay: Duration, index: us
     // reported at error level (connect_error_reports, reconnect_error_reports).
     let (mut failures, mut stood) = (0u64, false);
     loop {
-        if shared.shutdown.is_cancelled() {
+        if world.shutdown.is_cancelled() {
             return;
         }
         let url = urls[attempt % urls.len()].clone();
         attempt += 1;
-        let wait = match connect_once(&shared, &remote, &url, &mut urls).await {
+        let wait = match connect_once(&world, &remote, &url, &mut urls).await {
             Ok(outcome) => {
                 (failures, stood) = (0, true);
                 match outcome {
@@ -104,7 +68,7 @@ async fn solicit(shared: Arc<Shared>, remote: Remote, delay: Duration, index: us
                     crate::log::redact_url(&url),
                     crate::log::redact_in(&format!("{e:#}"), &url)
                 );
-                if shared.options.dial_error_reported(failures, stood) {
+                if world.options.dial_error_reported(failures, stood) {
                     tracing::error!("{text}");
                 } else {
                     tracing::debug!("{text}");
@@ -117,7 +81,7 @@ async fn solicit(shared: Arc<Shared>, remote: Remote, delay: Duration, index: us
             Duration::from_millis(rand::random::<u64>() % (wait.as_millis() as u64 / 5 + 1));
         tokio::select! {
             _ = tokio::time::sleep(wait + jitter) => {}
-            _ = shared.shutdown.cancelled() => return,
+            _ = world.shutdown.cancelled() => return,
         }
     }
 }
@@ -127,19 +91,22 @@ enum Outcome {
     LoopDetected,
 }
 
-async fn connect_once(
-    shared: &Arc<Shared>,
+/// The hub's stream once its INFO is read: plain or TLS-first.
+type HubStream = tokio_util::either::Either<TcpStream, TlsClient>;
+
+/// Dial the hub at `t`, start TLS first when the remote's tls says so, and read its
+/// INFO; a client port (or anything else that is not a leafnode port) is refused.
+async fn dial_hub(
+    world: &World,
     remote: &Remote,
-    url: &str,
-    urls: &mut Vec<String>,
-) -> anyhow::Result<Outcome> {
+    t: &Target,
+) -> anyhow::Result<(HubStream, std::net::SocketAddr, serde_json::Value)> {
     use anyhow::{anyhow, Context};
-    let t = target(url).ok_or_else(|| anyhow!("bad url"))?;
     // The remote's dial_timeout, else the leafnodes block's, else 1 s (nats-server's).
     let dial = remote
         .dial_timeout
         .or_else(|| {
-            shared
+            world
                 .options
                 .leafnodes
                 .as_ref()
@@ -158,8 +125,8 @@ async fn connect_once(
         .tls
         .as_ref()
         .is_some_and(|x| x.handshake_first == crate::config::tls::HandshakeFirst::On);
-    let mut stream: tokio_util::either::Either<TcpStream, TlsClient> = if tls_first {
-        tokio_util::either::Either::Right(tls_connect(remote, &t, stream).await?)
+    let mut stream: HubStream = if tls_first {
+        tokio_util::either::Either::Right(tls_connect(remote, t, stream).await?)
     } else {
         tokio_util::either::Either::Left(stream)
     };
@@ -179,36 +146,47 @@ async fn connect_once(
             "attempted to connect to wrong port (not a leafnode port)"
         ));
     }
-    if !remote.ignore_discovered_servers {
-        for u in info["leafnode_urls"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|u| u.as_str())
+    Ok((stream, addr, info))
+}
+
+/// The hub's `leafnode_urls` join the URLs this remote fails over across.
+fn learn_urls(remote: &Remote, t: &Target, info: &serde_json::Value, urls: &mut Vec<String>) {
+    if remote.ignore_discovered_servers {
+        return;
+    }
+    for u in info["leafnode_urls"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|u| u.as_str())
+    {
+        let mut full = format!("nats-leaf://{u}");
+        if let (Some(user), Some(pass)) = (&t.user, &t.pass) {
+            full = format!("nats-leaf://{user}:{pass}@{u}");
+        }
+        if !urls
+            .iter()
+            .any(|x| target(x).is_some_and(|y| y.host_port == u))
         {
-            let mut full = format!("nats-leaf://{u}");
-            if let (Some(user), Some(pass)) = (&t.user, &t.pass) {
-                full = format!("nats-leaf://{user}:{pass}@{u}");
-            }
-            if !urls
-                .iter()
-                .any(|x| target(x).is_some_and(|y| y.host_port == u))
-            {
-                urls.push(full);
-            }
+            urls.push(full);
         }
     }
-    let local = remote.account.clone().unwrap_or_else(|| "$G".into());
-    let account = shared
-        .accounts
-        .read()
-        .get(&local)
-        .cloned()
-        .ok_or_else(|| anyhow!("local account {local} is not defined"))?;
-    let name = shared.info().server_name;
+}
+
+/// The CONNECT this leaf sends: who it is, the local account, and its credentials
+/// (the URL's user and password, or the remote's nkey signing the INFO's nonce).
+fn connect_json(
+    world: &World,
+    remote: &Remote,
+    t: &Target,
+    info: &serde_json::Value,
+    local: &str,
+) -> anyhow::Result<serde_json::Value> {
+    use anyhow::anyhow;
+    let name = world.info().server_name;
     let mut connect = serde_json::json!({
-        "version": crate::server::NATS_VERSION,
-        "server_id": shared.server_id,
+        "version": crate::world::NATS_VERSION,
+        "server_id": world.server_id,
         "name": name,
         "cluster": name,
         "headers": true,
@@ -233,25 +211,42 @@ async fn connect_once(
         connect["sig"] =
             serde_json::json!(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig));
     }
-    let cid = shared.next_cid.fetch_add(1, Ordering::Relaxed) + 1;
-    let conn = Arc::new(Conn::new(
-        cid,
+    Ok(connect)
+}
+
+async fn connect_once(
+    world: &Arc<World>,
+    remote: &Remote,
+    url: &str,
+    urls: &mut Vec<String>,
+) -> anyhow::Result<Outcome> {
+    use anyhow::anyhow;
+    let t = target(url).ok_or_else(|| anyhow!("bad url"))?;
+    let (stream, addr, info) = dial_hub(world, remote, &t).await?;
+    learn_urls(remote, &t, &info, urls);
+    let local = remote.account.clone().unwrap_or_else(|| "$G".into());
+    let account = world
+        .accounts
+        .read()
+        .get(&local)
+        .cloned()
+        .ok_or_else(|| anyhow!("local account {local} is not defined"))?;
+    let connect = connect_json(world, remote, &t, &info, &local)?;
+    let conn = world.new_conn(
         addr,
-        crate::conn::link_max_pending(shared.options.max_pending as usize),
-        shared.stats.clone(),
-    ));
-    conn.is_leaf.store(true, Ordering::Relaxed);
-    conn.is_spoke.store(true, Ordering::Relaxed);
-    conn.echo.store(false, Ordering::Relaxed);
+        Kind::spoke(LeafFilters {
+            deny_imports: remote.deny_imports.clone(),
+            deny_exports: remote.deny_exports.clone(),
+        }),
+    );
+    let cid = conn.cid;
     conn.headers
         .store(info["headers"].as_bool().unwrap_or(true), Ordering::Relaxed);
-    *conn.leaf_name.lock() = info["server_name"].as_str().map(str::to_string);
-    let _ = conn.leaf_filters.set(LeafFilters {
-        deny_imports: remote.deny_imports.clone(),
-        deny_exports: remote.deny_exports.clone(),
-    });
-    conn.bind_account(account.clone());
-    shared.conns.lock().insert(cid, conn.clone());
+    if let Some(link) = conn.leaf_link() {
+        *link.name.lock() = info["server_name"].as_str().map(str::to_string);
+    }
+    conn.bind_account(&account.name);
+    world.admit(&conn);
     tracing::info!("{addr} - lid:{cid} - Leafnode connection created for account: {local}");
     let use_tls = remote.tls.is_some()
         || url.starts_with("tls://")
@@ -259,29 +254,42 @@ async fn connect_once(
     // No INFO echo: sending CONNECT straight after the hub's INFO keeps the link
     // uncompressed with every official hub.
     let connect_line = format!("CONNECT {connect}\r\n");
-    let stream = match stream {
+    let mut stream = match stream {
         tokio_util::either::Either::Left(plain) if use_tls => {
             match tls_connect(remote, &t, plain).await {
                 Ok(tls) => tokio_util::either::Either::Right(tls),
                 Err(e) => {
-                    shared.conns.lock().remove(&cid);
+                    world.forget(cid);
                     return Err(e);
                 }
             }
         }
         other => other,
     };
-    let mut stream = stream;
     if let Err(e) = stream.write_all(connect_line.as_bytes()).await {
         // Never left in the connection table: the link did not start.
-        shared.conns.lock().remove(&cid);
+        world.forget(cid);
         return Err(e.into());
     }
     let (rd, wr) = tokio::io::split(stream);
-    run_link(shared, &conn, account, t.user.clone(), rd, wr).await;
+    crate::session::send_interest_snapshot(world, &conn, &account);
+    conn.send(b"PING\r\n");
+    let start = Start {
+        connected: true,
+        binding: Some(crate::auth::Binding {
+            account,
+            permissions: None,
+            user: t.user.clone(),
+        }),
+        ..Start::default()
+    };
+    crate::session::run(world.clone(), conn.clone(), rd, wr, start).await;
     let reason = conn.close_reason().unwrap_or("Client Closed");
     tracing::info!("{addr} - lid:{cid} - Leafnode connection closed: {reason}");
-    Ok(if conn.loop_detected.load(Ordering::Relaxed) {
+    let looped = conn
+        .leaf_link()
+        .is_some_and(|l| l.loop_detected.load(Ordering::Relaxed));
+    Ok(if looped {
         Outcome::LoopDetected
     } else {
         Outcome::Closed
@@ -297,16 +305,7 @@ type TlsClient = tokio_rustls::client::TlsStream<TcpStream>;
 async fn tls_connect(remote: &Remote, t: &Target, stream: TcpStream) -> anyhow::Result<TlsClient> {
     use anyhow::anyhow;
     let config = crate::tls::client_config(remote.tls.as_ref())?;
-    let host = t
-        .host_port
-        .rsplit_once(':')
-        .map(|(h, _)| h)
-        .unwrap_or(&t.host_port)
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    let name = rustls_pki_types::ServerName::try_from(host)
-        .map_err(|e| anyhow!("bad TLS server name: {e}"))?;
+    let name = crate::dial::server_name(&t.host_port)?;
     let timeout = remote
         .tls
         .as_ref()
@@ -325,63 +324,4 @@ async fn tls_connect(remote: &Remote, t: &Target, stream: TcpStream) -> anyhow::
         Ok(Err(e)) => Err(anyhow!("TLS leafnode handshake error (this leaf rejected the hub, or the hub rejected this leaf): {e}")),
         Err(_) => Err(anyhow!("TLS leafnode handshake timeout")),
     }
-}
-
-pub(crate) async fn read_line<S: tokio::io::AsyncRead + Unpin>(
-    stream: &mut S,
-) -> anyhow::Result<String> {
-    use tokio::io::AsyncReadExt;
-    let mut line = Vec::with_capacity(1024);
-    let mut byte = [0u8; 1];
-    while line.len() < 64 * 1024 {
-        if stream.read(&mut byte).await? == 0 {
-            return Err(anyhow::anyhow!("the hub closed the connection"));
-        }
-        line.push(byte[0]);
-        if byte[0] == b'\n' {
-            return Ok(String::from_utf8_lossy(&line).into_owned());
-        }
-    }
-    Err(anyhow::anyhow!("the hub's INFO line is too long"))
-}
-
-async fn run_link<R, W>(
-    shared: &Arc<Shared>,
-    conn: &Arc<Conn>,
-    account: Arc<crate::account::Account>,
-    user: Option<String>,
-    rd: R,
-    wr: W,
-) where
-    R: tokio::io::AsyncRead + Unpin,
-    W: tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let writer = tokio::spawn(crate::conn::writer(conn.clone(), wr, shared.liveness));
-    crate::conn::leaf::send_interest_snapshot(shared, conn, &account);
-    conn.send(b"PING\r\n");
-    let mut client = Client::new(shared.clone(), conn.clone(), String::new(), Vec::new());
-    client.from_leaf = true;
-    client.connected = true;
-    client.binding = Some(crate::auth::Binding {
-        account,
-        permissions: None,
-        user,
-    });
-    let timeout = shared.auth().timeout;
-    // As for every other kind of connection: whatever happens in the read loop — even
-    // a bug that panics — the link leaves the registry and its interest the sublist.
-    let outcome = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
-        client.link_read_loop(rd, timeout),
-    ))
-    .await;
-    if outcome.is_err() {
-        tracing::error!(
-            "{} - lid:{} - internal error: leafnode connection closed",
-            conn.addr,
-            conn.cid
-        );
-        conn.close("Internal Error");
-    }
-    client.cleanup();
-    let _ = writer.await;
 }
