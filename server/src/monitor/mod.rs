@@ -13,14 +13,14 @@ pub mod probe;
 mod varz;
 
 pub use accounts::{accountz, accstatz, subsz};
-pub use connz::{conn_snapshot, connz_query, record_closed, ConnzQuery};
-pub use format::{go_duration, rfc3339, rss_bytes, uptime};
-pub use links::{leaf_count, leafz, routez};
-pub use varz::{server_header, statsz, subscriptions_total, totals, varz, Totals};
+pub use connz::{connz_query, record_closed, ConnzQuery};
+pub use format::{rfc3339, rss_bytes};
+pub use links::{leafz, routez};
+pub use varz::{server_header, statsz, subscriptions_total, totals, varz};
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::format::go_duration;
     use std::time::Duration;
 
     #[test]

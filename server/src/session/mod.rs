@@ -174,7 +174,7 @@ enum Step {
 }
 
 impl Session {
-    fn from_client(&self) -> bool {
+    fn serves_client(&self) -> bool {
         !self.from_leaf && !self.from_route
     }
 
@@ -208,7 +208,7 @@ impl Session {
     }
 
     async fn read_loop<R: tokio::io::AsyncRead + Unpin>(&mut self, mut rd: R) {
-        let client = self.from_client();
+        let client = self.serves_client();
         let first = if client {
             START_READ_BUFFER
         } else {
@@ -276,7 +276,7 @@ impl Session {
     }
 
     fn auth_timed_out(&self) {
-        if self.from_client() {
+        if self.serves_client() {
             tracing::error!(
                 "{} - cid:{} - Authentication Timeout",
                 self.conn.addr,
@@ -429,7 +429,7 @@ impl Session {
     /// A frame the parser refused: log it, send the official -ERR where there is one,
     /// and close (the same for client and leaf connections).
     fn protocol_error(&self, e: crate::protocol::client::ParseError) {
-        let link = !self.from_client();
+        let link = !self.serves_client();
         if link && !self.connected {
             // Before CONNECT, nats-server answers anything else on a leafnode or
             // cluster port as an unauthenticated peer.
