@@ -112,9 +112,25 @@ async fn secure_hub(images: &Images) {
     .expect("secure-hub up");
     let t0 = Instant::now();
 
+    let (hub1, leaf, mut up) = cross_site_flow(&r).await;
+    isolation_and_deny(&r, &hub1, &leaf, &mut up).await;
+    let mut seen = hub_failover(&r, &leaf).await;
+    partition_and_heal(&r, &leaf, &mut seen).await;
+    foreign_certificate_refused(&r).await;
+    eprintln!("secure-hub scenario took {:?}", t0.elapsed());
+}
+
+/// Pub/sub and request/reply both ways across the leaf link, exact counts.
+async fn cross_site_flow(
+    r: &Running,
+) -> (
+    async_nats::Client,
+    async_nats::Client,
+    async_nats::Subscriber,
+) {
     // Cross-site pub/sub both ways, exact counts.
-    let hub1 = client(&r, "hub-1", "us_west_app").await;
-    let leaf = client(&r, "leaf-us-west", "us_west_app").await;
+    let hub1 = client(r, "hub-1", "us_west_app").await;
+    let leaf = client(r, "leaf-us-west", "us_west_app").await;
     let mut up = hub1.subscribe("up.>").await.unwrap();
     hub1.flush().await.unwrap();
     let took = until_flow(&leaf, &mut up, "up.probe", Duration::from_secs(20)).await;
@@ -135,16 +151,26 @@ async fn secure_hub(images: &Images) {
         answered(&hub1, "svc.leaf", "hi").await,
         "hub → leaf request answered"
     );
-    let hub2 = client(&r, "hub-2", "us_west_app").await;
+    let hub2 = client(r, "hub-2", "us_west_app").await;
     echo_service(&hub2, "svc.hub").await;
     assert!(
         answered(&leaf, "svc.hub", "yo").await,
         "leaf → hub request answered"
     );
 
+    (hub1, leaf, up)
+}
+
+/// EU_WEST sees nothing of US_WEST, and local.> never leaves the leaf's site.
+async fn isolation_and_deny(
+    r: &Running,
+    hub1: &async_nats::Client,
+    leaf: &async_nats::Client,
+    up: &mut async_nats::Subscriber,
+) {
     // Account isolation and deny rules across sites: EU_WEST sees nothing of US_WEST,
     // and local.> never leaves the leaf's site.
-    let eu = client(&r, "hub-1", "eu_west_app").await;
+    let eu = client(r, "hub-1", "eu_west_app").await;
     let mut spy = eu.subscribe(">").await.unwrap();
     let mut local_up = hub1.subscribe("local.>").await.unwrap();
     eu.flush().await.unwrap();
@@ -158,7 +184,7 @@ async fn secure_hub(images: &Images) {
             .unwrap();
     }
     leaf.flush().await.unwrap();
-    assert_eq!(drain(&mut up, Duration::from_millis(1500)).await, 50);
+    assert_eq!(drain(up, Duration::from_millis(1500)).await, 50);
     assert_eq!(
         drain(&mut spy, Duration::from_millis(300)).await,
         0,
@@ -169,44 +195,57 @@ async fn secure_hub(images: &Images) {
         0,
         "deny_exports local.>"
     );
+}
 
+/// Stop the hub the leaf is attached to: it fails over to another, and traffic flows.
+async fn hub_failover(r: &Running, leaf: &async_nats::Client) -> async_nats::Subscriber {
     // Hub failover: stop the hub the leaf is attached to.
-    let attached = attached_hub(&r, "leaf-us-west").expect("leaf attached");
+    let attached = attached_hub(r, "leaf-us-west").expect("leaf attached");
     let survivor = ["hub-1", "hub-2", "hub-3"]
         .into_iter()
         .find(|h| *h != attached)
         .unwrap();
-    let watcher = client(&r, survivor, "us_west_app").await;
+    let watcher = client(r, survivor, "us_west_app").await;
     let mut seen = watcher.subscribe("fail.>").await.unwrap();
     watcher.flush().await.unwrap();
-    until_flow(&leaf, &mut seen, "fail.before", Duration::from_secs(20)).await;
+    until_flow(leaf, &mut seen, "fail.before", Duration::from_secs(20)).await;
     let stopped = Instant::now();
     r.compose(&["stop", "-t", "0", &attached]).unwrap();
-    let failover = until_flow(&leaf, &mut seen, "fail.after", Duration::from_secs(30)).await;
-    let now_on = attached_hub(&r, "leaf-us-west");
+    let failover = until_flow(leaf, &mut seen, "fail.after", Duration::from_secs(30)).await;
+    let now_on = attached_hub(r, "leaf-us-west");
     eprintln!(
         "secure-hub: leaf failed over from {attached} to {now_on:?}; flow back {:?} after the stop",
         stopped.elapsed()
     );
     assert_ne!(now_on.as_deref(), Some(attached.as_str()));
     assert_eq!(
-        exactly(&leaf, &mut seen, "fail.n", 100).await,
+        exactly(leaf, &mut seen, "fail.n", 100).await,
         100,
         "after failover"
     );
     let _ = failover;
     r.compose(&["start", &attached]).unwrap();
 
+    seen
+}
+
+/// Partition the us-west link: local traffic flows, the hubs see the leaf go stale;
+/// heal it: cross-site traffic flows again, each message once.
+async fn partition_and_heal(
+    r: &Running,
+    leaf: &async_nats::Client,
+    seen: &mut async_nats::Subscriber,
+) {
     // Partition and heal of the us-west link.
     let api = r.link_api("us-west");
-    let local_sub = client(&r, "leaf-us-west", "us_west_app").await;
+    let local_sub = client(r, "leaf-us-west", "us_west_app").await;
     let mut site = local_sub.subscribe("site.>").await.unwrap();
     local_sub.flush().await.unwrap();
     http("POST", api, "/partition").unwrap();
     let cut = Instant::now();
     // Local traffic on the leaf's site keeps flowing.
     assert_eq!(
-        exactly(&leaf, &mut site, "site", 100).await,
+        exactly(leaf, &mut site, "site", 100).await,
         100,
         "local flow during the partition"
     );
@@ -231,18 +270,21 @@ async fn secure_hub(images: &Images) {
     eprintln!("secure-hub: hubs report the leaf gone {gone:?} after the partition");
     http("POST", api, "/heal").unwrap();
     let healed = Instant::now();
-    let flow_back = until_flow(&leaf, &mut seen, "fail.heal.probe", Duration::from_secs(60)).await;
+    let flow_back = until_flow(leaf, seen, "fail.heal.probe", Duration::from_secs(60)).await;
     eprintln!(
         "secure-hub: cross-site flow back {:?} after the heal",
         healed.elapsed()
     );
     let _ = flow_back;
     assert_eq!(
-        exactly(&leaf, &mut seen, "fail.healed", 100).await,
+        exactly(leaf, seen, "fail.healed", 100).await,
         100,
         "after heal, once each"
     );
+}
 
+/// The eu-west leaf presents a certificate from another CA: refused, and the hubs say why.
+async fn foreign_certificate_refused(r: &Running) {
     // Security: the eu-west leaf presents a certificate from another CA: refused,
     // nothing crosses.
     let other = tempfile::tempdir().unwrap();
@@ -278,7 +320,6 @@ async fn secure_hub(images: &Images) {
         logs.contains("TLS leafnode handshake error"),
         "the hubs say why: {logs}"
     );
-    eprintln!("secure-hub scenario took {:?}", t0.elapsed());
 }
 
 async fn multi_region(images: &Images) {
