@@ -3,7 +3,7 @@
 use super::auth::{self, AuthBlock, Authorization};
 use super::decode::{self, Fields};
 use super::error::{Diagnostic, Diagnostics};
-use super::options::{parse_listen, Compression};
+use super::net::{self, parse_listen, Compression};
 use super::tls::{self, TlsOptions};
 use super::value::{Node, Pos, Value};
 use std::path::Path;
@@ -56,7 +56,7 @@ pub fn parse_cluster(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<Cl
     if let Some(e) = f.take(&["routes"]) {
         if let Some(routes) = decode::strings(e, d) {
             for (i, r) in routes.iter().enumerate() {
-                if let Err(why) = super::options::check_url(r) {
+                if let Err(why) = net::check_url(r) {
                     d.push(Diagnostic::error(
                         &e.value.pos,
                         format!("error parsing route url \"{r}\": {why}"),
@@ -149,7 +149,7 @@ pub fn parse_cluster(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<Cl
         }
     }
     if let Some(e) = f.take(&["write_timeout"]) {
-        if super::options::write_timeout_policy(e, d).is_some_and(|p| p == "retry") {
+        if net::write_timeout_policy(e, d).is_some_and(|p| p == "retry") {
             d.push(decode::unsupported(
                 e,
                 "a route that misses write_deadline is closed (write_timeout: close), never retried",

@@ -3,7 +3,7 @@
 use super::auth::{self, AuthBlock, Authorization};
 use super::decode::{self, Fields};
 use super::error::{Diagnostic, Diagnostics};
-use super::options::{parse_listen, Compression};
+use super::net::{self, parse_listen, Compression};
 use super::tls::{self, TlsOptions};
 use super::value::{Node, Pos};
 use std::path::Path;
@@ -139,7 +139,7 @@ pub fn parse_leafnodes(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<
         d,
     );
     if let Some(e) = f.take(&["write_timeout"]) {
-        if super::options::write_timeout_policy(e, d).is_some_and(|p| p == "retry") {
+        if net::write_timeout_policy(e, d).is_some_and(|p| p == "retry") {
             d.push(decode::unsupported(
                 e,
                 "a leaf link that misses write_deadline is closed (write_timeout: close), never retried",
@@ -173,7 +173,7 @@ fn parse_remote(f: &mut Fields, base: &Path, d: &mut Diagnostics) -> Remote {
                     ),
                 ),
                 Some(s) if URL_SCHEMES.contains(&s.as_str()) => {
-                    if let Err(why) = super::options::check_url(u) {
+                    if let Err(why) = net::check_url(u) {
                         d.push(Diagnostic::error(
                             &e.value.pos,
                             format!("error parsing leafnode url \"{u}\": {why}"),
