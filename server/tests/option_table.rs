@@ -218,9 +218,16 @@ fn body_of<'a>(src: &'a str, name: &str) -> Option<&'a str> {
 #[test]
 fn every_enforced_option_names_a_test_that_sets_it() {
     let mut failures = Vec::new();
-    let support = ["tests/support/mod.rs", "tests/support/pki.rs"]
+    // Every module of tests/support (mod.rs first): helpers the tests share.
+    let mut support_files: Vec<PathBuf> = std::fs::read_dir(server_dir().join("tests/support"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+        .collect();
+    support_files.sort_by_key(|p| (!p.ends_with("mod.rs"), p.clone()));
+    let support = support_files
         .iter()
-        .map(|f| std::fs::read_to_string(server_dir().join(f)).unwrap())
+        .map(|f| std::fs::read_to_string(f).unwrap())
         .collect::<Vec<_>>()
         .join("\n");
     for r in table().iter().filter(|r| r.served == "enforced") {

@@ -72,20 +72,26 @@ pub enum AuthBlock {
     Gateway,
 }
 
+impl AuthBlock {
+    /// How the block is named in messages.
+    fn name(self) -> &'static str {
+        match self {
+            AuthBlock::TopLevel => "authorization",
+            AuthBlock::Cluster => "cluster authorization",
+            AuthBlock::Leafnodes => "leafnodes authorization",
+            AuthBlock::Websocket => "websocket authorization",
+            AuthBlock::Mqtt => "mqtt authorization",
+            AuthBlock::Gateway => "gateway authorization",
+        }
+    }
+}
+
 pub fn parse_authorization(
     node: &Node,
     kind: AuthBlock,
     d: &mut Diagnostics,
 ) -> Option<Authorization> {
-    let name = match kind {
-        AuthBlock::TopLevel => "authorization",
-        AuthBlock::Cluster => "cluster authorization",
-        AuthBlock::Leafnodes => "leafnodes authorization",
-        AuthBlock::Websocket => "websocket authorization",
-        AuthBlock::Mqtt => "mqtt authorization",
-        AuthBlock::Gateway => "gateway authorization",
-    };
-    let mut f = Fields::of(name, node, d)?;
+    let mut f = Fields::of(kind.name(), node, d)?;
     let mut a = Authorization {
         pos: Some(node.pos.clone()),
         ..Default::default()
@@ -101,7 +107,7 @@ pub fn parse_authorization(
     };
     if kind != AuthBlock::Leafnodes {
         if let Some(e) = f.take(&["token"]) {
-            a.token = super::decode::string(e, d);
+            a.token = decode::string(e, d);
             if link {
                 d.push(
                     Diagnostic::error(
@@ -118,7 +124,7 @@ pub fn parse_authorization(
     }
     if kind == AuthBlock::Leafnodes {
         if let Some(e) = f.take(&["nkey"]) {
-            a.nkey = super::decode::string(e, d);
+            a.nkey = decode::string(e, d);
             if a.nkey.as_deref().is_some_and(|k| !valid_user_nkey(k)) {
                 d.push(
                     Diagnostic::error(
@@ -159,7 +165,7 @@ pub fn parse_authorization(
                     )
                     .with_help("move them to cluster { permissions { import, export } }"),
                 );
-                d.push(super::decode::unsupported(
+                d.push(decode::unsupported(
                     e,
                     "route import/export filters are not served: every subject crosses routes; split traffic into accounts instead",
                 ));
@@ -167,29 +173,7 @@ pub fn parse_authorization(
             a.default_permissions = parse_permissions(&e.value, d);
         }
         if let Some(e) = f.take(&["auth_callout", "auth_hook"]) {
-            if link {
-                d.push(Diagnostic::error(
-                    &e.key_pos,
-                    format!("{link_name} authorization does not support callouts"),
-                ));
-            } else {
-                d.push(super::decode::unsupported(
-                    e,
-                    "no authorization callout is ever made: define the users here, or run nats-server for callout accounts",
-                ));
-                super::decode::known_keys(
-                    "authorization callout",
-                    &e.value,
-                    &[
-                        &["issuer"],
-                        &["account", "acc"],
-                        &["auth_users", "users"],
-                        &["xkey", "key"],
-                        &["allowed_accounts"],
-                    ],
-                    d,
-                );
-            }
+            refuse_callout(e, link, link_name, d);
         }
     }
     f.finish(d, |_| None);
@@ -203,6 +187,33 @@ pub fn parse_authorization(
         );
     }
     Some(a)
+}
+
+/// `auth_callout { }`: no link takes one; elsewhere it is checked and refused.
+fn refuse_callout(e: &Entry, link: bool, link_name: &str, d: &mut Diagnostics) {
+    if link {
+        d.push(Diagnostic::error(
+            &e.key_pos,
+            format!("{link_name} authorization does not support callouts"),
+        ));
+    } else {
+        d.push(decode::unsupported(
+            e,
+            "no authorization callout is ever made: define the users here, or run nats-server for callout accounts",
+        ));
+        decode::known_keys(
+            "authorization callout",
+            &e.value,
+            &[
+                &["issuer"],
+                &["account", "acc"],
+                &["auth_users", "users"],
+                &["xkey", "key"],
+                &["allowed_accounts"],
+            ],
+            d,
+        );
+    }
 }
 
 /// The auth timeout is seconds (number or duration string); over a minute is
@@ -253,7 +264,7 @@ pub fn parse_users(e: &Entry, leaf: bool, d: &mut Diagnostics) -> Vec<User> {
                 u.permissions = parse_permissions(&p.value, d);
             }
             if let Some(e) = f.take(&["allowed_connection_types", "connection_types", "clients"]) {
-                u.allowed_connection_types = crate::config::decode::strings(e, d)
+                u.allowed_connection_types = decode::strings(e, d)
                     .unwrap_or_default()
                     .into_iter()
                     .map(|t| t.to_ascii_uppercase())
@@ -387,7 +398,7 @@ fn subject_permission(node: &Node, key: &str, d: &mut Diagnostics) -> Option<Sub
 fn refuse_proxy_required(f: &mut Fields, d: &mut Diagnostics) {
     f.refuse_when(
         &["proxy_required"],
-        super::decode::asks_for_something,
+        decode::asks_for_something,
         "trusted proxies are not served, so no user can be held to one",
         d,
     );

@@ -3,9 +3,9 @@
 use super::auth::{self, AuthBlock, Authorization};
 use super::decode::{self, Fields};
 use super::error::{Diagnostic, Diagnostics};
-use super::options::{parse_listen, Compression};
+use super::net::{self, parse_listen, Compression};
 use super::tls::{self, TlsOptions};
-use super::value::{Node, Pos, Value};
+use super::value::{Entry, Node, Pos, Value};
 use std::path::Path;
 
 #[derive(Clone, Debug, Default)]
@@ -54,43 +54,12 @@ pub fn parse_cluster(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<Cl
         c.authorization = auth::parse_authorization(&e.value, AuthBlock::Cluster, d);
     }
     if let Some(e) = f.take(&["routes"]) {
-        if let Some(routes) = decode::strings(e, d) {
-            for (i, r) in routes.iter().enumerate() {
-                if let Err(why) = super::options::check_url(r) {
-                    d.push(Diagnostic::error(
-                        &e.value.pos,
-                        format!("error parsing route url \"{r}\": {why}"),
-                    ));
-                }
-                if routes[..i].contains(r) {
-                    d.push(
-                        Diagnostic::error(
-                            &e.value.pos,
-                            format!("Duplicate route entry detected: {r}"),
-                        )
-                        .with_help("list each route URL once"),
-                    );
-                }
-            }
+        if let Some(routes) = read_routes(e, d) {
             c.routes = routes;
         }
     }
     if let Some(e) = f.take(&["tls"]) {
-        c.tls = tls::parse_tls(&e.value, base, tls::TlsContext::Link, d);
-        // Every route peer's certificate is verified (as nats-server verifies them),
-        // against this CA: without one nats-server falls back to the system roots,
-        // which would let any publicly certified host in as a route.
-        if c.tls.as_ref().is_some_and(|t| t.ca_file.is_none()) {
-            d.push(
-                Diagnostic::error(
-                    &e.key_pos,
-                    "cluster tls needs ca_file: routes verify every peer's certificate",
-                )
-                .with_help(
-                    "name the CA that signs the cluster's certificates: ca_file: \"ca.pem\"",
-                ),
-            );
-        }
+        c.tls = read_tls(e, base, d);
     }
     use decode::asks_for_something as asks;
     if let Some(e) = f.refuse_when(
@@ -110,22 +79,7 @@ pub fn parse_cluster(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<Cl
         d,
     );
     if let Some(e) = f.take(&["permissions"]) {
-        d.push(decode::unsupported(
-            e,
-            "route import/export filters are not served: every subject crosses routes; split traffic into accounts instead",
-        ));
-        if auth::parse_permissions(&e.value, d)
-            .as_ref()
-            .is_some_and(|p| p.allow_responses.is_some())
-        {
-            d.push(
-                Diagnostic::error(
-                    &e.key_pos,
-                    "Cluster permissions do not support dynamic responses",
-                )
-                .with_help("remove allow_responses from cluster permissions"),
-            );
-        }
+        refuse_permissions(e, d);
     }
     f.refuse_when(
         &["pool_size"],
@@ -149,7 +103,7 @@ pub fn parse_cluster(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<Cl
         }
     }
     if let Some(e) = f.take(&["write_timeout"]) {
-        if super::options::write_timeout_policy(e, d).is_some_and(|p| p == "retry") {
+        if net::write_timeout_policy(e, d).is_some_and(|p| p == "retry") {
             d.push(decode::unsupported(
                 e,
                 "a route that misses write_deadline is closed (write_timeout: close), never retried",
@@ -172,4 +126,62 @@ pub fn parse_cluster(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<Cl
         _ => None,
     });
     Some(c)
+}
+
+/// `routes`: URLs, each once.
+fn read_routes(e: &Entry, d: &mut Diagnostics) -> Option<Vec<String>> {
+    let routes = decode::strings(e, d)?;
+    for (i, r) in routes.iter().enumerate() {
+        if let Err(why) = net::check_url(r) {
+            d.push(Diagnostic::error(
+                &e.value.pos,
+                format!("error parsing route url \"{r}\": {why}"),
+            ));
+        }
+        if routes[..i].contains(r) {
+            d.push(
+                Diagnostic::error(&e.value.pos, format!("Duplicate route entry detected: {r}"))
+                    .with_help("list each route URL once"),
+            );
+        }
+    }
+    Some(routes)
+}
+
+/// The routes' `tls { }`, which must name the CA that routes are verified against.
+fn read_tls(e: &Entry, base: &Path, d: &mut Diagnostics) -> Option<TlsOptions> {
+    let t = tls::parse_tls(&e.value, base, tls::TlsContext::Link, d);
+    // Every route peer's certificate is verified (as nats-server verifies them),
+    // against this CA: without one nats-server falls back to the system roots,
+    // which would let any publicly certified host in as a route.
+    if t.as_ref().is_some_and(|t| t.ca_file.is_none()) {
+        d.push(
+            Diagnostic::error(
+                &e.key_pos,
+                "cluster tls needs ca_file: routes verify every peer's certificate",
+            )
+            .with_help("name the CA that signs the cluster's certificates: ca_file: \"ca.pem\""),
+        );
+    }
+    t
+}
+
+/// Route `permissions { import, export }`: checked as nats-server checks them, and refused.
+fn refuse_permissions(e: &Entry, d: &mut Diagnostics) {
+    d.push(decode::unsupported(
+        e,
+        "route import/export filters are not served: every subject crosses routes; split traffic into accounts instead",
+    ));
+    if auth::parse_permissions(&e.value, d)
+        .as_ref()
+        .is_some_and(|p| p.allow_responses.is_some())
+    {
+        d.push(
+            Diagnostic::error(
+                &e.key_pos,
+                "Cluster permissions do not support dynamic responses",
+            )
+            .with_help("remove allow_responses from cluster permissions"),
+        );
+    }
 }

@@ -3,9 +3,9 @@
 use super::auth::{self, AuthBlock, Authorization};
 use super::decode::{self, Fields};
 use super::error::{Diagnostic, Diagnostics};
-use super::options::{parse_listen, Compression};
+use super::net::{self, parse_listen, Compression};
 use super::tls::{self, TlsOptions};
-use super::value::{Node, Pos};
+use super::value::{Entry, Node, Pos};
 use std::path::Path;
 use std::time::Duration;
 
@@ -139,7 +139,7 @@ pub fn parse_leafnodes(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<
         d,
     );
     if let Some(e) = f.take(&["write_timeout"]) {
-        if super::options::write_timeout_policy(e, d).is_some_and(|p| p == "retry") {
+        if net::write_timeout_policy(e, d).is_some_and(|p| p == "retry") {
             d.push(decode::unsupported(
                 e,
                 "a leaf link that misses write_deadline is closed (write_timeout: close), never retried",
@@ -158,43 +158,7 @@ fn parse_remote(f: &mut Fields, base: &Path, d: &mut Diagnostics) -> Remote {
     if let Some(e) = f.take(&["url", "urls"]) {
         r.urls = decode::strings(e, d).unwrap_or_default();
         for u in &r.urls {
-            let scheme = u.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
-            match scheme {
-                Some(s) if s == "ws" || s == "wss" => d.push(
-                    Diagnostic::error(
-                        &e.value.pos,
-                        format!(
-                            "websocket leafnode remote \"{u}\" {}",
-                            decode::NOT_SUPPORTED
-                        ),
-                    )
-                    .with_help(
-                        "dial the hub's leafnode port: nats-leaf://HUB:7422 (tls:// for TLS)",
-                    ),
-                ),
-                Some(s) if URL_SCHEMES.contains(&s.as_str()) => {
-                    if let Err(why) = super::options::check_url(u) {
-                        d.push(Diagnostic::error(
-                            &e.value.pos,
-                            format!("error parsing leafnode url \"{u}\": {why}"),
-                        ));
-                    }
-                }
-                Some(s) => d.push(
-                    Diagnostic::error(
-                        &e.value.pos,
-                        format!("unsupported URL scheme \"{s}\" in leafnode remote {u}"),
-                    )
-                    .with_help("use nats-leaf://, nats://, tls://, ws:// or wss://"),
-                ),
-                None => d.push(
-                    Diagnostic::error(
-                        &e.value.pos,
-                        format!("leafnode remote URL \"{u}\" has no scheme"),
-                    )
-                    .with_help(format!("write nats-leaf://{u}")),
-                ),
-            }
+            check_remote_url(u, e, d);
         }
     }
     if r.urls.is_empty() {
@@ -204,30 +168,7 @@ fn parse_remote(f: &mut Fields, base: &Path, d: &mut Diagnostics) -> Remote {
                 .with_help("add `url: \"nats-leaf://HUB:7422\"` or `urls: [ ... ]` to the remote"),
         );
     }
-    r.account = f.string(&["account", "local"], d);
-    if f.has(&["credentials", "creds"]) && f.has(&["nkey", "seed"]) {
-        d.push(Diagnostic::error(
-            &f.pos,
-            "a remote takes credentials or nkey, not both",
-        ));
-    }
-    f.refuse(
-        &["credentials", "creds"],
-        "a .creds file carries a user JWT, and JWT/operator mode is not served; sign in with `nkey: \"SU...\"` (a user seed) or a user and password in the URL",
-        d,
-    );
-    if let Some(e) = f.take(&["nkey", "seed"]) {
-        r.nkey = decode::string(e, d);
-        if let Some(seed) = &r.nkey {
-            if nkeys::KeyPair::from_seed(seed).map_or(true, |k| !k.public_key().starts_with('U')) {
-                d.push(
-                    Diagnostic::error(&e.value.pos, "not a user nkey seed")
-                        .with_help("a remote's nkey is the leaf user's seed (58 characters starting with SU); the hub's leafnodes authorization names its public key (U...)"),
-                );
-                r.nkey = None;
-            }
-        }
-    }
+    read_credentials(f, &mut r, d);
     if let Some(e) = f.take(&["tls"]) {
         r.tls = tls::parse_tls(&e.value, base, tls::TlsContext::Remote, d);
         refuse_handshake_fallback(r.tls.as_ref(), e, d);
@@ -285,36 +226,108 @@ fn parse_remote(f: &mut Fields, base: &Path, d: &mut Diagnostics) -> Remote {
         d,
     );
     if let Some(e) = f.take(&["proxy"]) {
-        if let Some(mut p) = Fields::of("remote proxy", &e.value, d) {
-            let url = p.string(&["url"], d);
-            let user = p.string(&["username"], d);
-            let pass = p.string(&["password"], d);
-            p.duration(&["timeout"], d);
-            if let Some(t) = p.take(&["tls"]) {
-                if !url.as_deref().is_some_and(|u| u.starts_with("https://")) {
-                    d.push(Diagnostic::error(
-                        &t.key_pos,
-                        "proxy TLS configuration requires an https proxy URL",
-                    ));
-                }
-                tls::parse_tls(&t.value, base, tls::TlsContext::Proxy, d);
-            }
-            if user.is_some() != pass.is_some() {
-                d.push(Diagnostic::error(
-                    &p.pos,
-                    "proxy username and password must both be specified or both be empty",
-                ));
-            }
-            p.finish(d, |_| None);
-        }
-        d.push(decode::unsupported(
-            e,
-            "remotes dial the hub directly, never through an HTTP proxy; open the route to the hub, or run nats-server for this leaf",
-        ));
+        refuse_proxy(e, base, d);
     }
     r
 }
 
+/// One of a remote's URLs: a scheme Canopy dials, and a host and port it can read.
+fn check_remote_url(u: &str, e: &Entry, d: &mut Diagnostics) {
+    let scheme = u.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    match scheme {
+        Some(s) if s == "ws" || s == "wss" => d.push(
+            Diagnostic::error(
+                &e.value.pos,
+                format!(
+                    "websocket leafnode remote \"{u}\" {}",
+                    decode::NOT_SUPPORTED
+                ),
+            )
+            .with_help("dial the hub's leafnode port: nats-leaf://HUB:7422 (tls:// for TLS)"),
+        ),
+        Some(s) if URL_SCHEMES.contains(&s.as_str()) => {
+            if let Err(why) = net::check_url(u) {
+                d.push(Diagnostic::error(
+                    &e.value.pos,
+                    format!("error parsing leafnode url \"{u}\": {why}"),
+                ));
+            }
+        }
+        Some(s) => d.push(
+            Diagnostic::error(
+                &e.value.pos,
+                format!("unsupported URL scheme \"{s}\" in leafnode remote {u}"),
+            )
+            .with_help("use nats-leaf://, nats://, tls://, ws:// or wss://"),
+        ),
+        None => d.push(
+            Diagnostic::error(
+                &e.value.pos,
+                format!("leafnode remote URL \"{u}\" has no scheme"),
+            )
+            .with_help(format!("write nats-leaf://{u}")),
+        ),
+    }
+}
+
+/// The local account the remote binds, and how it signs in: a user nkey seed (a
+/// `.creds` file is refused).
+fn read_credentials(f: &mut Fields, r: &mut Remote, d: &mut Diagnostics) {
+    r.account = f.string(&["account", "local"], d);
+    if f.has(&["credentials", "creds"]) && f.has(&["nkey", "seed"]) {
+        d.push(Diagnostic::error(
+            &f.pos,
+            "a remote takes credentials or nkey, not both",
+        ));
+    }
+    f.refuse(
+        &["credentials", "creds"],
+        "a .creds file carries a user JWT, and JWT/operator mode is not served; sign in with `nkey: \"SU...\"` (a user seed) or a user and password in the URL",
+        d,
+    );
+    if let Some(e) = f.take(&["nkey", "seed"]) {
+        r.nkey = decode::string(e, d);
+        if let Some(seed) = &r.nkey {
+            if nkeys::KeyPair::from_seed(seed).map_or(true, |k| !k.public_key().starts_with('U')) {
+                d.push(
+                    Diagnostic::error(&e.value.pos, "not a user nkey seed")
+                        .with_help("a remote's nkey is the leaf user's seed (58 characters starting with SU); the hub's leafnodes authorization names its public key (U...)"),
+                );
+                r.nkey = None;
+            }
+        }
+    }
+}
+
+/// A remote's `proxy { }`: checked as nats-server checks it, then refused.
+fn refuse_proxy(e: &Entry, base: &Path, d: &mut Diagnostics) {
+    if let Some(mut p) = Fields::of("remote proxy", &e.value, d) {
+        let url = p.string(&["url"], d);
+        let user = p.string(&["username"], d);
+        let pass = p.string(&["password"], d);
+        p.duration(&["timeout"], d);
+        if let Some(t) = p.take(&["tls"]) {
+            if !url.as_deref().is_some_and(|u| u.starts_with("https://")) {
+                d.push(Diagnostic::error(
+                    &t.key_pos,
+                    "proxy TLS configuration requires an https proxy URL",
+                ));
+            }
+            tls::parse_tls(&t.value, base, tls::TlsContext::Proxy, d);
+        }
+        if user.is_some() != pass.is_some() {
+            d.push(Diagnostic::error(
+                &p.pos,
+                "proxy username and password must both be specified or both be empty",
+            ));
+        }
+        p.finish(d, |_| None);
+    }
+    d.push(decode::unsupported(
+        e,
+        "remotes dial the hub directly, never through an HTTP proxy; open the route to the hub, or run nats-server for this leaf",
+    ));
+}
 /// `major.minor.patch` (any `-pre` or `+build` suffix ignored), for
 /// `leafnodes { min_version }` and a leaf's CONNECT version.
 pub fn semver(v: &str) -> Option<(u64, u64, u64)> {
@@ -328,7 +341,7 @@ pub fn semver(v: &str) -> Option<(u64, u64, u64)> {
 
 /// A compression setting, refused unless it is `off`: links negotiate no compression
 /// with every peer until S2 is served.
-fn refuse_compression(e: &super::value::Entry, d: &mut Diagnostics) -> Option<Compression> {
+fn refuse_compression(e: &Entry, d: &mut Diagnostics) -> Option<Compression> {
     let c = Compression::parse(e, d);
     if c.as_ref().is_some_and(|m| !m.is_off()) {
         d.push(decode::unsupported(
@@ -350,7 +363,7 @@ fn refuse_isolation(f: &mut Fields, d: &mut Diagnostics) {
 
 /// `handshake_first: auto` (or a duration) waits for a ClientHello and falls back to
 /// INFO first; only the client port does that. Leaf links take true or false.
-fn refuse_handshake_fallback(t: Option<&TlsOptions>, e: &super::value::Entry, d: &mut Diagnostics) {
+fn refuse_handshake_fallback(t: Option<&TlsOptions>, e: &Entry, d: &mut Diagnostics) {
     if t.is_some_and(|t| matches!(t.handshake_first, tls::HandshakeFirst::Fallback(_))) {
         d.push(
             Diagnostic::error(

@@ -12,6 +12,7 @@ pub mod error;
 pub mod jetstream;
 pub mod leafnode;
 pub mod lex;
+pub mod net;
 pub mod options;
 pub mod parse;
 pub mod tls;

@@ -4,13 +4,14 @@
 use super::accounts::{self, Account, Mapping};
 use super::auth::{self, AuthBlock, Authorization};
 use super::cluster::{self, Cluster};
-use super::decode::{self, Fields};
+use super::decode::{self, asks_for_something as asks, Fields};
 use super::error::{Diagnostic, Diagnostics};
 use super::jetstream::{self, JetStream};
 use super::leafnode::{self, LeafNodes};
+use super::net::{parse_listen, write_timeout_policy};
 use super::tls::{self, TlsOptions};
 use super::unserved;
-use super::value::{Entry, Map, Node, Pos, Value};
+use super::value::{Map, Node, Pos, Value};
 use std::path::Path;
 use std::time::Duration;
 
@@ -29,103 +30,6 @@ pub const DEFAULT_LAME_DUCK_DURATION: Duration = Duration::from_secs(120);
 pub const DEFAULT_LAME_DUCK_GRACE: Duration = Duration::from_secs(10);
 pub const MIN_LAME_DUCK_DURATION: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_CLOSED_CLIENTS: i64 = 10_000;
-
-/// Compression of route and leaf links. Canopy negotiates "off" with every peer
-/// for now; the configured mode is kept so `/varz` and the startup log can show it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Compression {
-    pub mode: String,
-}
-
-pub const COMPRESSION_MODES: &[&str] = &[
-    "off",
-    "accept",
-    "s2_fast",
-    "s2_better",
-    "s2_best",
-    "s2_auto",
-    "s2_uncompressed",
-];
-
-/// `write_timeout`: nats-server's policy names, checked with its words.
-pub fn write_timeout_policy(e: &Entry, d: &mut Diagnostics) -> Option<String> {
-    let v = decode::string(e, d)?.to_ascii_lowercase();
-    if !matches!(v.as_str(), "default" | "close" | "retry") {
-        d.push(Diagnostic::error(
-            &e.key_pos,
-            "write_timeout must be 'default', 'close' or 'retry'",
-        ));
-        return None;
-    }
-    Some(v)
-}
-
-impl Compression {
-    /// Whether this asks for no compression at all, the only mode Canopy serves.
-    pub fn is_off(&self) -> bool {
-        matches!(self.mode.as_str(), "off" | "disabled" | "false" | "")
-    }
-
-    pub fn parse(e: &Entry, d: &mut Diagnostics) -> Option<Compression> {
-        let mode = |m: &str| Compression {
-            mode: m.to_string(),
-        };
-        match &e.value.value {
-            Value::Bool(true) => Some(mode("s2_auto")),
-            Value::Bool(false) => Some(mode("off")),
-            Value::Str(s) => Some(mode(&s.to_ascii_lowercase())),
-            Value::Map(_) => {
-                let mut f = Fields::of("compression", &e.value, d)?;
-                let m = f.string(&["mode"], d).unwrap_or_else(|| "s2_auto".into());
-                let c = mode(&m.to_ascii_lowercase());
-                if let Some(t) = f.take(&["rtt_thresholds", "thresholds", "rtts", "rtt"]) {
-                    for s in decode::strings(t, d).unwrap_or_default() {
-                        if let Err(why) = decode::parse_go_duration(&s) {
-                            d.push(Diagnostic::error(
-                                &t.value.pos,
-                                format!("invalid rtt threshold \"{s}\": {why}"),
-                            ));
-                        }
-                    }
-                    // With any other mode the compression itself is refused.
-                    if c.is_off() {
-                        d.push(decode::unsupported(
-                            t,
-                            "rtt_thresholds pick an S2 level, and S2 is not served",
-                        ));
-                    }
-                }
-                f.finish(d, |_| None);
-                Some(c)
-            }
-            other => {
-                d.push(Diagnostic::error(
-                    &e.value.pos,
-                    format!(
-                        "expected a mode, a boolean or a block for compression, found {}",
-                        other.kind()
-                    ),
-                ));
-                None
-            }
-        }
-    }
-
-    /// The official server accepts any string at config-check time and refuses an
-    /// unknown mode only at startup; so do we.
-    pub fn check(&self, pos: Option<&Pos>) -> Result<(), Diagnostic> {
-        if COMPRESSION_MODES.contains(&self.mode.as_str()) {
-            return Ok(());
-        }
-        let msg = format!("unsupported compression mode \"{}\"", self.mode);
-        let help = "use off, accept, s2_fast, s2_better, s2_best or s2_auto";
-        Err(match pos {
-            Some(p) => Diagnostic::error(p, msg),
-            None => Diagnostic::file(msg),
-        }
-        .with_help(help))
-    }
-}
 
 /// An HTTP monitoring listener: `http: "host:port"`, `http: 8222` or `http_port: 8222`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -245,70 +149,6 @@ impl Default for Options {
     }
 }
 
-/// `"host:port"`, `":port"` or a bare port number.
-pub fn parse_listen(e: &Entry, d: &mut Diagnostics) -> Option<(Option<String>, i64)> {
-    match &e.value.value {
-        Value::Int(p) => Some((None, *p)),
-        Value::Str(s) => {
-            let Some((host, port)) = s.rsplit_once(':') else {
-                d.push(
-                    Diagnostic::error(&e.value.pos, format!("could not parse address \"{s}\""))
-                        .with_help(format!("write {}: \"host:port\" or a port number", e.key)),
-                );
-                return None;
-            };
-            let host = host.trim_start_matches('[').trim_end_matches(']');
-            match port.parse::<i64>() {
-                Ok(p) => Some(((!host.is_empty()).then(|| host.to_string()), p)),
-                Err(_) => {
-                    d.push(
-                        Diagnostic::error(&e.value.pos, format!("could not parse port \"{port}\""))
-                            .with_help(format!("write {}: \"host:port\" or a port number", e.key)),
-                    );
-                    None
-                }
-            }
-        }
-        other => {
-            d.push(Diagnostic::error(
-                &e.value.pos,
-                format!(
-                    "expected \"host:port\" or a port for \"{}\", found {}",
-                    e.key,
-                    other.kind()
-                ),
-            ));
-            None
-        }
-    }
-}
-
-/// `scheme://[user[:pass]@]host[:port][/path]` with a numeric port when one is given.
-pub fn check_url(url: &str) -> Result<(), String> {
-    let Some((_, rest)) = url.split_once("://") else {
-        return Err("missing scheme (e.g. nats://)".into());
-    };
-    let authority = rest.split('/').next().unwrap_or("");
-    let hostport = authority
-        .rsplit_once('@')
-        .map(|(_, h)| h)
-        .unwrap_or(authority);
-    let port = if let Some(v6) = hostport.strip_prefix('[') {
-        v6.split_once(']')
-            .map(|(_, p)| p.trim_start_matches(':'))
-            .unwrap_or("")
-    } else {
-        hostport.rsplit_once(':').map(|(_, p)| p).unwrap_or("")
-    };
-    if !port.is_empty() && port.parse::<u16>().is_err() {
-        return Err(format!("invalid port \"{port}\""));
-    }
-    if hostport.is_empty() {
-        return Err("missing host".into());
-    }
-    Ok(())
-}
-
 fn top_level_hint(key: &str) -> Option<String> {
     Some(match key {
         "remotes" => "remotes go inside leafnodes { remotes: [ ... ] }".into(),
@@ -335,23 +175,38 @@ impl Options {
         let mut o = Options::default();
         let mut f = Fields::new("the top level", map, pos);
 
+        o.read_identity(&mut f, pos, d);
+        o.read_logging(&mut f, d);
+        o.read_monitoring(&mut f, d);
+        o.read_limits(&mut f, d);
+        o.read_security(&mut f, base, d);
+        o.read_blocks(&mut f, base, d);
+        unserved::parse_unserved(&mut f, base, d);
+        f.finish(d, top_level_hint);
+        o.check(pos, d);
+        o
+    }
+
+    /// The client listener (`listen`, `port`, `host`), the URL it is advertised as, and
+    /// the server's name.
+    fn read_identity(&mut self, f: &mut Fields, pos: &Pos, d: &mut Diagnostics) {
         if let Some(e) = f.take(&["listen"]) {
             if let Some((h, p)) = parse_listen(e, d) {
                 if let Some(h) = h {
-                    o.host = h;
+                    self.host = h;
                 }
-                o.port = p;
+                self.port = p;
             }
         }
         if let Some(p) = f.int(&["port"], d) {
-            o.port = p;
+            self.port = p;
         }
         if let Some(h) = f.string(&["host", "net"], d) {
-            o.host = h;
+            self.host = h;
         }
-        o.client_advertise = f.string(&["client_advertise"], d);
-        o.server_name = f.string(&["server_name"], d);
-        if let Some(name) = &o.server_name {
+        self.client_advertise = f.string(&["client_advertise"], d);
+        self.server_name = f.string(&["server_name"], d);
+        if let Some(name) = &self.server_name {
             if name.contains(char::is_whitespace) {
                 d.push(Diagnostic::error(
                     pos,
@@ -359,15 +214,19 @@ impl Options {
                 ));
             }
         }
-        o.debug = f.bool(&["debug"], d).unwrap_or(o.debug);
-        o.trace = f.bool(&["trace"], d).unwrap_or(o.trace);
+    }
+
+    /// Logging and tracing, and the files the server writes (pid, ports); the Go
+    /// profiler's keys are refused.
+    fn read_logging(&mut self, f: &mut Fields, d: &mut Diagnostics) {
+        self.debug = f.bool(&["debug"], d).unwrap_or(self.debug);
+        self.trace = f.bool(&["trace"], d).unwrap_or(self.trace);
         f.refuse_when(
             &["trace_verbose"],
             decode::asks_for_something,
             "the system account's own traffic is not traced; write trace: true",
             d,
         );
-        use decode::asks_for_something as asks;
         f.refuse_when(
             &["trace_headers"],
             asks,
@@ -380,11 +239,11 @@ impl Options {
             "-V never traces payloads, so there is nothing to cut",
             d,
         );
-        o.logtime = f.bool(&["logtime"], d).unwrap_or(o.logtime);
-        o.logtime_utc = f.bool(&["logtime_utc"], d).unwrap_or(false);
-        o.log_file = f.string(&["logfile", "log_file"], d);
-        o.log_size_limit = f.int(&["logfile_size_limit", "log_size_limit"], d);
-        o.log_max_num = f.int(&["logfile_max_num", "log_max_num"], d);
+        self.logtime = f.bool(&["logtime"], d).unwrap_or(self.logtime);
+        self.logtime_utc = f.bool(&["logtime_utc"], d).unwrap_or(false);
+        self.log_file = f.string(&["logfile", "log_file"], d);
+        self.log_size_limit = f.int(&["logfile_size_limit", "log_size_limit"], d);
+        self.log_max_num = f.int(&["logfile_max_num", "log_max_num"], d);
         f.refuse_when(
             &["syslog"],
             asks,
@@ -397,8 +256,8 @@ impl Options {
             "logs go to stderr or the logfile; ship them from there",
             d,
         );
-        o.pid_file = f.string(&["pidfile", "pid_file"], d);
-        o.ports_file_dir = f.string(&["ports_file_dir"], d);
+        self.pid_file = f.string(&["pidfile", "pid_file"], d);
+        self.ports_file_dir = f.string(&["ports_file_dir"], d);
         for keys in [&["prof_port"][..], &["prof_block_rate"]] {
             f.refuse_when(
                 keys,
@@ -407,30 +266,33 @@ impl Options {
                 d,
             );
         }
+    }
 
+    /// The HTTP(S) monitoring listeners and the path their pages are served under.
+    fn read_monitoring(&mut self, f: &mut Fields, d: &mut Diagnostics) {
         if let Some(e) = f.take(&["http"]) {
-            o.http = parse_listen(e, d).map(|(host, port)| HttpListen { host, port });
+            self.http = parse_listen(e, d).map(|(host, port)| HttpListen { host, port });
         }
         if let Some(p) = f.int(&["http_port", "monitor_port"], d) {
-            o.http = Some(HttpListen {
-                host: o.http.and_then(|h| h.host),
+            self.http = Some(HttpListen {
+                host: self.http.take().and_then(|h| h.host),
                 port: p,
             });
         }
         if let Some(e) = f.take(&["https"]) {
-            o.https = parse_listen(e, d).map(|(host, port)| HttpListen { host, port });
+            self.https = parse_listen(e, d).map(|(host, port)| HttpListen { host, port });
         }
         if let Some(p) = f.int(&["https_port"], d) {
-            o.https = Some(HttpListen {
-                host: o.https.and_then(|h| h.host),
+            self.https = Some(HttpListen {
+                host: self.https.take().and_then(|h| h.host),
                 port: p,
             });
         }
         if let Some(e) = f.take(&["http_base_path"]) {
-            o.http_base_path = decode::string(e, d);
+            self.http_base_path = decode::string(e, d);
             // Pages are routed under it: a segment the router would read as a pattern
             // (`:name`, `*rest`, `{x}`) cannot be served as written.
-            if o.http_base_path.as_deref().is_some_and(|p| {
+            if self.http_base_path.as_deref().is_some_and(|p| {
                 p.split('/').any(|seg| {
                     seg.starts_with(':') || seg.starts_with('*') || seg.contains(['{', '}'])
                 })
@@ -441,27 +303,32 @@ impl Options {
                 );
             }
         }
+    }
 
-        o.max_control_line = f
+    /// Connection limits, pings, write deadlines, lame duck and dial error reports.
+    fn read_limits(&mut self, f: &mut Fields, d: &mut Diagnostics) {
+        self.max_control_line = f
             .int(&["max_control_line"], d)
-            .unwrap_or(o.max_control_line);
-        o.max_payload = f.int(&["max_payload"], d).unwrap_or(o.max_payload);
-        o.max_pending = f.int(&["max_pending"], d).unwrap_or(o.max_pending);
-        o.max_connections = f
+            .unwrap_or(self.max_control_line);
+        self.max_payload = f.int(&["max_payload"], d).unwrap_or(self.max_payload);
+        self.max_pending = f.int(&["max_pending"], d).unwrap_or(self.max_pending);
+        self.max_connections = f
             .int(&["max_connections", "max_conn"], d)
-            .unwrap_or(o.max_connections);
-        o.max_subscriptions = f.int(&["max_subscriptions", "max_subs"], d).unwrap_or(0);
-        o.max_sub_tokens = f
+            .unwrap_or(self.max_connections);
+        self.max_subscriptions = f.int(&["max_subscriptions", "max_subs"], d).unwrap_or(0);
+        self.max_sub_tokens = f
             .int(&["max_sub_tokens", "max_subscription_tokens"], d)
             .unwrap_or(0);
-        o.max_closed_clients = f
+        self.max_closed_clients = f
             .int(&["max_closed_clients"], d)
-            .unwrap_or(o.max_closed_clients);
-        o.ping_interval = f.duration(&["ping_interval"], d).unwrap_or(o.ping_interval);
-        o.ping_max = f.int(&["ping_max"], d).unwrap_or(o.ping_max);
-        o.write_deadline = f
+            .unwrap_or(self.max_closed_clients);
+        self.ping_interval = f
+            .duration(&["ping_interval"], d)
+            .unwrap_or(self.ping_interval);
+        self.ping_max = f.int(&["ping_max"], d).unwrap_or(self.ping_max);
+        self.write_deadline = f
             .duration(&["write_deadline"], d)
-            .unwrap_or(o.write_deadline);
+            .unwrap_or(self.write_deadline);
         if let Some(e) = f.take(&["write_timeout"]) {
             if write_timeout_policy(e, d).is_some_and(|p| p == "retry") {
                 d.push(decode::unsupported(
@@ -484,59 +351,63 @@ impl Options {
                         .with_help("lame_duck_duration: \"30s\" or more"),
                     );
                 }
-                o.lame_duck_duration = dur;
+                self.lame_duck_duration = dur;
             }
         }
-        o.lame_duck_grace_period = f
+        self.lame_duck_grace_period = f
             .duration(&["lame_duck_grace_period"], d)
-            .unwrap_or(o.lame_duck_grace_period);
-        o.no_header_support = f.bool(&["no_header_support"], d).unwrap_or(false);
+            .unwrap_or(self.lame_duck_grace_period);
+        self.no_header_support = f.bool(&["no_header_support"], d).unwrap_or(false);
         f.refuse_when(
             &["disable_sublist_cache", "no_sublist_cache"],
             asks,
             "each connection keeps a bounded cache of match results; there is no shared cache to turn off",
             d,
         );
-        o.no_fast_producer_stall = f.bool(&["no_fast_producer_stall"], d).unwrap_or(false);
-        o.connect_error_reports = f.int(&["connect_error_reports"], d);
-        o.reconnect_error_reports = f.int(&["reconnect_error_reports"], d);
+        self.no_fast_producer_stall = f.bool(&["no_fast_producer_stall"], d).unwrap_or(false);
+        self.connect_error_reports = f.int(&["connect_error_reports"], d);
+        self.reconnect_error_reports = f.int(&["reconnect_error_reports"], d);
+    }
 
+    /// TLS, authorization, accounts, the system account and subject mappings.
+    fn read_security(&mut self, f: &mut Fields, base: &Path, d: &mut Diagnostics) {
         if let Some(e) = f.take(&["tls"]) {
-            o.tls = tls::parse_tls(&e.value, base, tls::TlsContext::Endpoint, d);
+            self.tls = tls::parse_tls(&e.value, base, tls::TlsContext::Endpoint, d);
         }
-        o.allow_non_tls = f.bool(&["allow_non_tls"], d).unwrap_or(false);
+        self.allow_non_tls = f.bool(&["allow_non_tls"], d).unwrap_or(false);
         if let Some(e) = f.take(&["authorization"]) {
-            o.authorization = auth::parse_authorization(&e.value, AuthBlock::TopLevel, d);
+            self.authorization = auth::parse_authorization(&e.value, AuthBlock::TopLevel, d);
         }
         if let Some(e) = f.take(&["accounts"]) {
-            o.accounts = accounts::parse_accounts(&e.value, d);
+            self.accounts = accounts::parse_accounts(&e.value, d);
         }
-        o.system_account = f.string(&["system_account", "system"], d);
-        o.no_system_account = f
+        self.system_account = f.string(&["system_account", "system"], d);
+        self.no_system_account = f
             .bool(&["no_system_account", "no_system", "no_sys_acc"], d)
             .unwrap_or(false);
-        o.no_auth_user = f.string(&["no_auth_user"], d);
+        self.no_auth_user = f.string(&["no_auth_user"], d);
         if let Some(e) = f.take(&["mappings", "maps"]) {
-            o.mappings = accounts::parse_mappings(&e.value, d);
+            self.mappings = accounts::parse_mappings(&e.value, d);
         }
+    }
+
+    /// The link blocks (`cluster`, `leafnodes`), JetStream, and the server's tags and
+    /// metadata.
+    fn read_blocks(&mut self, f: &mut Fields, base: &Path, d: &mut Diagnostics) {
         if let Some(e) = f.take(&["cluster"]) {
-            o.cluster = cluster::parse_cluster(&e.value, base, d);
+            self.cluster = cluster::parse_cluster(&e.value, base, d);
         }
         if let Some(e) = f.take(&["leafnodes", "leaf"]) {
-            o.leafnodes = leafnode::parse_leafnodes(&e.value, base, d);
+            self.leafnodes = leafnode::parse_leafnodes(&e.value, base, d);
         }
         if let Some(e) = f.take(&["jetstream"]) {
-            o.jetstream = jetstream::parse_jetstream(&e.value, d);
+            self.jetstream = jetstream::parse_jetstream(&e.value, d);
         }
-        o.store_dir = f.string(&["store_dir", "storedir"], d);
-        o.server_tags = f.strings(&["server_tags"], d).unwrap_or_default();
+        self.store_dir = f.string(&["store_dir", "storedir"], d);
+        self.server_tags = f.strings(&["server_tags"], d).unwrap_or_default();
         if let Some(e) = f.take(&["server_metadata"]) {
-            o.server_metadata = string_map(&e.value, "server_metadata", d);
+            self.server_metadata = string_map(&e.value, "server_metadata", d);
         }
-        unserved::parse_unserved(&mut f, base, d);
-        f.finish(d, top_level_hint);
-        o.check(pos, d);
-        o
     }
 
     /// Whether the `attempt`-th failed dial in a row (a route or a leaf remote) is

@@ -2,9 +2,9 @@
 //! Certificate and key files are opened and checked at load time, as the official
 //! server does in `-t`, so a bundle with a missing or mismatched key never starts.
 
-use super::decode::Fields;
+use super::decode::{self, asks_for_something as asks, Fields};
 use super::error::{Diagnostic, Diagnostics};
-use super::value::{Node, Pos, Value};
+use super::value::{Entry, Node, Pos, Value};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::{Path, PathBuf};
@@ -129,14 +129,14 @@ const GO_ONLY_CURVES: &[&str] = &["CurveP521", "X25519MLKEM768"];
 /// `_SHA256` suffix are read as the full name). A name nats-server knows but rustls
 /// cannot serve is refused, naming it; an unknown one is nats-server's error.
 fn named_values(
-    e: &super::value::Entry,
+    e: &Entry,
     what: &str,
     known: &[&str],
     go_only: &[&str],
     d: &mut Diagnostics,
 ) -> Vec<String> {
     let mut out = Vec::new();
-    for name in super::decode::strings(e, d).unwrap_or_default() {
+    for name in decode::strings(e, d).unwrap_or_default() {
         let full = match name.as_str() {
             "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305" | "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305" => {
                 format!("{name}_SHA256")
@@ -149,7 +149,7 @@ fn named_values(
             d.push(
                 Diagnostic::error(
                     &e.value.pos,
-                    format!("{what} \"{name}\" {}", super::decode::NOT_SUPPORTED),
+                    format!("{what} \"{name}\" {}", decode::NOT_SUPPORTED),
                 )
                 .with_help(format!("rustls offers: {}", known.join(", "))),
             );
@@ -189,21 +189,30 @@ pub fn parse_tls(
     };
     let path = |s: String| base.join(s);
     let cert_entry = f.take(&["cert_file"]);
-    t.cert_file = cert_entry
-        .and_then(|e| super::decode::string(e, d))
-        .map(path);
+    t.cert_file = cert_entry.and_then(|e| decode::string(e, d)).map(path);
     let key_entry = f.take(&["key_file"]);
-    t.key_file = key_entry
-        .and_then(|e| super::decode::string(e, d))
-        .map(path);
+    t.key_file = key_entry.and_then(|e| decode::string(e, d)).map(path);
     let ca_entry = f.take(&["ca_file"]);
-    t.ca_file = ca_entry.and_then(|e| super::decode::string(e, d)).map(path);
+    t.ca_file = ca_entry.and_then(|e| decode::string(e, d)).map(path);
+    read_verification(&mut f, &mut t, ctx, d);
+    read_handshake(&mut f, &mut t, ctx, d);
+    read_pins_and_suites(&mut f, &mut t, &node.pos, d);
+    refuse_unserved_keys(&mut f, d);
+    let block_pos = f.pos.clone();
+    f.finish(d, |_| None);
+    t.loaded = Some(check_and_load(&t, &block_pos, cert_entry, ca_entry, d));
+    Some(t)
+}
+
+/// Whose certificates are checked, and how: `verify`, `verify_and_map`, `insecure` and
+/// the keys that make sense in only some places.
+fn read_verification(f: &mut Fields, t: &mut TlsOptions, ctx: TlsContext, d: &mut Diagnostics) {
     t.verify = f.bool(&["verify"], d).unwrap_or(false);
     t.verify_and_map = f.bool(&["verify_and_map"], d).unwrap_or(false);
     if let Some(e) = f.take(&["verify_cert_and_check_known_urls"]) {
-        let check_urls = super::decode::boolean(e, d).unwrap_or(false);
+        let check_urls = decode::boolean(e, d).unwrap_or(false);
         if check_urls && ctx == TlsContext::Link {
-            d.push(super::decode::unsupported(
+            d.push(decode::unsupported(
                 e,
                 "an accepted route's certificate is verified against ca_file but not matched to the hosts in routes",
             ));
@@ -237,7 +246,6 @@ pub fn parse_tls(
             }
         }
     }
-    use super::decode::asks_for_something as asks;
     f.refuse_when(
         &["allow_insecure_cipher_suites"],
         asks,
@@ -245,9 +253,9 @@ pub fn parse_tls(
         d,
     );
     if let Some(e) = f.take(&["insecure"]) {
-        t.insecure = super::decode::boolean(e, d).unwrap_or(false);
+        t.insecure = decode::boolean(e, d).unwrap_or(false);
         if t.insecure && ctx == TlsContext::Endpoint {
-            d.push(super::decode::unsupported(
+            d.push(decode::unsupported(
                 e,
                 "insecure skips checking the certificate of a peer this server dials (remotes, routes); a listener dials nobody",
             ));
@@ -271,6 +279,10 @@ pub fn parse_tls(
             d,
         );
     }
+}
+
+/// The handshake's `timeout`, and whether TLS comes before the INFO line.
+fn read_handshake(f: &mut Fields, t: &mut TlsOptions, ctx: TlsContext, d: &mut Diagnostics) {
     t.timeout = f.seconds(&["timeout"], d);
     if ctx == TlsContext::Link {
         f.refuse_when(
@@ -281,46 +293,55 @@ pub fn parse_tls(
         );
     }
     if let Some(e) = f.take(&["handshake_first", "first", "immediate"]) {
-        t.handshake_first = match &e.value.value {
-            Value::Bool(true) => HandshakeFirst::On,
-            Value::Bool(false) => HandshakeFirst::Off,
-            Value::Str(s)
-                if s.eq_ignore_ascii_case("auto") || s.eq_ignore_ascii_case("auto_fallback") =>
-            {
-                HandshakeFirst::Fallback(Duration::from_millis(50))
-            }
-            Value::Str(s) => match super::decode::parse_go_duration(s) {
-                Ok(dur) => HandshakeFirst::Fallback(dur),
-                Err(why) => {
-                    d.push(
-                        Diagnostic::error(
-                            &e.value.pos,
-                            format!("invalid handshake_first \"{s}\": {why}"),
-                        )
-                        .with_help("use true, false, auto, or a duration such as \"100ms\""),
-                    );
-                    HandshakeFirst::Off
-                }
-            },
-            other => {
-                d.push(Diagnostic::error(
-                    &e.value.pos,
-                    format!(
-                        "expected true, false, auto or a duration for handshake_first, found {}",
-                        other.kind()
-                    ),
-                ));
+        t.handshake_first = handshake_first(e, d);
+    }
+}
+
+/// `handshake_first`: true, false, `auto` (a 50 ms fallback) or the fallback's duration.
+fn handshake_first(e: &Entry, d: &mut Diagnostics) -> HandshakeFirst {
+    match &e.value.value {
+        Value::Bool(true) => HandshakeFirst::On,
+        Value::Bool(false) => HandshakeFirst::Off,
+        Value::Str(s)
+            if s.eq_ignore_ascii_case("auto") || s.eq_ignore_ascii_case("auto_fallback") =>
+        {
+            HandshakeFirst::Fallback(Duration::from_millis(50))
+        }
+        Value::Str(s) => match decode::parse_go_duration(s) {
+            Ok(dur) => HandshakeFirst::Fallback(dur),
+            Err(why) => {
+                d.push(
+                    Diagnostic::error(
+                        &e.value.pos,
+                        format!("invalid handshake_first \"{s}\": {why}"),
+                    )
+                    .with_help("use true, false, auto, or a duration such as \"100ms\""),
+                );
                 HandshakeFirst::Off
             }
-        };
+        },
+        other => {
+            d.push(Diagnostic::error(
+                &e.value.pos,
+                format!(
+                    "expected true, false, auto or a duration for handshake_first, found {}",
+                    other.kind()
+                ),
+            ));
+            HandshakeFirst::Off
+        }
     }
+}
+
+/// Certificate pins, the cipher suites and curves offered, and the lowest TLS version.
+fn read_pins_and_suites(f: &mut Fields, t: &mut TlsOptions, pos: &Pos, d: &mut Diagnostics) {
     if let Some(pins) = f.strings(&["pinned_certs"], d) {
         for pin in pins {
             let ok = pin.len() == 64 && pin.bytes().all(|b| b.is_ascii_hexdigit());
             if !ok {
                 d.push(
                     Diagnostic::error(
-                        &node.pos,
+                        pos,
                         format!("pinned_certs entry \"{pin}\" is not a SHA-256 fingerprint"),
                     )
                     .with_help(
@@ -344,7 +365,7 @@ pub fn parse_tls(
         t.curve_preferences = named_values(e, "curve preference", &known, GO_ONLY_CURVES, d);
     }
     if let Some(e) = f.take(&["min_version"]) {
-        if let Some(v) = super::decode::string(e, d) {
+        if let Some(v) = decode::string(e, d) {
             if !TLS_VERSIONS.contains(&v.as_str()) {
                 d.push(
                     Diagnostic::error(&e.value.pos, format!("unknown TLS min_version \"{v}\""))
@@ -354,20 +375,25 @@ pub fn parse_tls(
             t.min_version = Some(v);
         }
     }
+}
+
+/// Keys nats-server serves and Canopy refuses: rate limits, SNI certificate lists, the
+/// Windows certificate store, OCSP.
+fn refuse_unserved_keys(f: &mut Fields, d: &mut Diagnostics) {
     if let Some(e) = f.refuse_when(
         &["connection_rate_limit"],
         asks,
         "TLS handshakes are not rate-limited; the server-wide max_connections bounds them",
         d,
     ) {
-        super::decode::int(e, d);
+        decode::int(e, d);
     }
     if let Some(e) = f.take(&["certs", "certificates"]) {
-        d.push(super::decode::unsupported(
+        d.push(decode::unsupported(
             e,
             "one certificate per block is served (cert_file and key_file); no certificate is picked by SNI",
         ));
-        for mut c in super::decode::maps(e, "tls certs entry", d) {
+        for mut c in decode::maps(e, "tls certs entry", d) {
             let cert = c.string(&["cert_file"], d);
             let key = c.string(&["key_file"], d);
             match (cert, key) {
@@ -411,13 +437,13 @@ pub fn parse_tls(
             other => asks(other),
         };
         if asked {
-            d.push(super::decode::unsupported(
+            d.push(decode::unsupported(
                 e,
                 "peer certificates are not checked for revocation over OCSP",
             ));
         }
         if matches!(e.value.value, Value::Map(_)) {
-            super::decode::known_keys(
+            decode::known_keys(
                 "tls ocsp_peer",
                 &e.value,
                 &[
@@ -433,22 +459,29 @@ pub fn parse_tls(
             );
         }
     }
-    let block_pos = f.pos.clone();
-    f.finish(d, |_| None);
+}
 
+/// A block names both files of its pair or neither; what it names is loaded now, so a
+/// missing or mismatched file is an error at its key.
+fn check_and_load(
+    t: &TlsOptions,
+    block_pos: &Pos,
+    cert_entry: Option<&Entry>,
+    ca_entry: Option<&Entry>,
+    d: &mut Diagnostics,
+) -> LoadedTls {
     match (&t.cert_file, &t.key_file) {
         (Some(_), None) => d.push(
-            Diagnostic::error(&block_pos, "missing 'key_file' in TLS configuration")
+            Diagnostic::error(block_pos, "missing 'key_file' in TLS configuration")
                 .with_help("a tls block with cert_file needs the matching key_file"),
         ),
         (None, Some(_)) => d.push(
-            Diagnostic::error(&block_pos, "missing 'cert_file' in TLS configuration")
+            Diagnostic::error(block_pos, "missing 'cert_file' in TLS configuration")
                 .with_help("a tls block with key_file needs the matching cert_file"),
         ),
         _ => {}
     }
-    let at =
-        |e: Option<&super::value::Entry>| e.map(|e| e.key_pos.clone()).unwrap_or(block_pos.clone());
+    let at = |e: Option<&Entry>| e.map(|e| e.key_pos.clone()).unwrap_or(block_pos.clone());
     let mut loaded = LoadedTls {
         chain: Vec::new(),
         key: None,
@@ -478,10 +511,8 @@ pub fn parse_tls(
             ),
         }
     }
-    t.loaded = Some(loaded);
-    Some(t)
+    loaded
 }
-
 fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("open {}: {e}", path.display()))?;
     let certs: Vec<_> = CertificateDer::pem_slice_iter(&bytes)

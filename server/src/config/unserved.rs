@@ -6,6 +6,7 @@
 use super::auth::{self, AuthBlock};
 use super::decode::{self, Fields};
 use super::error::{Diagnostic, Diagnostics};
+use super::net;
 use super::tls;
 use super::value::{Node, Value};
 use std::path::Path;
@@ -83,7 +84,7 @@ fn listener_block(
         return;
     };
     if let Some(e) = f.take(&["listen"]) {
-        super::options::parse_listen(e, d);
+        net::parse_listen(e, d);
     }
     f.int(&["port"], d);
     f.string(&["host", "net"], d);
