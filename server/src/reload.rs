@@ -99,7 +99,7 @@ pub fn reload(world: &World) -> anyhow::Result<()> {
         std::sync::atomic::Ordering::Relaxed,
     );
     // Wake every reader so it re-checks its binding now, not at its next message.
-    let conns: Vec<_> = world.conns.lock().values().cloned().collect();
+    let conns: Vec<_> = world.conn_list();
     for c in conns {
         c.recheck_auth();
     }

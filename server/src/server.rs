@@ -155,7 +155,7 @@ async fn accept_loop(world: Arc<World>, listener: TcpListener) {
     }
     drop(listener);
     world.shutdown.cancelled().await;
-    let conns: Vec<Arc<Conn>> = world.conns.lock().values().cloned().collect();
+    let conns: Vec<Arc<Conn>> = world.conn_list();
     for c in conns {
         c.close("Server Shutdown");
     }
@@ -186,7 +186,7 @@ pub async fn lame_duck(world: Arc<World>) {
     let mut info = world.info();
     info.ldm = true;
     let line = info.to_line();
-    let conns: Vec<Arc<Conn>> = world.conns.lock().values().cloned().collect();
+    let conns: Vec<Arc<Conn>> = world.conn_list();
     for c in conns
         .iter()
         .filter(|c| c.info_aware.load(std::sync::atomic::Ordering::Relaxed))

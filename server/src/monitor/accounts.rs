@@ -51,7 +51,7 @@ pub fn subsz(
     let acc = p.get("acc").cloned();
     let mut list: Vec<Value> = Vec::new();
     let mut fanouts: Vec<usize> = Vec::new();
-    let conns: Vec<Arc<Conn>> = world.conns.lock().values().cloned().collect();
+    let conns: Vec<Arc<Conn>> = world.conn_list();
     for c in &conns {
         let account = c.account_name().unwrap_or_default().to_string();
         if acc.as_ref().is_some_and(|a| *a != account) {
@@ -113,9 +113,8 @@ pub fn accountz(world: &World, acc: Option<&str>) -> Result<Value, String> {
         return Err(format!("Account {name} does not exist"));
     };
     let conns = world
-        .conns
-        .lock()
-        .values()
+        .conn_list()
+        .iter()
         .filter(|c| c.account_name() == Some(name))
         .count();
     let cfg = world.options.accounts.iter().find(|x| x.name == name);
@@ -183,7 +182,7 @@ pub fn accountz(world: &World, acc: Option<&str>) -> Result<Value, String> {
 
 /// `/accstatz`: per-account connection and message counts.
 pub fn accstatz(world: &World, unused: bool) -> Value {
-    let conns: Vec<Arc<Conn>> = world.conns.lock().values().cloned().collect();
+    let conns: Vec<Arc<Conn>> = world.conn_list();
     let accounts = world.accounts.read();
     let mut names: Vec<&String> = accounts.keys().collect();
     names.sort();

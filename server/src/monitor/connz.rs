@@ -234,7 +234,7 @@ pub fn connz_query(world: &World, q: &ConnzQuery) -> Value {
     let now = SystemTime::now();
     let mut all: Vec<Value> = Vec::new();
     if q.state != "closed" {
-        let mut conns: Vec<Arc<Conn>> = world.conns.lock().values().cloned().collect();
+        let mut conns: Vec<Arc<Conn>> = world.conn_list();
         conns.sort_by_key(|c| c.cid);
         all.extend(conns.iter().map(|c| conn_snapshot(c, now, q.subs, q.auth)));
     }

@@ -11,11 +11,9 @@ use std::time::{Duration, SystemTime};
 /// `/leafz`: every accepted leaf link (`subs=1` adds its interest, `acc=` filters).
 pub fn leafz(world: &World, subs: bool, acc: Option<&str>) -> Value {
     let mut conns: Vec<Arc<Conn>> = world
-        .conns
-        .lock()
-        .values()
+        .conn_list()
+        .into_iter()
         .filter(|c| c.is_leaf() && c.account_name().is_some())
-        .cloned()
         .collect();
     conns.sort_by_key(|c| c.cid);
     let leafs: Vec<Value> = conns
@@ -50,9 +48,8 @@ pub fn leafz(world: &World, subs: bool, acc: Option<&str>) -> Value {
 /// port is not a leafnode yet, as nats-server counts them.
 pub fn leaf_count(world: &World) -> usize {
     world
-        .conns
-        .lock()
-        .values()
+        .conn_list()
+        .iter()
         .filter(|c| c.is_leaf() && c.account_name().is_some())
         .count()
 }

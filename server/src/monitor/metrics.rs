@@ -25,7 +25,7 @@ pub fn render(world: &World) -> String {
 /// The server's totals, as `/varz` counts them.
 fn server_families(out: &mut String, world: &World) {
     let t = totals(world);
-    let conns = world.conns.lock().len();
+    let conns = world.conn_count();
     let uptime = SystemTime::now()
         .duration_since(world.started)
         .unwrap_or_default()
@@ -126,11 +126,9 @@ fn server_families(out: &mut String, world: &World) {
 /// The leaf links: how many, and per link its traffic and round-trip time.
 fn leaf_families(out: &mut String, world: &World) {
     let leafs: Vec<std::sync::Arc<crate::conn::Conn>> = world
-        .conns
-        .lock()
-        .values()
+        .conn_list()
+        .into_iter()
         .filter(|c| c.is_leaf())
-        .cloned()
         .collect();
     family(
         out,

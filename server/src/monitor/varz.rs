@@ -23,7 +23,7 @@ pub fn totals(world: &World) -> Totals {
         out_bytes: c.out_bytes.load(Ordering::Relaxed),
     };
     let routes = crate::world::routes::route_conns(world);
-    for conn in world.conns.lock().values().chain(routes.iter()) {
+    for conn in world.conn_list().iter().chain(routes.iter()) {
         t.in_msgs += conn.stats.in_msgs.load(Ordering::Relaxed);
         t.in_bytes += conn.stats.in_bytes.load(Ordering::Relaxed);
         t.out_msgs += conn.stats.out_msgs.load(Ordering::Relaxed);
@@ -99,7 +99,7 @@ pub fn varz(world: &World) -> Value {
         "cores": cores(),
         "gomaxprocs": cores(),
         "cpu": 0,
-        "connections": world.conns.lock().len(),
+        "connections": world.conn_count(),
         "total_connections": world.stats.total_connections.load(Ordering::Relaxed),
         "routes": crate::world::routes::counts(world).0,
         "remotes": crate::world::routes::counts(world).1,
@@ -215,7 +215,7 @@ pub fn statsz(world: &World) -> Value {
         "mem": rss_bytes(),
         "cores": cores(),
         "cpu": 0,
-        "connections": world.conns.lock().len(),
+        "connections": world.conn_count(),
         "total_connections": world.stats.total_connections.load(Ordering::Relaxed),
         "active_accounts": world.accounts.read().values().filter(|a| a.sublist.count() > 0).count(),
         "subscriptions": subscriptions_total(world),

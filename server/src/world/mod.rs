@@ -38,7 +38,7 @@ pub struct World {
     pub auth_generation: AtomicU64,
     pub stats: Arc<ServerStats>,
     /// Clients and leaf links by cid (routes are in `cluster`).
-    pub conns: Mutex<HashMap<u64, Arc<Conn>>>,
+    conns: Mutex<HashMap<u64, Arc<Conn>>>,
     next_cid: AtomicU64,
     info: RwLock<Info>,
     pub limits: Limits,
@@ -146,6 +146,11 @@ impl World {
     /// Every connection in the table.
     pub fn conn_list(&self) -> Vec<Arc<Conn>> {
         self.conns.lock().values().cloned().collect()
+    }
+
+    /// How many connections the table holds (`/varz` `connections`).
+    pub fn conn_count(&self) -> usize {
+        self.conns.lock().len()
     }
 }
 

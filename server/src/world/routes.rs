@@ -160,7 +160,7 @@ pub fn push_connect_urls(world: &World) {
         Ok(j) => format!("INFO {j}\r\n"),
         Err(_) => return,
     };
-    for c in world.conns.lock().values() {
+    for c in world.conn_list() {
         if c.info_aware.load(Ordering::Relaxed) && !c.is_leaf() && !c.is_route() {
             c.send(line.as_bytes());
         }
