@@ -772,7 +772,7 @@ fn security_groups_and_firewalls_open_exactly_the_ports_each_topology_needs() {
             let site_name = root.rsplit('/').next().unwrap();
             let site = l.model.site(site_name).unwrap();
             let from_model: BTreeSet<Rule> =
-                canopy_gen::render::terraform::openings(&l.model, site)
+                canopy_gen::render::terraform::firewall::openings(&l.model, site)
                     .into_iter()
                     .map(|o| (o.server, o.port, o.what.to_string(), o.from))
                     .collect();

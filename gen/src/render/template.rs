@@ -9,7 +9,7 @@ pub(crate) fn templates() -> &'static tera::Tera {
     T.get_or_init(|| {
         let mut t = tera::Tera::default();
         t.autoescape_on(vec![]);
-        for (name, body) in [
+        let all = [
             (
                 "server.conf",
                 include_str!("../../templates/server.conf.tera"),
@@ -30,11 +30,31 @@ pub(crate) fn templates() -> &'static tera::Tera {
                 "unit.service",
                 include_str!("../../templates/deploy/unit.service.tera"),
             ),
-        ] {
-            // The templates are part of the binary and tested; a broken one is a bug here.
-            if let Err(e) = t.add_raw_template(name, body) {
-                panic!("template {name}: {e:?}");
-            }
+            (
+                "terraform/cloud-README.md",
+                include_str!("../../templates/terraform/cloud-README.md.tera"),
+            ),
+            (
+                "terraform/aws-README.md",
+                include_str!("../../templates/terraform/aws-README.md.tera"),
+            ),
+            (
+                "terraform/gcp-README.md",
+                include_str!("../../templates/terraform/gcp-README.md.tera"),
+            ),
+            (
+                "terraform/router-README.md",
+                include_str!("../../templates/terraform/router-README.md.tera"),
+            ),
+            (
+                "terraform/onprem-README.md",
+                include_str!("../../templates/terraform/onprem-README.md.tera"),
+            ),
+        ];
+        // The templates are part of the binary and tested; a broken one is a bug here.
+        // They are added together, so a template may extend one listed after it.
+        if let Err(e) = t.add_raw_templates(all) {
+            panic!("templates: {e:?}");
         }
         t
     })
