@@ -92,6 +92,7 @@ pub(super) fn resolve(c: &mut Ctx, nodes: &[&topology::Node], mut up: Upstreams)
                 hub: hub.name.clone(),
                 local_account: bound.local.value.clone(),
                 hub_account: bound.hub.value.clone(),
+                // Each server of the cluster has its own: `attach` names it.
                 identity: String::new(),
                 dials,
                 link: link_idx.map(|i| up.links[i].name.clone()),

@@ -6,7 +6,9 @@
 use super::firewall::{leaf_cidrs, openings, upstream_servers, upstreams};
 use super::hcl::{a, e, hcl_list, list, output, q, qs, variable, Hcl, V};
 use super::site::{header, inside_prose, jetstream_gb, scheme, tf_name, End, Root};
-use crate::model::netplan::{inside_cidrs, lb_name, leaf_lbs, local_host, Joint, LeafLb};
+use crate::model::netplan::{
+    inside_cidrs, lb_name, leaf_lbs, local_host, private_ips, Joint, LeafLb, ZONES,
+};
 use crate::model::{binary, Model, Server, Site};
 use crate::render::layout::psk_path;
 use crate::render::template::render as render_template;
@@ -438,7 +440,7 @@ impl CloudSite<'_> {
     /// README.md, from templates/terraform/<cloud>-README.md.tera.
     fn readme(&self, cloud: &dyn Cloud) -> Result<String> {
         let (m, site) = (self.m, self.site);
-        let ips = crate::model::netplan::private_ips(m);
+        let ips = private_ips(m);
         let servers: Vec<ServerRow> = self
             .servers
             .iter()
@@ -508,7 +510,7 @@ impl CloudSite<'_> {
         );
         ctx.insert("asn", &site.asn);
         ctx.insert("vpn_output", cloud.vpn_output().0);
-        ctx.insert("zones", &crate::model::netplan::ZONES);
+        ctx.insert("zones", &ZONES);
         ctx.insert("servers", &servers);
         ctx.insert("openings", &openings);
         ctx.insert("lbs", &lbs);
