@@ -90,6 +90,26 @@ impl Bundle {
     }
 }
 
+/// A password and its bcrypt hash.
+#[derive(Debug, Clone)]
+pub struct Secret {
+    pub password: String,
+    pub bcrypt: String,
+}
+
+/// The passwords of a bundle, by user (or leaf-link identity): what
+/// `render::secrets` decides and the configs carry.
+#[derive(Debug, Default, Clone)]
+pub struct Secrets {
+    pub by_name: BTreeMap<String, Secret>,
+}
+
+impl Secrets {
+    pub fn get(&self, name: &str) -> Option<&Secret> {
+        self.by_name.get(name)
+    }
+}
+
 /// Files an earlier run left in `pki/` and `secrets/`, which a re-run keeps.
 #[derive(Debug, Default, Clone)]
 pub struct Existing {

@@ -1,7 +1,7 @@
 //! canopy-gen: one topology file in, a deployable bundle out — server configs, a
-//! PKI, secrets, a docker-compose bundle and a diagram (Terraform comes with issue
-//! #8). It is not a server: every `.conf` it writes is meant to pass both
-//! `nats-server -t` and canopy-server's own config reader ([`check_conf`]).
+//! PKI, secrets, a docker-compose bundle, per-host deploy payloads, Terraform root
+//! modules and a diagram. It is not a server: every `.conf` it writes is meant to pass
+//! both `nats-server -t` and canopy-server's own config reader ([`check_conf`]).
 //!
 //! The pipeline: [`topology::parse`] (HCL, with places) → [`model::build`] (resolved
 //! and checked, all findings at once) → the renderers in [`render`] → a
@@ -81,7 +81,7 @@ pub fn build_bundle(
         }
     }
     let secrets = render::secrets::render(&names, existing, &mut b);
-    render::secrets::vpn_keys(&render::terraform::vpn_links(m), existing, &mut b);
+    render::secrets::vpn_keys(&model::netplan::vpn_links(m), existing, &mut b);
     let pki_opts = render::pki::Options {
         rotate: opts.rotate_certs,
         ..Default::default()
@@ -90,7 +90,8 @@ pub fn build_bundle(
     render::conf::render(m, &secrets, &mut b)?;
     render::compose::render(m, &mut b)?;
     render::diagram::render(m, &mut b)?;
-    render::payload::render(m, &secrets, &mut b)?;
+    let host_confs = render::conf::render_hosts(m, &secrets)?;
+    render::payload::render(m, &host_confs, &mut b)?;
     render::terraform::render(m, &mut b)?;
     Ok(b)
 }

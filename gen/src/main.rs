@@ -155,7 +155,7 @@ fn main() -> ExitCode {
             }
             let mut ok = true;
             for s in &l.model.servers {
-                let conf = canopy_gen::render::conf::path(&s.name);
+                let conf = canopy_gen::render::layout::conf_path(&s.name);
                 if let Err(d) = canopy_gen::check_conf(Path::new(&conf)) {
                     eprintln!("{d}");
                     ok = false;

@@ -1,7 +1,7 @@
 //! The topology language: HCL read with hcl-edit (the parser of the hcl-rs project),
 //! so every block, attribute and value keeps its place in the file for diagnostics.
 //! This module only reads the file's shape — block and attribute names, value types —
-//! into plain structs; what the values mean is checked in [`crate::model`].
+//! into plain structs; what the values mean is checked in the model (`model::build`).
 //! docs/topology.md is the reference for users.
 
 use crate::diag::Diagnostic;

@@ -583,10 +583,10 @@ fn cloud_init_boots_the_server(module: &str, image: &str, bin: &Path) {
         "the fetched payload is removed after install"
     );
     let hosts = std::fs::read_to_string(root.join("etc/hosts")).unwrap();
-    let far_ip = canopy_gen::render::terraform::private_ips(&loaded.model)["far"].0;
+    let far_ip = canopy_gen::model::netplan::private_ips(&loaded.model)["far"].0;
     assert!(hosts.contains(&format!("{far_ip} far")), "{hosts}");
     assert!(hosts.contains("192.0.2.7 onprem-x"), "{hosts}");
-    let binary = canopy_gen::render::terraform::binary(loaded.model.server("hub").unwrap());
+    let binary = canopy_gen::model::binary(loaded.model.server("hub").unwrap());
     let installed = root.join("etc/canopy/bundle");
     let key_mode = std::fs::metadata(installed.join("pki/hub-key.pem"))
         .unwrap()

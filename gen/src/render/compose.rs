@@ -3,8 +3,11 @@
 //! each container mounting only its own config, certificate and key.
 //! Written for both docker-compose 1.29 and Compose v2 (no `version:`).
 
+use super::layout::server_files;
+use super::template::render as render_template;
 use crate::bundle::{Bundle, PUBLIC};
-use crate::model::{LeafAuth, Model, Provider, Server};
+pub use crate::model::netplan::link_api_port;
+use crate::model::{netplan, Model};
 use anyhow::Result;
 use serde::Serialize;
 
@@ -40,40 +43,14 @@ struct LinkCtx {
     command: Vec<String>,
 }
 
-/// The files a server's container needs, and nothing else (no CA key, no other
-/// server's key, no secrets).
-pub fn mounts(m: &Model, s: &Server) -> Vec<String> {
-    let mut v = vec![super::conf::path(&s.name)];
-    if m.tls {
-        v.push(super::pki::CA_CERT.to_string());
-        v.push(super::pki::cert_path(&s.name));
-        v.push(super::pki::key_path(&s.name));
-        if m.leaf_auth == LeafAuth::Mtls {
-            for r in &s.remotes {
-                v.push(super::pki::cert_path(&r.identity));
-                v.push(super::pki::key_path(&r.identity));
-            }
-        }
-    }
-    v
-}
-
 /// Services with their published host ports: container servers get 4222+i and
-/// 8222+i on 127.0.0.1, in topology order.
+/// 8222+i on 127.0.0.1, in topology order ([`netplan::host_ports`]).
 pub fn services(m: &Model) -> Vec<ServiceCtx> {
-    let mut i = 0u16;
     m.servers
         .iter()
-        .map(|s| {
-            let host_network = m
-                .site(&s.site)
-                .is_some_and(|x| x.provider == Provider::Local);
-            let (hc, hh) = if host_network {
-                (s.client_port, s.http_port)
-            } else {
-                i += 1;
-                (4221 + i, 8221 + i)
-            };
+        .zip(netplan::host_ports(m))
+        .map(|(s, (hc, hh))| {
+            let host_network = netplan::on_host(m, &s.site);
             ServiceCtx {
                 name: s.name.clone(),
                 image: s.image.clone(),
@@ -84,16 +61,11 @@ pub fn services(m: &Model) -> Vec<ServiceCtx> {
                 http_port: s.http_port,
                 host_client_port: hc,
                 host_http_port: hh,
-                mounts: mounts(m, s),
+                mounts: server_files(m, s),
                 jetstream: s.jetstream.is_some(),
             }
         })
         .collect()
-}
-
-/// Where link `i`'s API is published on the host.
-pub fn link_api_port(i: usize) -> u16 {
-    9100 + i as u16
 }
 
 pub fn linksim_command(l: &crate::model::Link) -> Vec<String> {
@@ -157,7 +129,7 @@ pub fn render(m: &Model, bundle: &mut Bundle) -> Result<()> {
     ctx.insert("links", &links);
     ctx.insert("networks", &networks);
     ctx.insert("volumes", &volumes);
-    let mut text = super::render("docker-compose.yml", &ctx)?;
+    let mut text = render_template("docker-compose.yml", &ctx)?;
     text.push('\n');
     bundle.add(PATH, text, PUBLIC);
     Ok(())

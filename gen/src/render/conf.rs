@@ -2,11 +2,14 @@
 //! templates/server.conf.tera. Every file passes `nats-server -t` and
 //! `canopy-server -t` (a test runs both on every example).
 
-use super::secrets::Secrets;
-use crate::bundle::{Bundle, PRIVATE, PUBLIC};
-use crate::model::{LeafAuth, Model, Server, SYSTEM_ACCOUNT, SYSTEM_USER};
+use super::layout::conf_path;
+use super::template::render as render_template;
+use crate::bundle::{Bundle, Secrets, PRIVATE, PUBLIC};
+use crate::model::netplan::{joint, lb_name};
+use crate::model::{Account, LeafAuth, Model, Remote, Server, SYSTEM_ACCOUNT, SYSTEM_USER};
 use anyhow::Result;
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 #[derive(Serialize)]
 struct UserCtx {
@@ -88,11 +91,6 @@ struct SiteCtx<'a> {
     region: Option<&'a str>,
 }
 
-/// The path of a server's config in the bundle.
-pub fn path(server: &str) -> String {
-    format!("conf/{server}.conf")
-}
-
 /// The leaf-link user name the hub knows a remote by.
 pub fn leaf_user(auth: LeafAuth, identity: &str) -> String {
     match auth {
@@ -106,12 +104,26 @@ pub fn render(m: &Model, secrets: &Secrets, bundle: &mut Bundle) -> Result<()> {
         let (text, secret_inside) = render_one(m, s, secrets, Addressing::Links)?;
         // A config that carries a link password is as private as the password.
         bundle.add(
-            path(&s.name),
+            conf_path(&s.name),
             text,
             if secret_inside { PRIVATE } else { PUBLIC },
         );
     }
     Ok(())
+}
+
+/// Every server's config as it runs on a host ([`Addressing::Direct`]), by server:
+/// the text, and whether it carries a secret. The deploy payloads carry them.
+pub fn render_hosts(m: &Model, secrets: &Secrets) -> Result<BTreeMap<String, (String, bool)>> {
+    m.servers
+        .iter()
+        .map(|s| {
+            Ok((
+                s.name.clone(),
+                render_one(m, s, secrets, Addressing::Direct)?,
+            ))
+        })
+        .collect()
 }
 
 fn hash_of(secrets: &Secrets, name: &str) -> String {
@@ -151,38 +163,7 @@ pub fn render_one(
     }];
     for name in &s.accounts {
         let Some(a) = m.account(name) else { continue };
-        accounts.push(AccountCtx {
-            name: a.name.clone(),
-            users: a
-                .users
-                .iter()
-                .map(|u| UserCtx {
-                    name: u.name.clone(),
-                    bcrypt: hash_of(secrets, &u.name),
-                    publish: u.publish.clone(),
-                    subscribe: u.subscribe.clone(),
-                })
-                .collect(),
-            exports: a
-                .exports
-                .iter()
-                .map(|e| FlowCtx {
-                    kind: e.kind.as_str(),
-                    subject: e.subject.clone(),
-                })
-                .collect(),
-            imports: a
-                .imports
-                .iter()
-                .map(|i| ImportCtx {
-                    kind: i.kind.as_str(),
-                    account: i.account.clone(),
-                    subject: i.subject.clone(),
-                    to: i.to.clone(),
-                })
-                .collect(),
-            mappings: a.mappings.clone(),
-        });
+        accounts.push(account_ctx(a, secrets));
     }
     let leaf_users: Vec<LeafUserCtx> = s
         .leaf_users
@@ -216,48 +197,7 @@ pub fn render_one(
                 hub_account: r.hub_account.clone(),
                 identity: r.identity.clone(),
                 link: r.link.clone().filter(|_| addressing == Addressing::Links),
-                urls: {
-                    let mut urls: Vec<String> = r
-                        .dials
-                        .iter()
-                        .map(|d| match (addressing, m.server(&d.server)) {
-                            (Addressing::Direct, Some(h)) => format!(
-                                "nats-leaf://{userinfo}{}:{}",
-                                h.host,
-                                h.leaf_port.unwrap_or(7422)
-                            ),
-                            _ => format!("nats-leaf://{userinfo}{}:{}", d.host, d.port),
-                        })
-                        .collect();
-                    // A hub cluster behind a leaf load balancer is dialled there first
-                    // from other sites: an internal one from anywhere, an external one
-                    // across links Terraform does not route (the internet). Its
-                    // servers' own names stay as fallbacks.
-                    let hub = r.dials.first().and_then(|d| m.server(&d.server));
-                    if let (Addressing::Direct, Some(h)) = (addressing, hub) {
-                        let routed = r
-                            .link
-                            .as_ref()
-                            .and_then(|l| m.links.iter().find(|x| &x.name == l))
-                            .is_some_and(|l| super::terraform::joint(m, l).is_some());
-                        let via_lb = match h.leaf_lb.as_deref() {
-                            Some("internal") => true,
-                            Some(_) => !routed,
-                            None => false,
-                        };
-                        if via_lb && h.site != s.site {
-                            urls.insert(
-                                0,
-                                format!(
-                                    "nats-leaf://{userinfo}{}:{}",
-                                    super::terraform::lb_name(&h.cluster),
-                                    h.leaf_port.unwrap_or(7422)
-                                ),
-                            );
-                        }
-                    }
-                    urls
-                },
+                urls: urls(m, s, r, addressing, &userinfo),
                 deny_imports: r.deny_imports.clone(),
                 deny_exports: r.deny_exports.clone(),
                 compression: r.compression.clone(),
@@ -279,32 +219,112 @@ pub fn render_one(
             region: site.and_then(|x| x.region.as_deref()),
         },
     );
-    ctx.insert(
-        "s",
-        &ServerCtx {
-            name: &s.name,
-            site: &s.site,
-            cluster: &s.cluster,
-            listen: &s.listen,
-            client_port: s.client_port,
-            http_port: s.http_port,
-            leaf_port: s.leaf_port,
-            cluster_port: s.cluster_port,
-            routes: &s.routes,
-            remotes: !s.remotes.is_empty(),
-            jetstream: s.jetstream.as_ref().map(|j| JsCtx {
-                domain: j.domain.as_deref(),
-                max_memory: j.max_memory.as_deref(),
-                max_file: j.max_file.as_deref(),
-            }),
-        },
-    );
+    ctx.insert("s", &server_ctx(s));
     ctx.insert("accounts", &accounts);
     ctx.insert("leaf_users", &leaf_users);
     ctx.insert("remotes", &remotes);
-    let mut text = super::render("server.conf", &ctx)?;
+    let mut text = render_template("server.conf", &ctx)?;
     if !text.ends_with('\n') {
         text.push('\n');
     }
     Ok((text, secret_inside))
+}
+
+fn account_ctx(a: &Account, secrets: &Secrets) -> AccountCtx {
+    AccountCtx {
+        name: a.name.clone(),
+        users: a
+            .users
+            .iter()
+            .map(|u| UserCtx {
+                name: u.name.clone(),
+                bcrypt: hash_of(secrets, &u.name),
+                publish: u.publish.clone(),
+                subscribe: u.subscribe.clone(),
+            })
+            .collect(),
+        exports: a
+            .exports
+            .iter()
+            .map(|e| FlowCtx {
+                kind: e.kind.as_str(),
+                subject: e.subject.clone(),
+            })
+            .collect(),
+        imports: a
+            .imports
+            .iter()
+            .map(|i| ImportCtx {
+                kind: i.kind.as_str(),
+                account: i.account.clone(),
+                subject: i.subject.clone(),
+                to: i.to.clone(),
+            })
+            .collect(),
+        mappings: a.mappings.clone(),
+    }
+}
+
+/// The URLs a remote dials, in order.
+fn urls(m: &Model, s: &Server, r: &Remote, addressing: Addressing, userinfo: &str) -> Vec<String> {
+    let mut urls: Vec<String> = r
+        .dials
+        .iter()
+        .map(|d| match (addressing, m.server(&d.server)) {
+            (Addressing::Direct, Some(h)) => format!(
+                "nats-leaf://{userinfo}{}:{}",
+                h.host,
+                h.leaf_port.unwrap_or(7422)
+            ),
+            _ => format!("nats-leaf://{userinfo}{}:{}", d.host, d.port),
+        })
+        .collect();
+    // A hub cluster behind a leaf load balancer is dialled there first
+    // from other sites: an internal one from anywhere, an external one
+    // across links Terraform does not route (the internet). Its
+    // servers' own names stay as fallbacks.
+    let hub = r.dials.first().and_then(|d| m.server(&d.server));
+    if let (Addressing::Direct, Some(h)) = (addressing, hub) {
+        let routed = r
+            .link
+            .as_ref()
+            .and_then(|l| m.links.iter().find(|x| &x.name == l))
+            .is_some_and(|l| joint(m, l).is_some());
+        let via_lb = match h.leaf_lb.as_deref() {
+            Some("internal") => true,
+            Some(_) => !routed,
+            None => false,
+        };
+        if via_lb && h.site != s.site {
+            urls.insert(
+                0,
+                format!(
+                    "nats-leaf://{userinfo}{}:{}",
+                    lb_name(&h.cluster),
+                    h.leaf_port.unwrap_or(7422)
+                ),
+            );
+        }
+    }
+    urls
+}
+
+fn server_ctx(s: &Server) -> ServerCtx<'_> {
+    ServerCtx {
+        name: &s.name,
+        site: &s.site,
+        cluster: &s.cluster,
+        listen: &s.listen,
+        client_port: s.client_port,
+        http_port: s.http_port,
+        leaf_port: s.leaf_port,
+        cluster_port: s.cluster_port,
+        routes: &s.routes,
+        remotes: !s.remotes.is_empty(),
+        jetstream: s.jetstream.as_ref().map(|j| JsCtx {
+            domain: j.domain.as_deref(),
+            max_memory: j.max_memory.as_deref(),
+            max_file: j.max_file.as_deref(),
+        }),
+    }
 }

@@ -3,8 +3,9 @@
 //! tables of every endpoint, leaf link, account and site link. `canopy graph` prints
 //! the diagram alone.
 
+use super::template::render as render_template;
 use crate::bundle::{Bundle, PUBLIC};
-use crate::model::{Model, Provider};
+use crate::model::{netplan, Model};
 use crate::topology::NodeKind;
 use anyhow::Result;
 use serde::Serialize;
@@ -164,12 +165,11 @@ fn list(v: &[String]) -> String {
 }
 
 pub fn render(m: &Model, bundle: &mut Bundle) -> Result<()> {
-    let services = super::compose::services(m);
     let servers: Vec<ServerRow> = m
         .servers
         .iter()
-        .zip(&services)
-        .map(|(s, svc)| ServerRow {
+        .zip(netplan::host_ports(m))
+        .map(|(s, (host_client_port, host_http_port))| ServerRow {
             name: s.name.clone(),
             role: match s.kind {
                 NodeKind::Hub if s.remotes.is_empty() => format!("hub ({})", s.cluster),
@@ -182,11 +182,9 @@ pub fn render(m: &Model, bundle: &mut Bundle) -> Result<()> {
             http_port: s.http_port,
             leaf_port: s.leaf_port,
             cluster_port: s.cluster_port,
-            host_network: m
-                .site(&s.site)
-                .is_some_and(|x| x.provider == Provider::Local),
-            host_client_port: svc.host_client_port,
-            host_http_port: svc.host_http_port,
+            host_network: netplan::on_host(m, &s.site),
+            host_client_port,
+            host_http_port,
         })
         .collect();
     let mut remotes = Vec::new();
@@ -247,7 +245,7 @@ pub fn render(m: &Model, bundle: &mut Bundle) -> Result<()> {
         .iter()
         .enumerate()
         .map(|(i, l)| LinkRow {
-            api: super::compose::link_api_port(i),
+            api: netplan::link_api_port(i),
             name: l.name.clone(),
             sites: l.sites.clone(),
             vpn: l.vpn.clone(),
@@ -272,7 +270,7 @@ pub fn render(m: &Model, bundle: &mut Bundle) -> Result<()> {
     ctx.insert("remotes", &remotes);
     ctx.insert("accounts", &accounts);
     ctx.insert("links", &links);
-    let mut text = super::render("topology.md", &ctx)?;
+    let mut text = render_template("topology.md", &ctx)?;
     text.push('\n');
     bundle.add(PATH, text, PUBLIC);
     Ok(())

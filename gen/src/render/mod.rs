@@ -1,62 +1,18 @@
 //! One renderer a target, each a pure function of the [`Model`](crate::model::Model)
 //! (and of the secrets and PKI already decided), each adding files to the bundle.
+//!
+//! Renderers do not call one another: what more than one of them needs is in the
+//! model (the address plan, [`crate::model::netplan`]), in [`layout`] (where files
+//! live in the bundle) or in [`template`] (the tera templates). What one renderer
+//! makes for another (the passwords, the hosts' configs) is handed over by the
+//! caller, [`crate::build_bundle`].
 
 pub mod compose;
 pub mod conf;
 pub mod diagram;
+pub mod layout;
 pub mod payload;
 pub mod pki;
 pub mod secrets;
+pub mod template;
 pub mod terraform;
-
-use std::sync::OnceLock;
-
-/// The templates, compiled once.
-pub(crate) fn templates() -> &'static tera::Tera {
-    static T: OnceLock<tera::Tera> = OnceLock::new();
-    T.get_or_init(|| {
-        let mut t = tera::Tera::default();
-        t.autoescape_on(vec![]);
-        for (name, body) in [
-            (
-                "server.conf",
-                include_str!("../../templates/server.conf.tera"),
-            ),
-            (
-                "docker-compose.yml",
-                include_str!("../../templates/docker-compose.yml.tera"),
-            ),
-            (
-                "topology.md",
-                include_str!("../../templates/topology.md.tera"),
-            ),
-            (
-                "install.sh",
-                include_str!("../../templates/deploy/install.sh.tera"),
-            ),
-            (
-                "unit.service",
-                include_str!("../../templates/deploy/unit.service.tera"),
-            ),
-        ] {
-            // The templates are part of the binary and tested; a broken one is a bug here.
-            if let Err(e) = t.add_raw_template(name, body) {
-                panic!("template {name}: {e:?}");
-            }
-        }
-        t
-    })
-}
-
-/// Render a template, with tera's whole error chain on failure.
-pub(crate) fn render(name: &str, ctx: &tera::Context) -> anyhow::Result<String> {
-    templates().render(name, ctx).map_err(|e| {
-        let mut msg = format!("rendering {name}: {e}");
-        let mut src = std::error::Error::source(&e);
-        while let Some(s) = src {
-            msg.push_str(&format!(": {s}"));
-            src = s.source();
-        }
-        anyhow::anyhow!(msg)
-    })
-}

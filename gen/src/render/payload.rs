@@ -4,9 +4,13 @@
 //! unit. The same payload serves every provider: on-prem Terraform copies it over SSH
 //! and runs it.
 
-use crate::bundle::Bundle;
-use crate::model::Model;
-use anyhow::Result;
+use super::layout::{conf_path, server_files};
+use super::template::render as render_template;
+use crate::bundle::{Bundle, PRIVATE, PUBLIC};
+use crate::model::netplan::known_hosts;
+use crate::model::{binary, Model};
+use anyhow::{Context, Result};
+use std::collections::BTreeMap;
 
 /// The payload directory of a server.
 pub fn dir(server: &str) -> String {
@@ -18,28 +22,31 @@ pub fn unit(server: &str) -> String {
     format!("canopy-{server}.service")
 }
 
-pub fn render(m: &Model, secrets: &super::secrets::Secrets, bundle: &mut Bundle) -> Result<()> {
+/// Each server's payload, around its host config from `host_confs` (by server: the
+/// text, and whether it carries a secret; see `conf::render_hosts`).
+pub fn render(
+    m: &Model,
+    host_confs: &BTreeMap<String, (String, bool)>,
+    bundle: &mut Bundle,
+) -> Result<()> {
     // Cloud servers have fixed addresses: every host learns their names.
-    let hosts: String = super::terraform::known_hosts(m)
+    let hosts: String = known_hosts(m)
         .iter()
         .map(|(ip, name)| format!("{ip} {name}\n"))
         .collect();
     for s in &m.servers {
-        let files = super::compose::mounts(m, s);
+        let files = server_files(m, s);
         let d = dir(&s.name);
         // The host's config dials hubs on other sites directly (over the real VPN),
         // not through a linksim service; the rest is what its container would mount.
-        let (conf, secret_inside) =
-            super::conf::render_one(m, s, secrets, super::conf::Addressing::Direct)?;
-        let conf_path = super::conf::path(&s.name);
+        let (conf, secret_inside) = host_confs
+            .get(&s.name)
+            .with_context(|| format!("no host config for {}", s.name))?;
+        let conf_path = conf_path(&s.name);
         bundle.add(
             format!("{d}/{conf_path}"),
-            conf,
-            if secret_inside {
-                crate::bundle::PRIVATE
-            } else {
-                crate::bundle::PUBLIC
-            },
+            conf.clone(),
+            if *secret_inside { PRIVATE } else { PUBLIC },
         );
         for f in files.iter().filter(|f| **f != conf_path) {
             if let Some((bytes, mode)) = bundle.files.get(std::path::Path::new(f)).cloned() {
@@ -55,21 +62,21 @@ pub fn render(m: &Model, secrets: &super::secrets::Secrets, bundle: &mut Bundle)
         let mut ctx = tera::Context::new();
         ctx.insert("server", &s.name);
         ctx.insert("role", &role);
-        ctx.insert("binary", super::terraform::binary(s));
+        ctx.insert("binary", binary(s));
         ctx.insert("unit", &unit(&s.name));
         ctx.insert("public_files", &public);
         ctx.insert("private_files", &private);
         if !hosts.is_empty() {
-            bundle.add(format!("{d}/hosts"), hosts.clone(), crate::bundle::PUBLIC);
+            bundle.add(format!("{d}/hosts"), hosts.clone(), PUBLIC);
         }
         bundle.add(
             format!("{d}/install.sh"),
-            super::render("install.sh", &ctx)?,
+            render_template("install.sh", &ctx)?,
             0o755,
         );
         bundle.add(
             format!("{d}/{}", unit(&s.name)),
-            super::render("unit.service", &ctx)?,
+            render_template("unit.service", &ctx)?,
             0o644,
         );
     }

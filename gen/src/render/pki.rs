@@ -7,6 +7,7 @@
 //! (recorded in `pki/manifest.json`) are still the names it needs; `--rotate-certs`
 //! re-issues every certificate under the same CA.
 
+use super::layout::{cert_path, key_path, CA_CERT};
 use crate::bundle::{Bundle, Existing, PRIVATE, PUBLIC};
 use crate::model::{LeafAuth, Model};
 use anyhow::{Context, Result};
@@ -16,16 +17,8 @@ use rcgen::{
 };
 use std::collections::BTreeMap;
 
-pub const CA_CERT: &str = "pki/ca.pem";
 pub const CA_KEY: &str = "pki/ca-key.pem";
 const MANIFEST: &str = "pki/manifest.json";
-
-pub fn cert_path(name: &str) -> String {
-    format!("pki/{name}.pem")
-}
-pub fn key_path(name: &str) -> String {
-    format!("pki/{name}-key.pem")
-}
 
 /// What one certificate was issued for: its CN, SANs and usage.
 fn describe(cn: &str, sans: &[String], client_only: bool) -> String {

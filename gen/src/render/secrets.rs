@@ -2,30 +2,14 @@
 //! bcrypt hashes, and the hash of one password is the same on every run (its salt is
 //! derived from the name and the password), so a re-run leaves every file identical.
 
-use crate::bundle::{Bundle, Existing, PRIVATE};
+use super::layout::psk_path;
+use crate::bundle::{Bundle, Existing, Secret, Secrets, PRIVATE};
 use rand::distr::{Alphanumeric, SampleString};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 /// bcrypt cost, as `nats server passwd` uses.
 pub const BCRYPT_COST: u32 = 11;
-
-#[derive(Debug, Clone)]
-pub struct Secret {
-    pub password: String,
-    pub bcrypt: String,
-}
-
-#[derive(Debug, Default, Clone)]
-pub struct Secrets {
-    pub by_name: BTreeMap<String, Secret>,
-}
-
-impl Secrets {
-    pub fn get(&self, name: &str) -> Option<&Secret> {
-        self.by_name.get(name)
-    }
-}
 
 pub fn password_path(name: &str) -> String {
     format!("secrets/{name}.password")
@@ -136,7 +120,7 @@ fn cached_hash_fits(name: &str, password: &str, cached: &str) -> bool {
 /// 32 characters, a letter first (AWS refuses a key that starts with 0).
 pub fn vpn_keys(links: &[String], existing: &Existing, bundle: &mut Bundle) {
     for link in links {
-        let path = super::terraform::psk_path(link);
+        let path = psk_path(link);
         let key = kept(existing, &path)
             .filter(|k| k.len() >= 8)
             .unwrap_or_else(|| {
