@@ -383,7 +383,7 @@ impl CloudSite<'_> {
         let bin = self.servers.first().map_or("canopy-server", |s| binary(s));
         let _ = writeln!(
             t,
-            "# A static linux/amd64 {bin}: compose/build-image.sh builds canopy-server under"
+            "# A static linux/amd64 {bin}: images/build-image.sh builds canopy-server under"
         );
         let _ = writeln!(
             t,

@@ -83,7 +83,7 @@ fn variables_tf(site: &Site, servers: &[&Server]) -> String {
     v.line("");
     v.open("variable \"server_binary\"");
     v.attrs(vec![
-        a("description", qs("Local path of the static server binary to install (compose/build-image.sh builds canopy-server).")),
+        a("description", qs("Local path of the static server binary to install (images/build-image.sh builds canopy-server).")),
         a("type", e("string")),
     ]);
     v.close();
