@@ -331,12 +331,12 @@ where
     W: tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (addr, cid) = (conn.addr, conn.cid);
-    let start = Start {
+    let start = Box::new(Start {
         connected: peer.is_some(),
         peer,
         ..Start::default()
-    };
-    crate::session::run(world, conn.clone(), rd, wr, start).await;
+    });
+    crate::session::run::<crate::session::RouteOps, _, _>(world, conn.clone(), rd, wr, start).await;
     tracing::info!(
         "{addr} - rid:{cid} - Route connection closed: {}",
         conn.close_reason().unwrap_or("Client Closed")

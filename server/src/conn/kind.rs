@@ -259,6 +259,11 @@ impl Conn {
         self.route_link().and_then(|r| r.peer.lock().clone())
     }
 
+    /// Whether a route's peer is known yet (no copy taken).
+    pub fn has_route_peer(&self) -> bool {
+        self.route_link().is_some_and(|r| r.peer.lock().is_some())
+    }
+
     pub fn set_route_peer(&self, peer: Peer) {
         if let Some(r) = self.route_link() {
             *r.peer.lock() = Some(peer);

@@ -66,12 +66,12 @@ async fn run<R, W>(
 {
     let (addr, cid) = (conn.addr, conn.cid);
     world.admit(&conn);
-    let start = Start {
+    let start = Box::new(Start {
         nonce,
         identities,
         ..Start::default()
-    };
-    crate::session::run(world, conn.clone(), rd, wr, start).await;
+    });
+    crate::session::run::<crate::session::LeafOps, _, _>(world, conn.clone(), rd, wr, start).await;
     tracing::info!(
         "{addr} - lid:{cid} - Leafnode connection closed: {}",
         conn.close_reason().unwrap_or("Client Closed")

@@ -274,7 +274,7 @@ async fn connect_once(
     let (rd, wr) = tokio::io::split(stream);
     crate::session::send_interest_snapshot(world, &conn, &account);
     conn.send(b"PING\r\n");
-    let start = Start {
+    let start = Box::new(Start {
         connected: true,
         binding: Some(crate::auth::Binding {
             account,
@@ -282,8 +282,15 @@ async fn connect_once(
             user: t.user.clone(),
         }),
         ..Start::default()
-    };
-    crate::session::run(world.clone(), conn.clone(), rd, wr, start).await;
+    });
+    crate::session::run::<crate::session::LeafOps, _, _>(
+        world.clone(),
+        conn.clone(),
+        rd,
+        wr,
+        start,
+    )
+    .await;
     let reason = conn.close_reason().unwrap_or("Client Closed");
     tracing::info!("{addr} - lid:{cid} - Leafnode connection closed: {reason}");
     let looped = conn

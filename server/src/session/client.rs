@@ -90,23 +90,26 @@ pub async fn serve(world: Arc<World>, stream: TcpStream, addr: SocketAddr) {
     );
 }
 
-async fn run<R, W>(
+/// The session of a client, once its transport is settled. Not an `async fn` of its
+/// own: the session's future is the whole task, with nothing of this call kept in it.
+fn run<R, W>(
     world: Arc<World>,
     conn: Arc<Conn>,
     rd: R,
     wr: W,
     nonce: String,
-    ids: Vec<String>,
-) where
-    R: tokio::io::AsyncRead + Unpin,
+    identities: Vec<String>,
+) -> impl std::future::Future<Output = ()> + Send
+where
+    R: tokio::io::AsyncRead + Unpin + Send,
     W: tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let start = Start {
+    let start = Box::new(Start {
         nonce,
-        identities: ids,
+        identities,
         ..Start::default()
-    };
-    super::run(world, conn, rd, wr, start).await;
+    });
+    super::run::<super::ClientOps, _, _>(world, conn, rd, wr, start)
 }
 
 enum Upgraded {

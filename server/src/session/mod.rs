@@ -19,6 +19,7 @@ use bytes::{Buf, BytesMut};
 use futures_util::FutureExt;
 use smallvec::SmallVec;
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,23 +49,30 @@ pub struct Start {
     pub connected: bool,
     /// A dialled route: the peer whose INFO came first.
     pub peer: Option<Peer>,
+    // (`run` takes it boxed: a task's future keeps only the pointer for the
+    // connection's whole life, not these fields.)
 }
 
 /// Serve one connection of any kind, whatever its transport, until it closes: its
 /// writer, its read loop, and — whatever happens in the read loop, even a bug that
 /// panics — its clean-up: it leaves the tables and its interest leaves the sublists.
-pub async fn run<R, W>(world: Arc<World>, conn: Arc<Conn>, rd: R, wr: W, mut start: Start)
-where
+pub async fn run<K: Ops, R, W>(
+    world: Arc<World>,
+    conn: Arc<Conn>,
+    rd: R,
+    wr: W,
+    mut start: Box<Start>,
+) where
     R: tokio::io::AsyncRead + Unpin,
     W: tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let writer = tokio::spawn(crate::conn::writer(conn.clone(), wr, world.liveness));
     let peer = start.peer.take();
-    let mut session = Session::new(world, conn, start);
+    let mut session = Session::new(world, conn, *start);
     // A dialled route: the peer's INFO came first; our CONNECT is on its way.
     let proceed = peer.is_none_or(|p| session.route_established(p));
     if proceed {
-        let outcome = std::panic::AssertUnwindSafe(session.read_loop(rd))
+        let outcome = std::panic::AssertUnwindSafe(session.read_loop::<K, R>(rd))
             .catch_unwind()
             .await;
         if outcome.is_err() {
@@ -89,7 +97,7 @@ where
     let _ = writer.await;
 }
 
-struct Session {
+pub(crate) struct Session {
     world: Arc<World>,
     conn: Arc<Conn>,
     binding: Option<Binding>,
@@ -164,10 +172,60 @@ impl Session {
 type RouteSub = (Arc<Account>, Arc<Subscription>);
 
 /// Stop reading: the connection is closing.
-struct Closed;
+pub(crate) struct Closed;
+
+/// One kind of connection's side of the read loop: how it parses what it reads and
+/// which handler takes each op. The loop is compiled once per kind, so a connection's
+/// task holds only its own kind's state (a client does not carry a route's).
+pub(crate) trait Ops: Send + 'static {
+    /// Parse the next whole op at the start of `buf` and handle it.
+    fn step<'a>(s: &'a mut Session, buf: &'a [u8]) -> impl Future<Output = Step> + Send + 'a;
+}
+
+/// Clients: the client protocol (`session/client.rs`).
+pub(crate) struct ClientOps;
+/// Leaf links, either side: LS±, LMSG (`session/leaf.rs`).
+pub(crate) struct LeafOps;
+/// Routes: RS±, RMSG with the account (`session/route.rs`).
+pub(crate) struct RouteOps;
+
+impl Ops for ClientOps {
+    async fn step<'a>(s: &'a mut Session, buf: &'a [u8]) -> Step {
+        match crate::protocol::client::parse(buf, &s.world.limits) {
+            Ok(Some((op, n))) => {
+                if tracing::enabled!(tracing::Level::TRACE) {
+                    s.trace_in(&buf[..n]);
+                }
+                Step::Did(n, s.process(op).await)
+            }
+            Ok(None) => Step::More,
+            Err(e) => Step::Bad(e),
+        }
+    }
+}
+
+impl Ops for LeafOps {
+    async fn step<'a>(s: &'a mut Session, buf: &'a [u8]) -> Step {
+        match crate::protocol::leaf::parse(buf, &s.world.limits) {
+            Ok(Some((op, n))) => Step::Did(n, s.leaf_process(op).await),
+            Ok(None) => Step::More,
+            Err(e) => Step::Bad(e),
+        }
+    }
+}
+
+impl Ops for RouteOps {
+    async fn step<'a>(s: &'a mut Session, buf: &'a [u8]) -> Step {
+        match crate::protocol::leaf::parse_route(buf, &s.world.limits) {
+            Ok(Some((op, account, n))) => Step::Did(n, s.route_process(op, account).await),
+            Ok(None) => Step::More,
+            Err(e) => Step::Bad(e),
+        }
+    }
+}
 
 /// One op of a read buffer, handled: its length and whether the session goes on.
-enum Step {
+pub(crate) enum Step {
     Did(usize, Result<(), Closed>),
     More,
     Bad(crate::protocol::client::ParseError),
@@ -207,7 +265,7 @@ impl Session {
         (auth.timeout, auth.required)
     }
 
-    async fn read_loop<R: tokio::io::AsyncRead + Unpin>(&mut self, mut rd: R) {
+    async fn read_loop<K: Ops, R: tokio::io::AsyncRead + Unpin>(&mut self, mut rd: R) {
         let client = self.serves_client();
         let first = if client {
             START_READ_BUFFER
@@ -257,7 +315,7 @@ impl Session {
                 return;
             }
             self.stall_left = STALL_BUDGET;
-            let (pos, stop) = self.process_buffer(&buf).await;
+            let (pos, stop) = self.process_buffer::<K>(&buf).await;
             buf.advance(pos);
             self.end_batch();
             if client {
@@ -290,37 +348,10 @@ impl Session {
     /// Every whole op in `buf`, each handed to its kind's handler; flow control waits
     /// right after an op that fed a consumer that is behind. Returns how much was
     /// consumed and whether to stop.
-    async fn process_buffer(&mut self, buf: &[u8]) -> (usize, bool) {
-        let limits = self.world.limits;
+    async fn process_buffer<K: Ops>(&mut self, buf: &[u8]) -> (usize, bool) {
         let mut pos = 0;
         loop {
-            let step = if self.from_route {
-                match crate::protocol::leaf::parse_route(&buf[pos..], &limits) {
-                    Ok(Some((op, account, n))) => {
-                        Step::Did(n, self.route_process(op, account).await)
-                    }
-                    Ok(None) => Step::More,
-                    Err(e) => Step::Bad(e),
-                }
-            } else if self.from_leaf {
-                match crate::protocol::leaf::parse(&buf[pos..], &limits) {
-                    Ok(Some((op, n))) => Step::Did(n, self.leaf_process(op).await),
-                    Ok(None) => Step::More,
-                    Err(e) => Step::Bad(e),
-                }
-            } else {
-                match crate::protocol::client::parse(&buf[pos..], &limits) {
-                    Ok(Some((op, n))) => {
-                        if tracing::enabled!(tracing::Level::TRACE) {
-                            self.trace_in(&buf[pos..pos + n]);
-                        }
-                        Step::Did(n, self.process(op).await)
-                    }
-                    Ok(None) => Step::More,
-                    Err(e) => Step::Bad(e),
-                }
-            };
-            match step {
+            match K::step(self, &buf[pos..]).await {
                 Step::Did(n, r) => {
                     pos += n;
                     if r.is_err() {

@@ -51,7 +51,6 @@ impl Session {
         op: LeafOp<'_>,
         account: Option<&[u8]>,
     ) -> Result<(), Closed> {
-        let known = self.conn.route_peer().is_some();
         if !self.connected && !matches!(op, LeafOp::Connect(_) | LeafOp::Ping | LeafOp::Pong) {
             self.err("Authorization Violation");
             self.conn.close("Authorization Violation");
@@ -64,7 +63,7 @@ impl Session {
                     return Ok(());
                 };
                 let id = info["server_id"].as_str().unwrap_or_default().to_string();
-                if !known {
+                if !self.conn.has_route_peer() {
                     // The accepted side learns who the peer is from its INFO.
                     let peer = Peer::from_info(&info, self.conn.addr, false, false);
                     if !self.route_established(peer) {
