@@ -176,10 +176,48 @@ pub(crate) struct Closed;
 
 /// One kind of connection's side of the read loop: how it parses what it reads and
 /// which handler takes each op. The loop is compiled once per kind, so a connection's
-/// task holds only its own kind's state (a client does not carry a route's).
+/// task holds only its own kind's state (a client does not carry a route's), and the
+/// handler's future is awaited straight from the loop, as if written there.
 pub(crate) trait Ops: Send + 'static {
-    /// Parse the next whole op at the start of `buf` and handle it.
-    fn step<'a>(s: &'a mut Session, buf: &'a [u8]) -> impl Future<Output = Step> + Send + 'a;
+    /// Every whole op at the start of `buf`, each handed to this kind's handler; flow
+    /// control waits right after an op that fed a consumer that is behind. Returns how
+    /// much was consumed and whether to stop.
+    fn batch<'a>(
+        s: &'a mut Session,
+        buf: &'a [u8],
+    ) -> impl Future<Output = (usize, bool)> + Send + 'a;
+}
+
+/// The body of `Ops::batch`, the same for every kind but its parser and handler
+/// (written out per kind, so each handler's future is awaited in place).
+macro_rules! batch {
+    ($s:ident, $buf:ident, $traced:expr, |$b:ident, $limits:ident| $parse:expr, |$op:pat_param| $handle:expr) => {{
+        let $limits = $s.world.limits;
+        let mut pos = 0;
+        loop {
+            let $b = &$buf[pos..];
+            match $parse {
+                Ok(Some(($op, n))) => {
+                    if $traced && tracing::enabled!(tracing::Level::TRACE) {
+                        $s.trace_in(&$buf[pos..pos + n]);
+                    }
+                    let handled = $handle.await;
+                    pos += n;
+                    if handled.is_err() {
+                        return (pos, true);
+                    }
+                    if !$s.behind.is_empty() {
+                        $s.stall().await;
+                    }
+                }
+                Ok(None) => return (pos, false),
+                Err(e) => {
+                    $s.protocol_error(e);
+                    return (pos, true);
+                }
+            }
+        }
+    }};
 }
 
 /// Clients: the client protocol (`session/client.rs`).
@@ -190,45 +228,40 @@ pub(crate) struct LeafOps;
 pub(crate) struct RouteOps;
 
 impl Ops for ClientOps {
-    async fn step<'a>(s: &'a mut Session, buf: &'a [u8]) -> Step {
-        match crate::protocol::client::parse(buf, &s.world.limits) {
-            Ok(Some((op, n))) => {
-                if tracing::enabled!(tracing::Level::TRACE) {
-                    s.trace_in(&buf[..n]);
-                }
-                Step::Did(n, s.process(op).await)
-            }
-            Ok(None) => Step::More,
-            Err(e) => Step::Bad(e),
-        }
+    async fn batch<'a>(s: &'a mut Session, buf: &'a [u8]) -> (usize, bool) {
+        batch!(
+            s,
+            buf,
+            true,
+            |b, limits| crate::protocol::client::parse(b, &limits),
+            |op| s.process(op)
+        )
     }
 }
 
 impl Ops for LeafOps {
-    async fn step<'a>(s: &'a mut Session, buf: &'a [u8]) -> Step {
-        match crate::protocol::leaf::parse(buf, &s.world.limits) {
-            Ok(Some((op, n))) => Step::Did(n, s.leaf_process(op).await),
-            Ok(None) => Step::More,
-            Err(e) => Step::Bad(e),
-        }
+    async fn batch<'a>(s: &'a mut Session, buf: &'a [u8]) -> (usize, bool) {
+        batch!(
+            s,
+            buf,
+            false,
+            |b, limits| crate::protocol::leaf::parse(b, &limits),
+            |op| s.leaf_process(op)
+        )
     }
 }
 
 impl Ops for RouteOps {
-    async fn step<'a>(s: &'a mut Session, buf: &'a [u8]) -> Step {
-        match crate::protocol::leaf::parse_route(buf, &s.world.limits) {
-            Ok(Some((op, account, n))) => Step::Did(n, s.route_process(op, account).await),
-            Ok(None) => Step::More,
-            Err(e) => Step::Bad(e),
-        }
+    async fn batch<'a>(s: &'a mut Session, buf: &'a [u8]) -> (usize, bool) {
+        batch!(
+            s,
+            buf,
+            false,
+            |b, limits| crate::protocol::leaf::parse_route(b, &limits)
+                .map(|o| o.map(|(op, account, n)| ((op, account), n))),
+            |(op, account)| s.route_process(op, account)
+        )
     }
-}
-
-/// One op of a read buffer, handled: its length and whether the session goes on.
-pub(crate) enum Step {
-    Did(usize, Result<(), Closed>),
-    More,
-    Bad(crate::protocol::client::ParseError),
 }
 
 impl Session {
@@ -315,7 +348,7 @@ impl Session {
                 return;
             }
             self.stall_left = STALL_BUDGET;
-            let (pos, stop) = self.process_buffer::<K>(&buf).await;
+            let (pos, stop) = K::batch(self, &buf).await;
             buf.advance(pos);
             self.end_batch();
             if client {
@@ -343,31 +376,6 @@ impl Session {
         }
         self.err("Authentication Timeout");
         self.conn.close("Authentication Timeout");
-    }
-
-    /// Every whole op in `buf`, each handed to its kind's handler; flow control waits
-    /// right after an op that fed a consumer that is behind. Returns how much was
-    /// consumed and whether to stop.
-    async fn process_buffer<K: Ops>(&mut self, buf: &[u8]) -> (usize, bool) {
-        let mut pos = 0;
-        loop {
-            match K::step(self, &buf[pos..]).await {
-                Step::Did(n, r) => {
-                    pos += n;
-                    if r.is_err() {
-                        return (pos, true);
-                    }
-                    if !self.behind.is_empty() {
-                        self.stall().await;
-                    }
-                }
-                Step::More => return (pos, false),
-                Step::Bad(e) => {
-                    self.protocol_error(e);
-                    return (pos, true);
-                }
-            }
-        }
     }
 
     /// Flow control: flush what this read wrote so far, then wait, within what is
