@@ -65,6 +65,9 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
 pub struct GenOptions {
     /// Re-issue every server and client certificate (the CA is kept).
     pub rotate_certs: bool,
+    /// Write into a directory that holds no bundle, or over files gen did not write
+    /// (nothing gen did not write is ever deleted).
+    pub force: bool,
 }
 
 /// The whole bundle for a model, reusing the PKI and secrets in `existing`.
@@ -93,15 +96,17 @@ pub fn build_bundle(
     let host_confs = render::conf::render_hosts(m, &secrets)?;
     render::payload::render(m, &host_confs, &mut b)?;
     render::terraform::render(m, &mut b)?;
+    b.add_gitignores();
     Ok(b)
 }
 
-/// Generate the bundle for `m` into `out`, keeping the PKI and secrets already there.
+/// Generate the bundle for `m` into `out`, keeping the PKI and secrets already there
+/// and every file gen did not write.
 pub fn generate(m: &model::Model, out: &Path, opts: &GenOptions) -> Result<bundle::Bundle> {
     let existing = bundle::Existing::read(out)
         .with_context(|| format!("reading the existing bundle in {}", out.display()))?;
     let b = build_bundle(m, &existing, opts)?;
-    b.write(out)?;
+    b.write(out, opts.force)?;
     Ok(b)
 }
 

@@ -37,17 +37,21 @@ struct Cli {
 enum Command {
     /// Generate the bundle: conf/, pki/, secrets/, compose/ and topology.md
     #[command(
-        after_help = "An existing pki/ and secrets/ in DIR are kept: the same topology gives the same bundle."
+        after_help = "An existing pki/ and secrets/ in DIR are kept: the same topology gives the same bundle.\nDIR/.canopy-manifest lists the files gen wrote; a re-run replaces those and keeps everything else\n(tfvars, Terraform state, bin/, .git, notes). Private files get a .gitignore beside them."
     )]
     Gen {
         /// The topology file (HCL)
         file: PathBuf,
-        /// Output directory (replaced as a whole, atomically)
+        /// Output directory (`.` works): gen replaces the files it wrote there, nothing else
         #[arg(short, long, value_name = "DIR")]
         out: PathBuf,
         /// Re-issue every server and client certificate under the same CA
         #[arg(long)]
         rotate_certs: bool,
+        /// Write into a directory that holds no bundle, or over files gen did not
+        /// write; gen still deletes nothing it did not write
+        #[arg(long)]
+        force: bool,
     },
     /// Check a topology file; print every error with its place
     Validate { file: PathBuf },
@@ -134,12 +138,16 @@ fn main() -> ExitCode {
             file,
             out,
             rotate_certs,
+            force,
         } => {
             let l = match load(&file) {
                 Ok(l) => l,
                 Err(code) => return code,
             };
-            let opts = canopy_gen::GenOptions { rotate_certs };
+            let opts = canopy_gen::GenOptions {
+                rotate_certs,
+                force,
+            };
             let bundle = match canopy_gen::generate(&l.model, &out, &opts) {
                 Ok(b) => b,
                 Err(e) => {

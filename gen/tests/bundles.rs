@@ -305,7 +305,15 @@ fn rotate_certs_reissues_under_the_same_ca_and_a_new_name_reissues_one_cert() {
     let out = tmp.path().join("bundle");
     canopy_gen::generate(&m, &out, &GenOptions::default()).unwrap();
     let before = read_tree(&out);
-    canopy_gen::generate(&m, &out, &GenOptions { rotate_certs: true }).unwrap();
+    canopy_gen::generate(
+        &m,
+        &out,
+        &GenOptions {
+            rotate_certs: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let after = read_tree(&out);
     assert_eq!(before["pki/ca.pem"], after["pki/ca.pem"], "the CA is kept");
     assert_eq!(before["pki/ca-key.pem"], after["pki/ca-key.pem"]);
@@ -341,7 +349,7 @@ fn a_failed_write_leaves_the_previous_bundle_in_place() {
             .unwrap();
     // A path that cannot be created (a file where a directory must be).
     b.add("conf", b"x".to_vec(), 0o644);
-    assert!(b.write(&out).is_err());
+    assert!(b.write(&out, false).is_err());
     assert!(
         read_tree(&out) == before,
         "the old bundle must survive a failed write"
