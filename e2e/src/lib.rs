@@ -4,23 +4,27 @@
 //! and take everything down again — containers, networks, volumes and the images the
 //! run built — pass or fail.
 //!
-//! It drives the docker and docker-compose CLIs, as an operator would.
+//! It drives the docker CLI and whichever compose this machine has (the v2 plugin, else
+//! docker-compose v1), as an operator would.
 
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// Whether a Docker daemon answers.
+/// Whether a Docker daemon answers and a compose CLI (either kind) is here.
 pub fn docker_available() -> bool {
     Command::new("docker")
         .args(["info", "--format", "{{.ServerVersion}}"])
         .output()
         .is_ok_and(|o| o.status.success())
-        && Command::new("docker-compose")
-            .arg("version")
-            .output()
-            .is_ok_and(|o| o.status.success())
+        && !canopy_gen::compose_cli::clis().is_empty()
+}
+
+/// A command for the machine's preferred compose CLI.
+fn compose_command() -> Result<Command> {
+    canopy_gen::compose_cli::command()
+        .ok_or_else(|| anyhow!("neither `docker compose` nor `docker-compose` is installed"))
 }
 
 fn run(cmd: &mut Command) -> Result<String> {
@@ -132,7 +136,7 @@ impl Running {
     }
 
     pub fn compose(&self, args: &[&str]) -> Result<String> {
-        run(Command::new("docker-compose")
+        run(compose_command()?
             .args(["-p", &self.project, "-f", "compose/docker-compose.yml"])
             .args(args)
             .current_dir(self.bundle()))

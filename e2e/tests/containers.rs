@@ -383,7 +383,7 @@ async fn mixed_official_leaf(images: &Images) {
 #[test]
 fn generated_bundles_behave_in_containers_across_simulated_links() {
     if !docker_available() {
-        eprintln!("!!! SKIPPING the container suite: no Docker daemon (or docker-compose) answers here !!!");
+        eprintln!("!!! SKIPPING the container suite: no Docker daemon answers here, or neither `docker compose` nor docker-compose is installed !!!");
         return;
     }
     let start = Instant::now();

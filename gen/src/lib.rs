@@ -8,6 +8,7 @@
 //! [`bundle::Bundle`] in memory → written atomically.
 
 pub mod bundle;
+pub mod compose_cli;
 pub mod diag;
 pub mod model;
 pub mod render;

@@ -448,27 +448,31 @@ fn the_annotated_example_in_docs_generates_configs_both_servers_accept() {
 
 #[test]
 fn every_compose_file_is_accepted_by_docker_compose() {
-    let Ok(v) = Command::new("docker-compose").arg("version").output() else {
-        eprintln!("!!! SKIPPING: docker-compose is not installed (apt-get install docker-compose; .ci/run does) !!!");
+    // Every compose CLI this machine has judges every file: the v2 plugin and v1.
+    let clis = canopy_gen::compose_cli::clis();
+    if clis.is_empty() {
+        eprintln!("!!! SKIPPING: neither `docker compose` nor docker-compose is installed (apt-get install docker-compose; .ci/run does) !!!");
         return;
-    };
-    assert!(v.status.success());
+    }
     for ex in examples() {
         let m = load(&ex);
         let tmp = tempfile::tempdir().unwrap();
         let out = tmp.path().join("bundle");
         canopy_gen::generate(&m, &out, &GenOptions::default()).unwrap();
-        let check = Command::new("docker-compose")
-            .args(["-f", "compose/docker-compose.yml", "config", "-q"])
-            .current_dir(&out)
-            .output()
-            .unwrap();
-        assert!(
-            check.status.success(),
-            "{}: {}",
-            stem(&ex),
-            String::from_utf8_lossy(&check.stderr)
-        );
+        for (program, pre) in &clis {
+            let check = Command::new(program)
+                .args(*pre)
+                .args(["-f", "compose/docker-compose.yml", "config", "-q"])
+                .current_dir(&out)
+                .output()
+                .unwrap();
+            assert!(
+                check.status.success(),
+                "{}: {program} {pre:?}: {}",
+                stem(&ex),
+                String::from_utf8_lossy(&check.stderr)
+            );
+        }
         // Cross-site traffic has one path: each linksim service is the only service on
         // two site networks.
         let text = std::fs::read_to_string(out.join("compose/docker-compose.yml")).unwrap();
