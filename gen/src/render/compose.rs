@@ -30,6 +30,15 @@ pub struct ServiceCtx {
     pub host_http_port: u16,
     pub mounts: Vec<String>,
     pub jetstream: bool,
+    /// What this server dials first: each hub it is a leaf of (healthy, when its image
+    /// has a healthcheck) and the link service in front of it (started).
+    pub depends: Vec<DependsCtx>,
+}
+
+#[derive(Serialize)]
+pub struct DependsCtx {
+    pub service: String,
+    pub condition: &'static str,
 }
 
 #[derive(Serialize)]
@@ -63,8 +72,38 @@ pub fn services(m: &Model) -> Vec<ServiceCtx> {
                 host_http_port: hh,
                 mounts: server_files(m, s),
                 jetstream: s.jetstream.is_some(),
+                depends: depends(m, s),
             }
         })
+        .collect()
+}
+
+/// The services a server's leaf remotes dial, in name order: a hub server must be
+/// healthy (or, in an image without a healthcheck, started), a link service started.
+fn depends(m: &Model, s: &crate::model::Server) -> Vec<DependsCtx> {
+    let mut deps = std::collections::BTreeMap::new();
+    let in_compose = |name: &str| m.servers.iter().find(|x| x.name == name);
+    for d in s.remotes.iter().flat_map(|r| &r.dials) {
+        if let Some(hub) = in_compose(&d.server).filter(|h| !netplan::on_host(m, &h.site)) {
+            let healthy = hub.image.starts_with("canopy-server");
+            deps.insert(
+                hub.name.clone(),
+                if healthy {
+                    "service_healthy"
+                } else {
+                    "service_started"
+                },
+            );
+        }
+        if m.links.iter().any(|l| l.service == d.host) {
+            deps.entry(d.host.clone()).or_insert("service_started");
+        }
+    }
+    if netplan::on_host(m, &s.site) {
+        deps.clear();
+    }
+    deps.into_iter()
+        .map(|(service, condition)| DependsCtx { service, condition })
         .collect()
 }
 
