@@ -35,6 +35,10 @@ fn the_allowlist_gives_a_reason_for_every_skipped_check() {
 }
 
 #[test]
+#[cfg_attr(
+    not(have_checkov),
+    ignore = "checkov is not installed: pip install checkov"
+)]
 fn checkov_passes_on_every_bundle() {
     if !tool(
         "checkov",
@@ -90,6 +94,7 @@ fn checkov_passes_on_every_bundle() {
 /// checks every argument name and type against the real provider schema. Needs a
 /// terraform binary and the pinned hashicorp/aws in the mirror; skips loudly without.
 #[test]
+#[cfg_attr(not(have_terraform), ignore = "terraform is not installed")]
 fn terraform_validate_accepts_every_aws_root_module_where_the_provider_is_mirrored() {
     let Some(tf) = AwsTerraform::find("terraform validate") else {
         return;

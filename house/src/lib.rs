@@ -8,10 +8,15 @@
 //! - **Sizes.** [`functions`] finds every `fn` with the lines its body spans, so a test
 //!   can hold files and functions to a size a reader takes in.
 //!
+//! - **Tools.** [`tools`] finds the outside tools tests need, for build scripts: a test
+//!   whose tool is missing is ignored with a reason, and a required one fails the build.
+//!
 //! No parser crate: the rules need paths and braces, and a small scanner that blanks
 //! comments and literals (keeping line numbers) gives both.
 
 #![forbid(unsafe_code)]
+
+pub mod tools;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

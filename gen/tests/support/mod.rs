@@ -133,6 +133,12 @@ pub fn generated(root: &Path) -> Vec<(String, canopy_gen::model::Model, PathBuf)
         .collect()
 }
 
+/// Whether `CANOPY_REQUIRE` (`all`, or a list) names `tool`.
+pub fn required(tool: &str) -> bool {
+    std::env::var("CANOPY_REQUIRE")
+        .is_ok_and(|v| v.split(',').any(|t| t.trim() == "all" || t.trim() == tool))
+}
+
 /// Whether `program --version-ish` runs; if not, say loudly what goes untested.
 pub fn tool(program: &str, version_arg: &str, skipped: &str) -> bool {
     let ok = std::process::Command::new(program)
@@ -140,6 +146,12 @@ pub fn tool(program: &str, version_arg: &str, skipped: &str) -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
+        // Tests that need a tool are ignored where the build found none; here it
+        // vanished after the build, or a part of a test needs it.
+        assert!(
+            !required(program),
+            "CANOPY_REQUIRE names {program}, which is not installed"
+        );
         eprintln!("!!! SKIPPING {skipped}: {program} is not installed !!!");
     }
     ok
@@ -164,6 +176,10 @@ impl AwsTerraform {
             "registry.terraform.io/hashicorp/aws/{version}/linux_amd64"
         ));
         if !provider.is_dir() {
+            assert!(
+                !required("terraform"),
+                "CANOPY_REQUIRE names terraform, but hashicorp/aws {version} is not in the mirror {mirror}"
+            );
             eprintln!(
                 "!!! SKIPPING {what}: hashicorp/aws {version} is not in the mirror {mirror} !!!"
             );
