@@ -176,6 +176,7 @@ fn the_same_topology_and_pki_give_a_byte_identical_bundle() {
 fn configs_compose_and_diagram_match_their_snapshots() {
     let bless = std::env::var_os("CANOPY_BLESS").is_some();
     let mut stale = Vec::new();
+    let mut written = std::collections::BTreeSet::new();
     for ex in examples() {
         let m = load(&ex);
         let mut existing = Existing::default();
@@ -196,6 +197,7 @@ fn configs_compose_and_diagram_match_their_snapshots() {
                 continue;
             }
             let snap = snap_dir.join(path);
+            written.insert(snap.clone());
             if bless {
                 std::fs::create_dir_all(snap.parent().unwrap()).unwrap();
                 std::fs::write(&snap, bytes).unwrap();
@@ -207,9 +209,32 @@ fn configs_compose_and_diagram_match_their_snapshots() {
             }
         }
     }
+    // A snapshot file that no bundle wrote is left over from an older layout: it would
+    // pass unnoticed forever, so it fails the run (CANOPY_BLESS=1 removes it).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots");
+    let mut orphans = Vec::new();
+    let mut dirs = vec![root.clone()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if !written.contains(&p) {
+                if bless {
+                    std::fs::remove_file(&p).unwrap();
+                } else {
+                    orphans.push(p.strip_prefix(&root).unwrap().display().to_string());
+                }
+            }
+        }
+    }
     assert!(
         stale.is_empty(),
         "snapshots differ (review, then CANOPY_BLESS=1 to accept): {stale:?}"
+    );
+    assert!(
+        orphans.is_empty(),
+        "snapshot files no bundle writes (CANOPY_BLESS=1 removes them): {orphans:?}"
     );
 }
 
