@@ -37,7 +37,8 @@ const START_READ_BUFFER: usize = 512;
 const MAX_READ_SIZE: usize = 256 * 1024;
 const LINK_READ_SIZE: usize = 64 * 1024;
 
-/// What a session starts with, beyond its connection.
+/// What a session starts with, beyond its connection. `run` takes it boxed: a task's
+/// future then keeps only the pointer for the connection's whole life, not these fields.
 #[derive(Default)]
 pub struct Start {
     /// The nonce the INFO carried, for nkey signatures.
@@ -49,8 +50,6 @@ pub struct Start {
     pub connected: bool,
     /// A dialled route: the peer whose INFO came first.
     pub peer: Option<Peer>,
-    // (`run` takes it boxed: a task's future keeps only the pointer for the
-    // connection's whole life, not these fields.)
 }
 
 /// Serve one connection of any kind, whatever its transport, until it closes: its
