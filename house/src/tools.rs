@@ -68,14 +68,17 @@ impl Tool {
         })
     }
 
-    /// Whether `CANOPY_REQUIRE` (`all`, or a comma-separated list) names it.
+    /// Whether `CANOPY_REQUIRE` names it.
     pub fn required(&self) -> bool {
-        std::env::var("CANOPY_REQUIRE").is_ok_and(|v| {
-            v.split(',')
-                .map(str::trim)
-                .any(|t| t == "all" || t == self.name)
-        })
+        required(self.name)
     }
+}
+
+/// Whether `CANOPY_REQUIRE` (`all`, or a comma-separated list) names the tool `name`:
+/// for tests, where a missing tool must then fail rather than skip.
+pub fn required(name: &str) -> bool {
+    std::env::var("CANOPY_REQUIRE")
+        .is_ok_and(|v| v.split(',').map(str::trim).any(|t| t == "all" || t == name))
 }
 
 /// For a build script: declare every `have_<tool>` cfg, set those whose tool is here,

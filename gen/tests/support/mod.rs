@@ -1,6 +1,7 @@
-//! What the Terraform tests share: the examples and their bundles, the vendored
-//! modules, HCL helpers, and the external tools (terraform with a mirrored provider)
-//! some tests run where they are installed. Each test file uses a part of it.
+//! What the gen tests share: the examples and their bundles, the files under a
+//! directory, the vendored modules, HCL helpers, and the external tools (terraform with
+//! a mirrored provider) some tests run where they are installed. Each test file uses a
+//! part of it.
 
 #![allow(dead_code)]
 
@@ -133,10 +134,24 @@ pub fn generated(root: &Path) -> Vec<(String, canopy_gen::model::Model, PathBuf)
         .collect()
 }
 
-/// Whether `CANOPY_REQUIRE` (`all`, or a list) names `tool`.
-pub fn required(tool: &str) -> bool {
-    std::env::var("CANOPY_REQUIRE")
-        .is_ok_and(|v| v.split(',').any(|t| t.trim() == "all" || t.trim() == tool))
+pub use canopy_house::tools::required;
+
+/// Every file under `dir` (hidden ones and `.git` included): relative path → bytes.
+pub fn read_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
 }
 
 /// Whether `program --version-ish` runs; if not, say loudly what goes untested.

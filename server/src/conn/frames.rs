@@ -25,6 +25,28 @@ fn push_num(buf: &mut Vec<u8>, n: usize) {
 }
 
 impl Conn {
+    /// Whether a message goes out with its headers (this connection takes them), and
+    /// the bytes that go out: the whole message, or its body without the headers.
+    #[inline]
+    fn as_sent<'m>(&self, header_len: usize, message: &'m [u8]) -> (bool, &'m [u8]) {
+        let with_headers = header_len > 0 && self.headers.load(Ordering::Relaxed);
+        let body = if header_len > 0 && !with_headers {
+            &message[header_len..]
+        } else {
+            message
+        };
+        (with_headers, body)
+    }
+
+    /// One message of `len` bytes went out on this connection.
+    #[inline]
+    fn count_out(&self, len: usize) {
+        self.stats.out_msgs.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .out_bytes
+            .fetch_add(len as u64, Ordering::Relaxed);
+    }
+
     /// Append a MSG (or HMSG) frame for `sub`. No allocation: the frame is written
     /// straight into the outbound buffer.
     pub fn deliver(
@@ -46,12 +68,7 @@ impl Conn {
             return Delivered::No;
         }
         let last = max > 0 && n == max;
-        let with_headers = header_len > 0 && self.headers.load(Ordering::Relaxed);
-        let body = if header_len > 0 && !with_headers {
-            &message[header_len..]
-        } else {
-            message
-        };
+        let (with_headers, body) = self.as_sent(header_len, message);
         let mut out = self.out.lock();
         if out.closed {
             return Delivered::No;
@@ -76,10 +93,7 @@ impl Conn {
                 self.grant_reply(r);
             }
         }
-        self.stats.out_msgs.fetch_add(1, Ordering::Relaxed);
-        self.stats
-            .out_bytes
-            .fetch_add(body.len() as u64, Ordering::Relaxed);
+        self.count_out(body.len());
         if last {
             Delivered::Last
         } else {
@@ -123,12 +137,7 @@ impl Conn {
         header_len: usize,
         message: &[u8],
     ) -> bool {
-        let with_headers = header_len > 0 && self.headers.load(Ordering::Relaxed);
-        let body = if header_len > 0 && !with_headers {
-            &message[header_len..]
-        } else {
-            message
-        };
+        let (with_headers, body) = self.as_sent(header_len, message);
         let mut out = self.out.lock();
         if out.closed {
             return false;
@@ -167,10 +176,7 @@ impl Conn {
             return false;
         }
         drop(out);
-        self.stats.out_msgs.fetch_add(1, Ordering::Relaxed);
-        self.stats
-            .out_bytes
-            .fetch_add(body.len() as u64, Ordering::Relaxed);
+        self.count_out(body.len());
         true
     }
 }

@@ -164,6 +164,25 @@ pub struct Subscription {
 }
 
 impl Subscription {
+    /// A subscription of `conn`, with the subscribe-deny rules it overlaps (if any).
+    pub fn new(
+        conn: &Arc<Conn>,
+        subject: &str,
+        queue: Option<&str>,
+        sid: Box<[u8]>,
+        deny: Option<Arc<Vec<String>>>,
+    ) -> Arc<Subscription> {
+        Arc::new(Subscription {
+            conn: conn.clone(),
+            subject: subject.into(),
+            queue: queue.map(Into::into),
+            sid,
+            max: Default::default(),
+            delivered: Default::default(),
+            deny,
+        })
+    }
+
     /// Whether a deny rule this subscription overlaps filters out `subject`.
     pub fn denies(&self, subject: &[u8]) -> bool {
         self.deny.as_ref().is_some_and(|d| {
@@ -349,6 +368,13 @@ impl Conn {
             Kind::Client => &s.slow_consumer_clients,
         };
         by_kind.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One message of `len` bytes came in on this connection.
+    #[inline]
+    pub fn count_in(&self, len: usize) {
+        self.stats.in_msgs.fetch_add(1, Ordering::Relaxed);
+        self.stats.in_bytes.fetch_add(len as u64, Ordering::Relaxed);
     }
 
     /// Bytes queued for this connection and not yet written to its socket.

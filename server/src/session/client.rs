@@ -464,15 +464,7 @@ impl Session {
                 .map(|p| p.overlapping_denies(subj_str))
                 .filter(|d| !d.is_empty())
                 .map(Arc::new);
-            let sub = Arc::new(Subscription {
-                conn: self.conn.clone(),
-                subject: subj_str.into(),
-                queue: queue_str.map(Into::into),
-                sid: sid.into(),
-                max: Default::default(),
-                delivered: Default::default(),
-                deny,
-            });
+            let sub = Subscription::new(&self.conn, subj_str, queue_str, sid.into(), deny);
             subs.insert(sid.into(), sub.clone());
             binding.account.sublist.insert(sub);
             binding
@@ -507,11 +499,7 @@ impl Session {
         let Some(binding) = &self.binding else {
             return Ok(());
         };
-        self.conn.stats.in_msgs.fetch_add(1, Ordering::Relaxed);
-        self.conn
-            .stats
-            .in_bytes
-            .fetch_add(message.len() as u64, Ordering::Relaxed);
+        self.conn.count_in(message.len());
         if self.connect.pedantic && !subject::is_valid_publish(subj) {
             self.err("Invalid Publish Subject");
             return Ok(());

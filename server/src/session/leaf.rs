@@ -113,11 +113,7 @@ impl Session {
                         return Ok(());
                     }
                 }
-                self.conn.stats.in_msgs.fetch_add(1, Ordering::Relaxed);
-                self.conn
-                    .stats
-                    .in_bytes
-                    .fetch_add(message.len() as u64, Ordering::Relaxed);
+                self.conn.count_in(message.len());
                 let account = binding.account.clone();
                 // The queue groups the sender named travel as a slice of the read buffer.
                 self.publish_in(&account, subject, reply, header_len, message, 0, queues);
@@ -209,15 +205,7 @@ impl Session {
             self.err("maximum subscriptions exceeded");
             return Ok(());
         }
-        let sub = Arc::new(Subscription {
-            conn: self.conn.clone(),
-            subject: subj.into(),
-            queue: q.map(Into::into),
-            sid: sid.clone(),
-            max: Default::default(),
-            delivered: Default::default(),
-            deny,
-        });
+        let sub = Subscription::new(&self.conn, subj, q, sid.clone(), deny);
         subs.insert(sid, sub.clone());
         drop(subs);
         binding.account.sublist.insert(sub);

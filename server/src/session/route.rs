@@ -7,7 +7,6 @@ use crate::conn::{Peer, Subscription};
 use crate::protocol::info::Connect;
 use crate::protocol::leaf::LeafOp;
 use crate::world::{routes, World};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// Why a peer cannot be a route, or None.
@@ -127,11 +126,7 @@ impl Session {
                 let Some(acc) = self.route_account(account.unwrap_or_default()) else {
                     return Ok(());
                 };
-                self.conn.stats.in_msgs.fetch_add(1, Ordering::Relaxed);
-                self.conn
-                    .stats
-                    .in_bytes
-                    .fetch_add(message.len() as u64, Ordering::Relaxed);
+                self.conn.count_in(message.len());
                 self.publish_in(&acc, subject, reply, header_len, message, 0, queues);
                 Ok(())
             }
@@ -175,15 +170,7 @@ impl Session {
             );
             return;
         }
-        let sub = Arc::new(Subscription {
-            conn: self.conn.clone(),
-            subject: subj.into(),
-            queue: q.map(Into::into),
-            sid: key.clone(),
-            max: Default::default(),
-            delivered: Default::default(),
-            deny: None,
-        });
+        let sub = Subscription::new(&self.conn, subj, q, key.clone(), None);
         acc.sublist.insert(sub.clone());
         acc.interest_changed(subj, q, 1, &self.conn);
         // Also under the connection, for /routez's counts and lists.

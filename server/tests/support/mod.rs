@@ -39,10 +39,7 @@ pub fn official_available() -> bool {
         .map(|o| o.status.success())
         .unwrap_or(false);
     let required = std::env::var_os("CANOPY_REQUIRE_ORACLE").is_some()
-        || std::env::var("CANOPY_REQUIRE").is_ok_and(|v| {
-            v.split(',')
-                .any(|t| t.trim() == "all" || t.trim() == "nats-server")
-        });
+        || canopy_house::tools::required("nats-server");
     assert!(
         there || !required,
         "CANOPY_REQUIRE names nats-server (the oracle), but it is not on PATH"
